@@ -1,0 +1,172 @@
+"""One function per runc verb: turns parsed options into library calls and prints results.
+
+Each function takes (state root, options dict, positional arguments) and returns the
+exit code. Heavy modules are imported inside the function that needs them, so `state`
+never pays for what `run` uses.
+"""
+
+import os
+import sys
+
+from .errors import ConfigError, StateError, UsageError
+
+# Verbs of runc that later issues add; named here so the error says why.
+LATER = {
+    "exec": "exec comes with a later issue",
+    "ps": "ps comes with the cgroups issue",
+    "pause": "pause comes with the cgroups issue",
+    "resume": "resume comes with the cgroups issue",
+    "update": "update comes with the cgroups issue",
+    "events": "events comes with the cgroups issue",
+    "checkpoint": "checkpoint (CRIU) is not implemented",
+    "restore": "restore (CRIU) is not implemented",
+    "features": "features is not implemented",
+}
+
+
+def _int_option(options, name, default=0):
+    value = options.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError("--%s must be a number, not %r" % (name, value)) from None
+    if number < 0:
+        raise UsageError("--%s must not be negative" % name)
+    return number
+
+
+def _print_json(obj):
+    import json
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def cmd_create(root, options, container_id):
+    from .container import create
+    create(root, container_id, options.get("bundle") or ".",
+           console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
+           no_pivot=options.get("no-pivot", False),
+           preserve_fds=_int_option(options, "preserve-fds"))
+    return 0
+
+
+def cmd_start(root, options, container_id):
+    from .container import start
+    start(root, container_id)
+    return 0
+
+
+def cmd_run(root, options, container_id):
+    from . import container
+    detach = options.get("detach", False)
+    console_socket = options.get("console-socket")
+    forwarder = None
+    if not detach:
+        from .foreground import SignalForwarder
+        forwarder = SignalForwarder()
+    _, pid, master = container.create(
+        root, container_id, options.get("bundle") or ".", console_socket=console_socket,
+        pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
+        preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach)
+    try:
+        container.start(root, container_id)
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        container.delete(root, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    from . import foreground
+    forwarder.attach(pid)
+    try:
+        if master is not None:
+            code = foreground.relay_terminal(master, pid, forwarder)
+        else:
+            code = foreground.wait(pid)
+    finally:
+        if not options.get("keep"):
+            container.remove_after_run(root, container_id)
+    return code
+
+
+def run_here(root):
+    """Bare `minirunc` in a bundle directory: run it in the foreground, id = directory name."""
+    bundle = os.getcwd()
+    if not os.path.exists(os.path.join(bundle, "config.json")):
+        raise ConfigError("", "no config.json in %s: cd into a bundle directory (config.json + "
+                          "rootfs/), or see `minirunc --help`" % bundle, file="config.json")
+    container_id = os.path.basename(bundle)
+    from .state import check_id
+    try:
+        check_id(container_id)
+    except StateError:
+        raise UsageError("the directory name %r is not a valid container id; use "
+                         "`minirunc run ID` instead" % container_id) from None
+    return cmd_run(root, {"bundle": bundle}, container_id)
+
+
+def cmd_state(root, options, container_id):
+    from .container import load
+    _print_json(load(root, container_id))
+    return 0
+
+
+def cmd_kill(root, options, container_id, signal_text="TERM"):
+    from .container import signal_container
+    from .signals import parse_signal
+    signal_container(root, container_id, parse_signal(signal_text), options.get("all", False))
+    return 0
+
+
+def cmd_delete(root, options, container_id):
+    from .container import delete
+    delete(root, container_id, force=options.get("force", False))
+    return 0
+
+
+def cmd_list(root, options):
+    from .state import Container, list_ids
+    fmt = options.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError("list: --format must be table or json, not %r" % fmt)
+    states = []
+    for container_id in list_ids(root):
+        c = Container(root, container_id)
+        try:
+            c.load()
+        except StateError:
+            continue
+        states.append(c.public_state())
+    if options.get("quiet"):
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+    elif fmt == "json":
+        import json
+        sys.stdout.write(json.dumps(states or None) + "\n")  # runc prints null for none
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
+                 for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+    return 0
+
+
+def cmd_spec(root, options):
+    import json
+    from .spec import default_spec
+    bundle = options.get("bundle") or "."
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise UsageError("%s exists already: remove it first, or pass --bundle DIR" % path)
+    data = json.dumps(default_spec(rootless=bool(options.get("rootless"))), indent="\t") + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+    except OSError as e:
+        from .errors import HostError
+        raise HostError("write", path, e.errno) from None
+    return 0

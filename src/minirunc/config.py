@@ -1,0 +1,826 @@
+"""config.json of an OCI bundle: read, type-check and validate into a small model.
+
+``load_bundle(bundle_dir)`` returns a ``Config``; every problem is a
+``ConfigError`` carrying the JSON path (``linux.namespaces[2].type``).  Unknown
+keys are ignored (newer spec versions add fields), but a known key of the wrong
+type is an error.  Features minirunc does not apply yet (cgroup resources,
+hooks, AppArmor/SELinux labels) are accepted and leave a sentence in
+``Config.warnings``: the CLI prints them, so nothing is dropped silently.
+
+Only the standard modules json/os/stat are imported: this runs on every
+``create``/``run`` and start-up time matters.
+"""
+
+import json
+import os
+import stat
+
+from minirunc import caps
+from minirunc import mountopts
+from minirunc.errors import ConfigError
+
+SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2))
+SUPPORTED_TEXT = "1.0.x, 1.1.x and 1.2.x"
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+PROPAGATIONS = ("shared", "slave", "private", "unbindable",
+                "rshared", "rslave", "rprivate", "runbindable")
+
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+SECCOMP_ACTIONS = (
+    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+)
+SECCOMP_OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+               "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
+SECCOMP_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 8,
+}
+# OCI name -> libseccomp name (seccomp_arch_resolve_name)
+SECCOMP_ARCHES = {
+    "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips", "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel", "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+    "SCMP_ARCH_PPC": "ppc", "SCMP_ARCH_PPC64": "ppc64", "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390": "s390", "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_PARISC": "parisc", "SCMP_ARCH_PARISC64": "parisc64",
+    "SCMP_ARCH_RISCV64": "riscv64", "SCMP_ARCH_LOONGARCH64": "loongarch64",
+}
+
+DEVICE_TYPES = ("c", "b", "u", "p")
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+# The kernel accepts at most this many lines in uid_map/gid_map (since 4.15).
+MAX_ID_MAPPINGS = 340
+U32_MAX = 0xFFFFFFFF
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+RESOURCES_WARNING = "linux.resources: cgroups are not supported yet; resource limits were NOT applied"
+HOOKS_WARNING = "hooks: hooks are not supported yet; they were NOT run"
+
+
+# ---------------------------------------------------------------- the model
+
+class _Model:
+    __slots__ = ()
+
+    def __repr__(self):
+        fields = ", ".join("%s=%r" % (name, getattr(self, name)) for name in self.__slots__)
+        return "%s(%s)" % (type(self).__name__, fields)
+
+
+class User(_Model):
+    __slots__ = ("uid", "gid", "umask", "additional_gids")
+
+    def __init__(self, uid=0, gid=0, umask=None, additional_gids=()):
+        self.uid = uid
+        self.gid = gid
+        self.umask = umask          # None: not set in config.json
+        self.additional_gids = list(additional_gids)
+
+
+class Rlimit(_Model):
+    __slots__ = ("type", "resource", "soft", "hard")
+
+    def __init__(self, type, soft, hard):
+        self.type = type
+        self.resource = RLIMITS[type]
+        self.soft = soft
+        self.hard = hard
+
+
+class Capabilities(_Model):
+    """Each set is a list of names (CAP_*)."""
+
+    __slots__ = CAP_SETS
+
+    def __init__(self, **sets):
+        for name in CAP_SETS:
+            setattr(self, name, list(sets.get(name, ())))
+
+
+class Process(_Model):
+    __slots__ = ("terminal", "console_rows", "console_cols", "user", "args", "env", "cwd",
+                 "capabilities", "rlimits", "no_new_privileges", "oom_score_adj",
+                 "apparmor_profile", "selinux_label")
+
+    def __init__(self):
+        self.terminal = False
+        self.console_rows = 0
+        self.console_cols = 0
+        self.user = User()
+        self.args = []
+        self.env = []
+        self.cwd = "/"
+        self.capabilities = None    # None: absent from config.json (all sets empty)
+        self.rlimits = []
+        self.no_new_privileges = False
+        self.oom_score_adj = None
+        self.apparmor_profile = ""
+        self.selinux_label = ""
+
+
+class Root(_Model):
+    __slots__ = ("path", "host_path", "readonly")
+
+    def __init__(self, path, host_path, readonly=False):
+        self.path = path            # as written in config.json
+        self.host_path = host_path  # absolute, symlinks resolved
+        self.readonly = readonly
+
+
+class Mount(_Model):
+    """One entry of ``mounts``; ``opts`` is the parsed mountopts.MountOptions."""
+
+    __slots__ = ("destination", "type", "source", "options", "opts", "host_source",
+                 "source_is_dir", "index")
+
+    def __init__(self, destination, type, source, options, opts, index=0,
+                 host_source=None, source_is_dir=True):
+        self.destination = destination
+        self.type = type
+        self.source = source
+        self.options = list(options)
+        self.opts = opts
+        self.index = index
+        self.host_source = host_source      # bind mounts: absolute host path
+        self.source_is_dir = source_is_dir
+
+    @property
+    def is_bind(self):
+        return self.opts.is_bind
+
+
+class Namespace(_Model):
+    __slots__ = ("type", "path")
+
+    def __init__(self, type, path=""):
+        self.type = type
+        self.path = path
+
+
+class IdMapping(_Model):
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(self, container_id, host_id, size):
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
+
+    def as_tuple(self):
+        return (self.container_id, self.host_id, self.size)
+
+
+class Device(_Model):
+    __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
+
+    def __init__(self, path, type, major=0, minor=0, file_mode=0o666, uid=0, gid=0):
+        self.path = path
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.file_mode = file_mode
+        self.uid = uid
+        self.gid = gid
+
+
+class SeccompArg(_Model):
+    __slots__ = ("index", "value", "value_two", "op")
+
+    def __init__(self, index, value, value_two, op):
+        self.index = index
+        self.value = value
+        self.value_two = value_two
+        self.op = op
+
+
+class SyscallRule(_Model):
+    __slots__ = ("names", "action", "errno_ret", "args")
+
+    def __init__(self, names, action, errno_ret=None, args=()):
+        self.names = list(names)
+        self.action = action
+        self.errno_ret = errno_ret
+        self.args = list(args)
+
+
+class Seccomp(_Model):
+    __slots__ = ("default_action", "default_errno_ret", "architectures", "flags", "syscalls")
+
+    def __init__(self, default_action, default_errno_ret=None, architectures=(), flags=(),
+                 syscalls=()):
+        self.default_action = default_action
+        self.default_errno_ret = default_errno_ret
+        self.architectures = list(architectures)
+        self.flags = list(flags)
+        self.syscalls = list(syscalls)
+
+
+class Linux(_Model):
+    __slots__ = ("namespaces", "uid_mappings", "gid_mappings", "devices", "sysctl",
+                 "masked_paths", "readonly_paths", "rootfs_propagation", "seccomp",
+                 "resources", "cgroups_path", "personality", "mount_label")
+
+    def __init__(self):
+        self.namespaces = []
+        self.uid_mappings = []
+        self.gid_mappings = []
+        self.devices = []
+        self.sysctl = {}            # key as written (dots) -> value, config order
+        self.masked_paths = []
+        self.readonly_paths = []
+        self.rootfs_propagation = ""
+        self.seccomp = None
+        self.resources = None       # raw dict: not applied (see warnings)
+        self.cgroups_path = ""
+        self.personality = None     # domain number, or None
+        self.mount_label = ""
+
+    def namespace(self, type):
+        """The Namespace of that type, or None."""
+        for ns in self.namespaces:
+            if ns.type == type:
+                return ns
+        return None
+
+
+class Config(_Model):
+    __slots__ = ("bundle", "config_path", "oci_version", "process", "root", "hostname",
+                 "domainname", "mounts", "linux", "annotations", "hooks", "warnings", "raw")
+
+    def __init__(self, bundle, config_path, raw):
+        self.bundle = bundle
+        self.config_path = config_path
+        self.raw = raw
+        self.oci_version = ""
+        self.process = None
+        self.root = None
+        self.hostname = ""
+        self.domainname = ""
+        self.mounts = []
+        self.linux = Linux()
+        self.annotations = {}
+        self.hooks = {}
+        self.warnings = []
+
+    @property
+    def root_path(self):
+        return self.root.host_path
+
+
+# ------------------------------------------------------------ type checks
+
+def _at(path, key):
+    return "%s.%s" % (path, key) if path else key
+
+
+def _item(path, index):
+    return "%s[%d]" % (path, index)
+
+
+def _want_object(value, path):
+    if not isinstance(value, dict):
+        raise ConfigError(path, "must be an object")
+    return value
+
+
+def _want_list(value, path):
+    if not isinstance(value, list):
+        raise ConfigError(path, "must be a list")
+    return value
+
+
+def _want_string(value, path):
+    if not isinstance(value, str):
+        raise ConfigError(path, "must be a string")
+    if "\0" in value:
+        raise ConfigError(path, "must not contain a NUL character")
+    return value
+
+
+def _want_bool(value, path):
+    if not isinstance(value, bool):
+        raise ConfigError(path, "must be a boolean (true or false)")
+    return value
+
+
+def _want_int(value, path, low, high):
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigError(path, "must be an integer from %d to %d" % (low, high))
+    return value
+
+
+def _want_u32(value, path):
+    return _want_int(value, path, 0, U32_MAX)
+
+
+def _want_u64(value, path):
+    return _want_int(value, path, 0, U64_MAX)
+
+
+def _want_strings(value, path):
+    _want_list(value, path)
+    for i, entry in enumerate(value):
+        _want_string(entry, _item(path, i))
+    return value
+
+
+def _want_abs_path(value, path):
+    _want_string(value, path)
+    if not value.startswith("/"):
+        raise ConfigError(path, "must be an absolute path")
+    if ".." in value.split("/"):
+        raise ConfigError(path, '".." is not allowed')
+    return value
+
+
+def _want_one_of(value, path, allowed):
+    _want_string(value, path)
+    if value not in allowed:
+        raise ConfigError(path, 'unknown value "%s" (use one of: %s)' % (value, ", ".join(allowed)))
+    return value
+
+
+def _get(obj, key, path, check, default=None, *extra):
+    """obj[key] checked with ``check`` (JSON null counts as absent), or default."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    return check(value, _at(path, key), *extra)
+
+
+def _require(obj, key, path, check, *extra):
+    value = obj.get(key)
+    if value is None:
+        raise ConfigError(_at(path, key), "is required")
+    return check(value, _at(path, key), *extra)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_config_file(bundle_dir):
+    """The parsed JSON of <bundle>/config.json."""
+    path = os.path.join(bundle_dir, "config.json")
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError("", "no such file; run `minirunc spec` to create one, or pass "
+                          "--bundle with the bundle directory", file=path) from None
+    except OSError as e:
+        raise ConfigError("", "cannot read: %s" % (e.strerror or e).lower(), file=path) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError("", "invalid JSON at line %d, column %d: %s" % (e.lineno, e.colno, e.msg),
+                          file=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("", "invalid JSON: not UTF-8 text", file=path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("", "invalid config: the top level must be a JSON object", file=path)
+    return path, data
+
+
+def load_bundle(bundle_dir):
+    """Read and validate <bundle_dir>/config.json; return a Config."""
+    bundle = os.path.abspath(bundle_dir)
+    path, data = read_config_file(bundle)
+    return parse_config(data, bundle, path)
+
+
+def parse_config(data, bundle, config_path="config.json"):
+    """Validate an already parsed config.json (``bundle`` is absolute)."""
+    config = Config(bundle, config_path, data)
+    config.oci_version = _parse_version(data)
+    config.root = _require(data, "root", "", _parse_root, bundle)
+    config.process = _require(data, "process", "", _parse_process, config.warnings)
+    config.hostname = _get(data, "hostname", "", _want_string, "")
+    config.domainname = _get(data, "domainname", "", _want_string, "")
+    config.annotations = _get(data, "annotations", "", _parse_annotations, {})
+    config.linux = _get(data, "linux", "", _parse_linux, None, config.warnings) or Linux()
+    config.mounts = _get(data, "mounts", "", _parse_mounts, [], bundle)
+    config.hooks = _get(data, "hooks", "", _want_object, {})
+    if any(config.hooks.values()):
+        config.warnings.append(HOOKS_WARNING)
+    _check_namespaces(config)
+    return config
+
+
+def _parse_version(data):
+    version = _require(data, "ociVersion", "", _want_string)
+    parts = version.split("-")[0].split(".")
+    try:
+        major_minor = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        major_minor = None
+    if major_minor not in SUPPORTED_VERSIONS:
+        raise ConfigError("ociVersion", 'unsupported version "%s" (minirunc supports %s)'
+                          % (version, SUPPORTED_TEXT))
+    return version
+
+
+def _parse_root(value, path, bundle):
+    _want_object(value, path)
+    rel = _require(value, "path", path, _want_string)
+    if not rel:
+        raise ConfigError(_at(path, "path"), "must not be empty")
+    host = os.path.realpath(os.path.join(bundle, rel))
+    try:
+        st = os.stat(host)
+    except OSError:
+        raise ConfigError(_at(path, "path"), "rootfs %s does not exist" % host) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(_at(path, "path"), "rootfs %s is not a directory" % host)
+    readonly = _get(value, "readonly", path, _want_bool, False)
+    return Root(rel, host, readonly)
+
+
+def _parse_annotations(value, path):
+    _want_object(value, path)
+    for key, entry in value.items():
+        _want_string(entry, _at(path, key))
+    return dict(value)
+
+
+# ---------------------------------------------------------------- process
+
+def _parse_process(value, path, warnings):
+    _want_object(value, path)
+    proc = Process()
+    proc.terminal = _get(value, "terminal", path, _want_bool, False)
+    size = _get(value, "consoleSize", path, _want_object)
+    if size is not None:
+        size_path = _at(path, "consoleSize")
+        proc.console_rows = _require(size, "height", size_path, _want_u32)
+        proc.console_cols = _require(size, "width", size_path, _want_u32)
+    proc.user = _get(value, "user", path, _parse_user, User())
+    proc.args = _require(value, "args", path, _parse_args)
+    proc.env = _get(value, "env", path, _parse_env, [])
+    proc.cwd = _require(value, "cwd", path, _want_abs_path)
+    proc.capabilities = _get(value, "capabilities", path, _parse_capabilities)
+    proc.rlimits = _get(value, "rlimits", path, _parse_rlimits, [])
+    proc.no_new_privileges = _get(value, "noNewPrivileges", path, _want_bool, False)
+    proc.oom_score_adj = _get(value, "oomScoreAdj", path, _want_int, None, -1000, 1000)
+    for key, attr in (("apparmorProfile", "apparmor_profile"), ("selinuxLabel", "selinux_label")):
+        label = _get(value, key, path, _want_string, "")
+        setattr(proc, attr, label)
+        if label:
+            warnings.append("%s: %s is not supported; the process runs without it"
+                            % (_at(path, key), "AppArmor" if key == "apparmorProfile" else "SELinux"))
+    if value.get("ioPriority") is not None or value.get("scheduler") is not None:
+        warnings.append("%s: ioPriority and scheduler are not supported yet; they were NOT applied"
+                        % path)
+    return proc
+
+
+def _parse_args(value, path):
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+        raise ConfigError(path, "must be a non-empty list of strings")
+    for i, arg in enumerate(value):
+        _want_string(arg, _item(path, i))
+    if not value[0]:
+        raise ConfigError(_item(path, 0), "must not be empty (it names the program to run)")
+    return list(value)
+
+
+def _parse_env(value, path):
+    _want_strings(value, path)
+    for i, entry in enumerate(value):
+        if "=" not in entry:
+            raise ConfigError(_item(path, i), 'must have the form NAME=value (no "=" in "%s")' % entry)
+    return list(value)
+
+
+def _parse_user(value, path):
+    _want_object(value, path)
+    if value.get("username") is not None:
+        raise ConfigError(_at(path, "username"),
+                          "user names are not supported on Linux; use uid and gid numbers")
+    user = User()
+    user.uid = _get(value, "uid", path, _want_u32, 0)
+    user.gid = _get(value, "gid", path, _want_u32, 0)
+    user.umask = _get(value, "umask", path, _want_int, None, 0, 0o777)
+    gids = _get(value, "additionalGids", path, _want_list, [])
+    for i, gid in enumerate(gids):
+        _want_u32(gid, _item(_at(path, "additionalGids"), i))
+    user.additional_gids = list(gids)
+    return user
+
+
+def _parse_capabilities(value, path):
+    _want_object(value, path)
+    sets = {}
+    for name in CAP_SETS:
+        names = _get(value, name, path, _want_strings, [])
+        for i, cap in enumerate(names):
+            if cap not in caps.NUMBERS:
+                raise ConfigError(_item(_at(path, name), i), 'unknown capability "%s"' % cap)
+        sets[name] = names
+    return Capabilities(**sets)
+
+
+def _parse_rlimits(value, path):
+    _want_list(value, path)
+    result = []
+    seen = set()
+    for i, entry in enumerate(value):
+        where = _item(path, i)
+        _want_object(entry, where)
+        kind = _require(entry, "type", where, _want_string)
+        if kind not in RLIMITS:
+            raise ConfigError(_at(where, "type"), 'unknown resource limit "%s"' % kind)
+        if kind in seen:
+            raise ConfigError(_at(where, "type"), '"%s" is given more than once' % kind)
+        seen.add(kind)
+        soft = _require(entry, "soft", where, _want_u64)
+        hard = _require(entry, "hard", where, _want_u64)
+        if soft > hard:
+            raise ConfigError(where, "soft limit %d is above the hard limit %d" % (soft, hard))
+        result.append(Rlimit(kind, soft, hard))
+    return result
+
+
+# ---------------------------------------------------------------- mounts
+
+def _parse_mounts(value, path, bundle):
+    _want_list(value, path)
+    return [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+
+
+def _parse_mount(value, path, index, bundle):
+    _want_object(value, path)
+    dest = _require(value, "destination", path, _want_abs_path)
+    if os.path.normpath(dest) == "/":
+        raise ConfigError(_at(path, "destination"),
+                          'cannot mount over "/" (the root filesystem is root.path)')
+    fstype = _get(value, "type", path, _want_string, "")
+    options = _get(value, "options", path, _want_strings, [])
+    for key in ("uidMappings", "gidMappings"):
+        if value.get(key):
+            raise ConfigError(_at(path, key), "idmapped mounts are not supported")
+    opts = mountopts.parse(options, fstype, _at(path, "options"))
+    source = _get(value, "source", path, _want_string, "")
+    if not opts.is_bind:
+        if not fstype:
+            raise ConfigError(_at(path, "type"),
+                              "is required (or add the bind or rbind option for a bind mount)")
+        return Mount(dest, fstype, source or fstype, options, opts, index)
+    return _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts)
+
+
+def _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts):
+    if not source:
+        raise ConfigError(_at(path, "source"), "is required for a bind mount")
+    host = os.path.normpath(os.path.join(bundle, source))
+    try:
+        st = os.stat(host)
+    except OSError:
+        raise ConfigError(_at(path, "source"),
+                          "bind source %s does not exist on the host" % host) from None
+    return Mount(dest, fstype or "bind", source, options, opts, index,
+                 host_source=host, source_is_dir=stat.S_ISDIR(st.st_mode))
+
+
+# ---------------------------------------------------------------- linux
+
+def _parse_linux(value, path, warnings):
+    _want_object(value, path)
+    linux = Linux()
+    linux.namespaces = _get(value, "namespaces", path, _parse_namespaces, [])
+    linux.uid_mappings = _get(value, "uidMappings", path, _parse_mappings, [])
+    linux.gid_mappings = _get(value, "gidMappings", path, _parse_mappings, [])
+    linux.devices = _get(value, "devices", path, _parse_devices, [])
+    linux.sysctl = _get(value, "sysctl", path, _parse_sysctl, {})
+    linux.masked_paths = _get(value, "maskedPaths", path, _parse_paths, [])
+    linux.readonly_paths = _get(value, "readonlyPaths", path, _parse_paths, [])
+    linux.rootfs_propagation = _get(value, "rootfsPropagation", path, _want_one_of, "", PROPAGATIONS)
+    linux.seccomp = _get(value, "seccomp", path, _parse_seccomp)
+    linux.cgroups_path = _get(value, "cgroupsPath", path, _want_string, "")
+    linux.resources = _get(value, "resources", path, _want_object)
+    if linux.resources:
+        warnings.append(RESOURCES_WARNING)
+    linux.personality = _get(value, "personality", path, _parse_personality)
+    linux.mount_label = _get(value, "mountLabel", path, _want_string, "")
+    if linux.mount_label:
+        warnings.append("linux.mountLabel: SELinux is not supported; the label was NOT applied")
+    return linux
+
+
+def _parse_namespaces(value, path):
+    _want_list(value, path)
+    result = []
+    seen = {}
+    for i, entry in enumerate(value):
+        where = _item(path, i)
+        _want_object(entry, where)
+        kind = _require(entry, "type", where, _want_one_of, NAMESPACE_TYPES)
+        if kind in seen:
+            raise ConfigError(_at(where, "type"), 'namespace "%s" is already listed at %s'
+                              % (kind, _item(path, seen[kind])))
+        seen[kind] = i
+        ns_path = _get(entry, "path", where, _want_abs_path, "")
+        result.append(Namespace(kind, ns_path))
+    return result
+
+
+def _parse_mappings(value, path):
+    _want_list(value, path)
+    if len(value) > MAX_ID_MAPPINGS:
+        raise ConfigError(path, "at most %d mappings are allowed" % MAX_ID_MAPPINGS)
+    result = []
+    for i, entry in enumerate(value):
+        where = _item(path, i)
+        _want_object(entry, where)
+        mapping = IdMapping(_require(entry, "containerID", where, _want_u32),
+                            _require(entry, "hostID", where, _want_u32),
+                            _require(entry, "size", where, _want_u32))
+        if mapping.size == 0:
+            raise ConfigError(_at(where, "size"), "must be at least 1")
+        result.append(mapping)
+    return result
+
+
+def _parse_devices(value, path):
+    _want_list(value, path)
+    result = []
+    for i, entry in enumerate(value):
+        where = _item(path, i)
+        _want_object(entry, where)
+        dev_path = _require(entry, "path", where, _want_abs_path)
+        kind = _require(entry, "type", where, _want_one_of, DEVICE_TYPES)
+        device = Device(dev_path, kind)
+        if kind == "p":
+            device.major = _get(entry, "major", where, _want_u32, 0)
+            device.minor = _get(entry, "minor", where, _want_u32, 0)
+        else:
+            device.major = _require(entry, "major", where, _want_u32)
+            device.minor = _require(entry, "minor", where, _want_u32)
+        mode = _get(entry, "fileMode", where, _want_u32, 0o666)
+        device.file_mode = mode & 0o7777
+        device.uid = _get(entry, "uid", where, _want_u32, 0)
+        device.gid = _get(entry, "gid", where, _want_u32, 0)
+        result.append(device)
+    return result
+
+
+def _parse_sysctl(value, path):
+    _want_object(value, path)
+    for key, entry in value.items():
+        where = _at(path, key)
+        _want_string(entry, where)
+        parts = sysctl_file(key).split("/")
+        if not key or "" in parts or ".." in parts or "\0" in key:
+            raise ConfigError(where, "invalid sysctl name")
+    return dict(value)
+
+
+def sysctl_file(key):
+    """``net.ipv4.ip_forward`` -> ``net/ipv4/ip_forward`` (a "/" in the dotted form is a ".")."""
+    return key.replace(".", "\0").replace("/", ".").replace("\0", "/")
+
+
+def _parse_paths(value, path):
+    _want_list(value, path)
+    for i, entry in enumerate(value):
+        _want_abs_path(entry, _item(path, i))
+    return list(value)
+
+
+def _parse_personality(value, path):
+    _want_object(value, path)
+    domain = _require(value, "domain", path, _want_one_of, tuple(PERSONALITY_DOMAINS))
+    if _get(value, "flags", path, _want_strings, []):
+        raise ConfigError(_at(path, "flags"), "personality flags are not supported")
+    return PERSONALITY_DOMAINS[domain]
+
+
+def _parse_seccomp(value, path):
+    _want_object(value, path)
+    default = _require(value, "defaultAction", path, _parse_action)
+    seccomp = Seccomp(default)
+    seccomp.default_errno_ret = _get(value, "defaultErrnoRet", path, _want_u32)
+    _check_errno_ret(default, seccomp.default_errno_ret, _at(path, "defaultErrnoRet"))
+    arches = _get(value, "architectures", path, _want_strings, [])
+    for i, arch in enumerate(arches):
+        _want_one_of(arch, _item(_at(path, "architectures"), i), tuple(SECCOMP_ARCHES))
+    seccomp.architectures = arches
+    flags = _get(value, "flags", path, _want_strings, [])
+    for i, flag in enumerate(flags):
+        _want_one_of(flag, _item(_at(path, "flags"), i), tuple(SECCOMP_FLAGS))
+    seccomp.flags = flags
+    rules = _get(value, "syscalls", path, _want_list, [])
+    seccomp.syscalls = [_parse_syscall(rule, _item(_at(path, "syscalls"), i))
+                        for i, rule in enumerate(rules)]
+    return seccomp
+
+
+def _parse_action(value, path):
+    _want_one_of(value, path, SECCOMP_ACTIONS)
+    if value == "SCMP_ACT_NOTIFY":
+        raise ConfigError(path, "SCMP_ACT_NOTIFY is not supported (it needs a seccomp agent at "
+                          "listenerPath)")
+    return value
+
+
+def _check_errno_ret(action, errno_ret, path):
+    if errno_ret is not None and action not in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        raise ConfigError(path, "is only allowed with SCMP_ACT_ERRNO or SCMP_ACT_TRACE")
+
+
+def _valid_syscall_name(name):
+    return bool(name) and all(c.isalnum() or c == "_" for c in name) and name.isascii()
+
+
+def _parse_syscall(value, path):
+    _want_object(value, path)
+    names = _require(value, "names", path, _want_strings)
+    if not names:
+        raise ConfigError(_at(path, "names"), "must not be empty")
+    for i, name in enumerate(names):
+        if not _valid_syscall_name(name):
+            raise ConfigError(_item(_at(path, "names"), i), 'invalid syscall name "%s"' % name)
+    action = _require(value, "action", path, _parse_action)
+    errno_ret = _get(value, "errnoRet", path, _want_u32)
+    _check_errno_ret(action, errno_ret, _at(path, "errnoRet"))
+    args = _get(value, "args", path, _want_list, [])
+    parsed = [_parse_seccomp_arg(arg, _item(_at(path, "args"), i)) for i, arg in enumerate(args)]
+    return SyscallRule(names, action, errno_ret, parsed)
+
+
+def _parse_seccomp_arg(value, path):
+    _want_object(value, path)
+    return SeccompArg(_require(value, "index", path, _want_int, 0, 5),
+                      _require(value, "value", path, _want_u64),
+                      _get(value, "valueTwo", path, _want_u64, 0),
+                      _require(value, "op", path, _want_one_of, SECCOMP_OPS))
+
+
+# ------------------------------------------------------- cross-field checks
+
+def _check_namespaces(config):
+    linux = config.linux
+    mount_ns = linux.namespace("mount")
+    if mount_ns is None:
+        raise ConfigError("linux.namespaces", "a mount namespace is required "
+                          '(add {"type": "mount"})')
+    if mount_ns.path:
+        raise ConfigError("linux.namespaces[%d].path" % linux.namespaces.index(mount_ns),
+                          "joining an existing mount namespace is not supported")
+    _check_user_namespace(config)
+    for key in ("hostname", "domainname"):
+        if getattr(config, key) and linux.namespace("uts") is None:
+            raise ConfigError(key, "cannot be set without a UTS namespace "
+                              '(add {"type": "uts"} to linux.namespaces)')
+    _check_sysctl_namespaces(linux)
+
+
+def _check_user_namespace(config):
+    linux = config.linux
+    user_ns = linux.namespace("user")
+    has_maps = bool(linux.uid_mappings or linux.gid_mappings)
+    if user_ns is None:
+        if has_maps:
+            key = "uidMappings" if linux.uid_mappings else "gidMappings"
+            raise ConfigError("linux." + key, "id mappings need a user namespace "
+                              '(add {"type": "user"} to linux.namespaces)')
+        return
+    if user_ns.path:
+        if has_maps:
+            config.warnings.append("linux.uidMappings: ignored; the existing user namespace %s "
+                                   "has its own mappings" % user_ns.path)
+        return
+    for key, maps in (("uidMappings", linux.uid_mappings), ("gidMappings", linux.gid_mappings)):
+        if not maps:
+            raise ConfigError("linux." + key, "a new user namespace needs at least one mapping")
+
+
+def _check_sysctl_namespaces(linux):
+    # As runc: a namespaced sysctl is only allowed in a namespace of the
+    # container's own, never the host's.
+    for key in linux.sysctl:
+        where = "linux.sysctl.%s" % key
+        if key.startswith("net.") and linux.namespace("network") is None:
+            raise ConfigError(where, "not allowed in the host network namespace "
+                              '(add {"type": "network"} to linux.namespaces)')
+        if (key.startswith("fs.mqueue.") or key in ("kernel.msgmax", "kernel.msgmnb",
+                                                    "kernel.msgmni", "kernel.sem",
+                                                    "kernel.shmall", "kernel.shmmax",
+                                                    "kernel.shmmni", "kernel.shm_rmid_forced")):
+            if linux.namespace("ipc") is None:
+                raise ConfigError(where, "not allowed in the host IPC namespace "
+                                  '(add {"type": "ipc"} to linux.namespaces)')
+        if key in ("kernel.hostname", "kernel.domainname"):
+            raise ConfigError(where, "use the %s field instead" % key.split(".")[1])

@@ -1,0 +1,350 @@
+"""The container lifecycle as library calls: create, start, signal, delete, wait.
+
+`create` builds the plan, starts the C init from a sealed memfd and follows it over the
+sync channel until it is ready and waiting for `start`. Every failure on the way kills
+what was started and removes the state directory, so a bad config leaves nothing behind.
+The CLI (`commands.py`) only turns runc's command line into these calls.
+"""
+
+import os
+import time
+
+from . import log
+from .errors import ConfigError, ContainerSetupError, HostError, MiniruncError, StateError, UsageError
+from .state import Container, check_id, process_start_time, write_pid_file
+
+SIGKILL = 9
+
+
+def _rfc3339_now():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
+
+
+def _check_inherited_fds(count):
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError("fd %d is not open, but --preserve-fds/LISTEN_FDS asks to pass "
+                             "fds 3 to %d to the container" % (fd, 2 + count)) from None
+
+
+def _write_id_maps(pid, plan):
+    for name, mappings in (("uid_map", plan.uid_mappings), ("gid_map", plan.gid_mappings)):
+        path = "/proc/%d/%s" % (pid, name)
+        text = "".join("%d %d %d\n" % tuple(m) for m in mappings)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise HostError("write %s" % name.replace("_", " "), path, e.errno,
+                            hint="check linux.%s in config.json" %
+                            ("uidMappings" if name == "uid_map" else "gidMappings")) from None
+
+
+def _kill_and_reap(pid):
+    """Kill a half-made container init (our child thanks to CLONE_PARENT) and reap it."""
+    try:
+        os.kill(pid, SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _describe_exit(status):
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    return "exit status %d" % os.WEXITSTATUS(status)
+
+
+def _follow_init(container, plan, sock, helper_pid, state):
+    """Read the init's messages until it is ready; returns (pid, pty master or None)."""
+    from . import native
+    pid, master = None, None
+    helper_reaped = False
+    try:
+        while True:
+            data, fd = native.recv(sock)
+            if not data:
+                status = ""
+                if not helper_reaped:
+                    status = " (" + _describe_exit(os.waitpid(helper_pid, 0)[1]) + ")"
+                    helper_reaped = True
+                elif pid:
+                    status = " (" + _describe_exit(os.waitpid(pid, 0)[1]) + ")"
+                    pid = None
+                raise ContainerSetupError("init", "the container's init exited before it was "
+                                          "ready%s" % status)
+            kind, fields = native.parse_message(data)
+            if kind == "P":
+                pid = int(fields[0])
+                os.waitpid(helper_pid, 0)
+                helper_reaped = True
+                # Recorded at once so that `delete --force` can find the init even if this
+                # process dies before the container is ready.
+                state["pid"] = pid
+                state["pid_start"] = process_start_time(pid)
+                container.save(state)
+            elif kind == "U":
+                _write_id_maps(pid, plan)
+                native.send(sock, b"u")
+            elif kind == "N":
+                log.debug(fields[0])
+            elif kind == "T":
+                master = fd
+            elif kind == "R":
+                return pid, master
+            elif kind == "E":
+                err, step, detail = int(fields[0] or 0), fields[1], fields[2]
+                raise ContainerSetupError(step, detail, err)
+            else:
+                raise ContainerSetupError("sync", "unexpected message %r from the init" % data[:40])
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        if pid:
+            _kill_and_reap(pid)
+        if not helper_reaped:
+            _kill_and_reap(helper_pid)
+        raise
+
+
+def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
+           preserve_fds=0, keep_terminal=False):
+    """Create a container whose init waits for `start`.
+
+    Returns (Container, pid, pty master fd or None); the master is returned only when
+    `keep_terminal` (a foreground `run` relays it) and no console socket was given.
+    """
+    from . import native
+    from .config import load_bundle
+    from .plan import build_plan
+
+    check_id(container_id)
+    bundle = os.path.abspath(bundle)
+    config = load_bundle(bundle)
+    listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
+    plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds)
+    if listen_fds:
+        plan.records.append(("ENV", ("LISTEN_FDS=%d" % listen_fds,)))
+        plan.records.append(("ENV", ("LISTEN_PID=1",)))
+    if plan.terminal and console_socket is None and not keep_terminal:
+        raise ConfigError("process.terminal", "is true, but there is no terminal to attach: pass "
+                          "--console-socket PATH, or set process.terminal to false")
+    if console_socket is not None and not plan.terminal:
+        raise UsageError("--console-socket was given but process.terminal is false in config.json")
+    _check_inherited_fds(preserve_fds + listen_fds)
+    for warning in plan.warnings:
+        log.warning(warning)
+
+    container = Container(root, container_id).make_dir()
+    state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
+             "bundle": bundle, "rootfs": config.root_path, "created": _rfc3339_now(),
+             "owner": "", "annotations": config.annotations, "creating": True}
+    try:
+        native.set_dumpable(False)
+        exe_fd = native.init_memfd()
+        plan_fd = native.plan_memfd(plan.encode())
+        sock, child_sock = native.socketpair()
+        listen_fd = native.listen_unix(container.start_socket_path())
+        first_fd = 3 + plan.preserve_fds
+        argv = ["minirunc-init", str(first_fd), str(first_fd + 1), str(first_fd + 2)]
+        try:
+            helper_pid = native.spawn(exe_fd, argv, [child_sock, plan_fd, listen_fd], first_fd)
+        finally:
+            for fd in (exe_fd, plan_fd, child_sock, listen_fd):
+                os.close(fd)
+        try:
+            pid, master = _follow_init(container, plan, sock, helper_pid, state)
+        finally:
+            os.close(sock)
+        try:
+            if master is not None and console_socket is not None:
+                _send_console(console_socket, master)
+                os.close(master)
+                master = None
+            del state["creating"]
+            container.save(state)
+            if pid_file:
+                write_pid_file(pid_file, pid)
+        except BaseException:
+            if master is not None:
+                os.close(master)
+            _kill_and_reap(pid)
+            raise
+    except BaseException:
+        container.remove_dir()
+        raise
+    finally:
+        container.unlock()
+    log.debug("container %s created: init pid %d" % (container_id, pid))
+    return container, pid, master
+
+
+def _send_console(path, master):
+    """Hand the pty master to the caller's --console-socket, as runc does."""
+    from . import native
+    try:
+        sock = native.connect_unix(path)
+    except HostError as e:
+        raise HostError("connect to --console-socket", path, e.errno) from None
+    try:
+        native.send(sock, b"/dev/ptmx", master)
+    finally:
+        os.close(sock)
+
+
+def start(root, container_id):
+    """Let a created container's init exec the user process."""
+    from . import native
+    check_id(container_id)
+    with Container(root, container_id).lock() as c:
+        c.load()
+        status = c.status()
+        if status != "created":
+            raise StateError(container_id, "cannot start a container that is %s (only a created "
+                             "container can be started)" % status)
+        path = c.start_socket_path()
+        try:
+            sock = native.connect_unix(path)
+        except HostError as e:
+            raise StateError(container_id, "its init process is gone (%s); delete it"
+                             % e.errno) from None
+        try:
+            native.send(sock, b"S")
+            data, _ = native.recv(sock)
+        finally:
+            os.close(sock)
+        os.unlink(path)
+        if data:
+            kind, fields = native.parse_message(data)
+            if kind == "E":
+                raise ContainerSetupError(fields[1], fields[2], int(fields[0] or 0))
+            raise ContainerSetupError("start", "unexpected answer %r from the init" % data[:40])
+        log.debug("container %s started" % container_id)
+
+
+def load(root, container_id):
+    """A locked-then-released snapshot of a container's state (for `state`)."""
+    check_id(container_id)
+    with Container(root, container_id).lock(shared=True) as c:
+        c.load()
+        return c.public_state()
+
+
+def container_pids(c):
+    """Host pids of the processes in the container's own pid namespace (for kill --all)."""
+    try:
+        own = os.stat("/proc/self/ns/pid")
+        ns = os.stat("/proc/%d/ns/pid" % c.pid)
+    except OSError:
+        return [c.pid]
+    if (own.st_dev, own.st_ino) == (ns.st_dev, ns.st_ino):
+        log.warning("container %s shares the host pid namespace; without cgroups only its "
+                    "init can be signalled" % c.id)
+        return [c.pid]
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            st = os.stat("/proc/%s/ns/pid" % name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (ns.st_dev, ns.st_ino):
+            pids.append(int(name))
+    return pids
+
+
+def _pidfd_for(c):
+    """A pidfd for the init, checked against the recorded start time (pid reuse)."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        return None
+    if process_start_time(c.pid) != c.data.get("pid_start"):
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def signal_container(root, container_id, signum, all_processes=False):
+    import signal
+    check_id(container_id)
+    with Container(root, container_id).lock() as c:
+        c.load()
+        if c.status() == "stopped":
+            raise StateError(container_id, "is not running (status stopped); nothing to signal")
+        pidfd = _pidfd_for(c)
+        if pidfd is None:
+            raise StateError(container_id, "is not running (its init has exited)")
+        try:
+            if all_processes:
+                for pid in container_pids(c):
+                    try:
+                        os.kill(pid, signum)
+                    except ProcessLookupError:
+                        pass
+            signal.pidfd_send_signal(pidfd, signum)
+        except ProcessLookupError:
+            pass
+        except OSError as e:
+            raise HostError("send signal %d to pid" % signum, str(c.pid), e.errno) from None
+        finally:
+            os.close(pidfd)
+
+
+def _wait_gone(pidfd, timeout=10.0):
+    import select
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+def delete(root, container_id, force=False):
+    check_id(container_id)
+    c = Container(root, container_id)
+    with c.lock():
+        try:
+            c.load()
+        except StateError:
+            if not force:
+                raise
+            c.remove_dir()
+            return
+        status = c.status()
+        if status in ("running", "paused") and not force:
+            raise StateError(container_id, "cannot delete a %s container: stop it first, or use "
+                             "`minirunc delete --force %s`" % (status, container_id))
+        if status != "stopped":
+            pidfd = _pidfd_for(c)
+            if pidfd is not None:
+                import signal
+                try:
+                    signal.pidfd_send_signal(pidfd, SIGKILL)
+                    if not _wait_gone(pidfd):
+                        raise StateError(container_id, "init pid %d did not die after SIGKILL"
+                                         % c.pid)
+                except ProcessLookupError:
+                    pass
+                finally:
+                    os.close(pidfd)
+        c.remove_dir()
+    log.debug("container %s deleted" % container_id)
+
+
+def remove_after_run(root, container_id):
+    """Delete the state of a container whose init `run` has just reaped."""
+    c = Container(root, container_id)
+    try:
+        with c.lock():
+            c.remove_dir()
+    except MiniruncError:
+        pass

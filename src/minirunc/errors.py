@@ -1,0 +1,74 @@
+"""The exception family: one type per layer, each carrying the context a person needs.
+
+The CLI prints ``str(error)`` as one line (``--debug`` adds the trace), so every
+message names the thing (JSON path, container id, host path, step) and, where it
+helps, what to do.
+"""
+
+import errno as _errno
+import os
+
+
+def errno_text(err):
+    """``permission denied (EACCES)`` for an errno number."""
+    if not err:
+        return ""
+    name = _errno.errorcode.get(err, "E%d" % err)
+    return "%s (%s)" % (os.strerror(err).lower(), name)
+
+
+class MiniruncError(Exception):
+    """Base of every error minirunc reports to a person."""
+
+    exit_code = 1
+
+
+class UsageError(MiniruncError):
+    """Wrong command line: unknown flag, missing argument."""
+
+
+class ConfigError(MiniruncError):
+    """config.json is missing, unreadable or invalid.
+
+    ``path`` is the JSON path (``process.args[0]``) or empty for file-level errors.
+    """
+
+    def __init__(self, path, problem, file=None):
+        self.path = path
+        self.problem = problem
+        self.file = file
+        where = path if path else (file or "config.json")
+        super().__init__("%s: %s" % (where, problem))
+
+
+class StateError(MiniruncError):
+    """A container id does not exist, exists already, or is in the wrong state."""
+
+    def __init__(self, container_id, problem):
+        self.container_id = container_id
+        super().__init__("container %s: %s" % (container_id, problem) if container_id else problem)
+
+
+class HostError(MiniruncError):
+    """A system call made by the runtime on the host failed."""
+
+    def __init__(self, step, path=None, err=0, hint=None):
+        self.step = step
+        self.host_path = path
+        self.errno = err
+        text = step if path is None else "%s %s" % (step, path)
+        if err:
+            text += ": " + errno_text(err)
+        if hint:
+            text += " (%s)" % hint
+        super().__init__(text)
+
+
+class ContainerSetupError(MiniruncError):
+    """The init helper failed inside the new namespaces; reported over the sync channel."""
+
+    def __init__(self, step, detail, err=0):
+        self.step = step
+        self.detail = detail
+        self.errno = err
+        super().__init__(detail + (": " + errno_text(err) if err else ""))

@@ -1,0 +1,96 @@
+"""Shared fixtures: a runtime driver with its own state root, and busybox bundles.
+
+Tests drive the real command line (`python -m minirunc`, or the binary named by
+MINIRUNC_BIN) against real bundles and read back what happened inside the container.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from make_bundle import base_config, make_bundle, write_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(REPO, "src")
+
+
+def minirunc_command():
+    binary = os.environ.get("MINIRUNC_BIN")
+    if binary:
+        return [binary]
+    return [sys.executable, "-m", "minirunc"]
+
+
+def runtime_env(extra=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("LISTEN_FDS", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Runtime:
+    """Runs minirunc with a private --root; remembers ids so the fixture can clean up."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.ids = set()
+
+    def cmd(self, *args):
+        return minirunc_command() + ["--root", self.root] + [str(a) for a in args]
+
+    def __call__(self, *args, timeout=60, input=None, cwd=None, env=None, **kw):
+        kw.setdefault("capture_output", True)
+        return subprocess.run(self.cmd(*args), timeout=timeout, input=input, cwd=cwd,
+                              env=runtime_env(env), text=True, **kw)
+
+    def new_id(self, prefix="t"):
+        cid = "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+        self.ids.add(cid)
+        return cid
+
+    def state(self, cid):
+        r = self("state", cid)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def run(self, bundle, *extra, cid=None, **kw):
+        """`run` a bundle in the foreground; returns the CompletedProcess."""
+        cid = cid or self.new_id()
+        return self("run", "--bundle", bundle, *extra, cid, **kw)
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid)
+
+
+@pytest.fixture
+def rt(tmp_path):
+    runtime = Runtime(tmp_path / "state")
+    yield runtime
+    runtime.cleanup()
+
+
+@pytest.fixture
+def make(tmp_path):
+    """make(args, edit=None): a bundle whose config `edit(config)` may change in place."""
+    counter = [0]
+
+    def factory(args=("true",), edit=None, terminal=False):
+        counter[0] += 1
+        path = tmp_path / ("bundle%d" % counter[0])
+        config = base_config(args, terminal)
+        if edit:
+            edit(config)
+        make_bundle(str(path), config=config)
+        return path
+
+    return factory
+
+
+__all__ = ["Runtime", "base_config", "make_bundle", "write_config", "minirunc_command"]
