@@ -189,16 +189,15 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
 
 
 def _send_console(path, master):
-    """Hand the pty master to the caller's --console-socket, as runc does."""
-    from . import native
+    """Hand the pty master to the caller's --console-socket (a unix stream socket, as
+    runc's callers listen on), with the pty's name as the message, like runc."""
+    import socket
     try:
-        sock = native.connect_unix(path)
-    except HostError as e:
-        raise HostError("connect to --console-socket", path, e.errno) from None
-    try:
-        native.send(sock, b"/dev/ptmx", master)
-    finally:
-        os.close(sock)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    except OSError as e:
+        raise HostError("send the terminal to --console-socket", path, e.errno) from None
 
 
 def start(root, container_id):
@@ -311,7 +310,13 @@ def _wait_gone(pidfd, timeout=10.0):
 def delete(root, container_id, force=False):
     check_id(container_id)
     c = Container(root, container_id)
-    with c.lock():
+    try:
+        c.lock()
+    except StateError:
+        if force:
+            return  # runc: a forced delete of a container that is gone succeeds
+        raise
+    with c:
         try:
             c.load()
         except StateError:

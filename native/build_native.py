@@ -1,0 +1,101 @@
+"""Build minirunc's native part: the static init helper and the cffi module that embeds it.
+
+Usage (from the repository root): ``<python> native/build_native.py``
+
+1. ``native/init.c`` -> ``build/native/minirunc-init`` (gcc -static, libseccomp.a, stripped).
+2. ``minirunc._native`` (cffi API mode): the init's bytes are embedded with ``.incbin``, plus
+   small helpers for spawning and SOCK_SEQPACKET sockets (see CDEF below).
+3. The ``_native.cpython-*.so`` is copied into ``src/minirunc/``.
+
+Idempotent: every run rebuilds from scratch into build/native/.  Off the container path, so
+plain subprocess is fine here.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build", "native")
+INIT_SRC = os.path.join(ROOT, "native", "init.c")
+INIT_BIN = os.path.join(BUILD, "minirunc-init")
+PKG = os.path.join(ROOT, "src", "minirunc")
+
+CDEF = """
+const unsigned char *mr_init_data(void);
+size_t mr_init_size(void);
+int mr_spawn(int exe_fd, char *const argv[], const int *fds, int nfds, int first_fd);
+int mr_socketpair(int sv[2]);
+int mr_listen_unix(const char *path);
+int mr_connect_unix(const char *path);
+ssize_t mr_send(int sock, const void *buf, size_t len, int fd_or_minus1);
+ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out);
+int mr_set_dumpable(int flag);
+"""
+
+
+def die(message):
+    sys.stderr.write("build_native: %s\n" % message)
+    sys.exit(1)
+
+
+def find_libseccomp():
+    """The static libseccomp archive, as gcc would find it."""
+    out = subprocess.run(["gcc", "-print-file-name=libseccomp.a"], capture_output=True, text=True)
+    path = out.stdout.strip()
+    if out.returncode != 0 or not os.path.isabs(path) or not os.path.exists(path):
+        die("libseccomp.a not found (install libseccomp-dev)")
+    return path
+
+
+def build_init():
+    if shutil.which("gcc") is None:
+        die("gcc not found on PATH (install gcc)")
+    if not os.path.exists("/usr/include/seccomp.h"):
+        die("seccomp.h not found (install libseccomp-dev)")
+    libseccomp = find_libseccomp()
+    os.makedirs(BUILD, exist_ok=True)
+    cmd = ["gcc", "-static", "-O2", "-s", "-Wall", "-Wextra", "-o", INIT_BIN, INIT_SRC, libseccomp]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        die("compiling %s failed: %s" % (INIT_SRC, " ".join(cmd)))
+
+
+def c_source():
+    """The extension's C code; the init binary is pulled in with .incbin."""
+    with open(os.path.join(ROOT, "native", "native_module.c")) as f:
+        body = f.read()
+    incbin = INIT_BIN.replace("\\", "\\\\").replace('"', '\\"')
+    return body.replace("@INIT_BIN@", incbin)
+
+
+def build_module():
+    try:
+        import cffi
+    except ImportError:
+        die("cffi is not installed for %s" % sys.executable)
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source("minirunc._native", c_source(), extra_compile_args=["-O2", "-Wall"])
+    tmp = os.path.join(BUILD, "cffi")
+    shutil.rmtree(tmp, ignore_errors=True)
+    built = ffi.compile(tmpdir=tmp, verbose=False)
+    for old in glob.glob(os.path.join(PKG, "_native.cpython-*.so")):
+        os.unlink(old)
+    dest = os.path.join(PKG, os.path.basename(built))
+    shutil.copy2(built, dest)
+    return dest
+
+
+def main():
+    os.chdir(ROOT)
+    build_init()
+    dest = build_module()
+    print("built %s (%d bytes) and %s" % (INIT_BIN, os.path.getsize(INIT_BIN), dest))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1264 @@
+/* minirunc-init: the container init helper of minirunc (see docs/design.md).
+ *
+ * Python plans, this program executes.  Stage 1 (P1) reads the plan from a memfd,
+ * joins namespaces and clones stage 2 (P2) with CLONE_PARENT, so P2 becomes a child
+ * of the runtime.  P2 sets up the rootfs, pivots, drops privileges, reports `R` on
+ * the sync socket, waits for `S` on the start socket and execs the container process.
+ * Every failure is sent as `E<errno>\0<step>\0<detail>` and ends the process.
+ *
+ * Linked statically (glibc + libseccomp).  After the clone only syscalls and the
+ * string helpers below are used: no stdio, no locale, no threads.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <termios.h>
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* ------------------------------------------------------------------ plan */
+
+/* Plan record tags; must match src/minirunc/planformat.py RECORDS. */
+enum {
+    T_NS_NEW = 1, T_NS_JOIN = 2, T_HOSTNAME = 4, T_DOMAINNAME = 5, T_ROOTFS = 6,
+    T_MOUNT = 7, T_DEVICE = 8, T_SYMLINK = 9, T_MASKED = 10, T_READONLY = 11,
+    T_SYSCTL = 12, T_RLIMIT = 13, T_CAPS = 14, T_USER = 15, T_NO_NEW_PRIVS = 16,
+    T_OOM_SCORE_ADJ = 17, T_CWD = 18, T_ENV = 19, T_ARG = 20, T_TERMINAL = 21,
+    T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
+    T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_MAX = 28
+};
+
+/* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
+static const char *const KINDS[T_MAX] = {
+    [T_NS_NEW] = "u", [T_NS_JOIN] = "us", [T_HOSTNAME] = "s", [T_DOMAINNAME] = "s",
+    [T_ROOTFS] = "suuu", [T_MOUNT] = "usssuuuusu", [T_DEVICE] = "suuuuuuu",
+    [T_SYMLINK] = "ss", [T_MASKED] = "s", [T_READONLY] = "s", [T_SYSCTL] = "ss",
+    [T_RLIMIT] = "uuu", [T_CAPS] = "uuuuu", [T_USER] = "uuuL", [T_NO_NEW_PRIVS] = "u",
+    [T_OOM_SCORE_ADJ] = "i", [T_CWD] = "s", [T_ENV] = "s", [T_ARG] = "s",
+    [T_TERMINAL] = "uu", [T_SECCOMP_INIT] = "uu", [T_SECCOMP_RULE] = "suL",
+    [T_PRESERVE_FDS] = "u", [T_SECCOMP_ARCH] = "s", [T_DEV_SETUP] = "u",
+    [T_PERSONALITY] = "u",
+};
+
+#define MAXF 10
+struct field { uint64_t u; char *s; uint32_t n; uint64_t *l; };
+struct rec { uint32_t tag; struct field f[MAXF]; };
+
+static struct rec *recs;
+static size_t nrecs;
+
+/* ------------------------------------------------------- messages, errors */
+
+static int sync_fd = -1;
+
+struct msg { char b[4096]; size_t n; };
+
+static void m_add(struct msg *m, const char *s)
+{
+    while (s && *s && m->n < sizeof m->b - 1)
+        m->b[m->n++] = *s++;
+}
+
+static void m_chr(struct msg *m, char c)
+{
+    if (m->n < sizeof m->b)
+        m->b[m->n++] = c;
+}
+
+static void m_num(struct msg *m, long long v)
+{
+    char tmp[24];
+    int i = 0;
+    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+    if (v < 0)
+        m_chr(m, '-');
+    do tmp[i++] = '0' + u % 10; while ((u /= 10) && i < 23);
+    while (i)
+        m_chr(m, tmp[--i]);
+}
+
+/* Send one packet, optionally passing an fd (SCM_RIGHTS). */
+static int send_packet(int sock, const void *buf, size_t len, int fd)
+{
+    struct iovec iov = { (void *)buf, len };
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } cbuf;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        mh.msg_control = cbuf.b;
+        mh.msg_controllen = sizeof cbuf.b;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t r;
+    do r = sendmsg(sock, &mh, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
+    return r < 0 ? -1 : 0;
+}
+
+/* Build `E<errno>\0<step>\0<detail...>` from a NULL-terminated list of strings. */
+static void build_error(struct msg *m, int err, const char *step, va_list ap)
+{
+    const char *s;
+    m->n = 0;
+    m_chr(m, 'E');
+    m_num(m, err);
+    m_chr(m, 0);
+    m_add(m, step);
+    m_chr(m, 0);
+    while ((s = va_arg(ap, const char *)))
+        m_add(m, s);
+}
+
+/* Report a failed step on the sync socket and exit 1. */
+static void __attribute__((noreturn, sentinel)) fail(int err, const char *step, ...)
+{
+    struct msg m;
+    va_list ap;
+    va_start(ap, step);
+    build_error(&m, err, step, ap);
+    va_end(ap);
+    send_packet(sync_fd, m.b, m.n, -1);
+    _exit(1);
+}
+
+/* Send an `N` note (shown with --debug). */
+static void __attribute__((sentinel)) note(const char *first, ...)
+{
+    struct msg m = { .n = 0 };
+    const char *s;
+    va_list ap;
+    m_chr(&m, 'N');
+    m_add(&m, first);
+    va_start(ap, first);
+    while ((s = va_arg(ap, const char *)))
+        m_add(&m, s);
+    va_end(ap);
+    send_packet(sync_fd, m.b, m.n, -1);
+}
+
+static const char *num(char *buf, long long v)
+{
+    struct msg m = { .n = 0 };
+    m_num(&m, v);
+    memcpy(buf, m.b, m.n);
+    buf[m.n] = 0;
+    return buf;
+}
+
+static const char *hex(char *buf, unsigned long long v)
+{
+    int i = 0;
+    char tmp[20];
+    do tmp[i++] = "0123456789abcdef"[v & 15]; while ((v >>= 4));
+    for (int j = 0; j < i; j++)
+        buf[j] = tmp[i - 1 - j];
+    buf[i] = 0;
+    return buf;
+}
+
+static const char *ns_name(int flag)
+{
+    switch (flag) {
+    case CLONE_NEWUSER: return "user";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWNET: return "network";
+    case CLONE_NEWPID: return "pid";
+    case CLONE_NEWCGROUP: return "cgroup";
+    case CLONE_NEWTIME: return "time";
+    case CLONE_NEWNS: return "mount";
+    }
+    return "";
+}
+
+/* MS_* flags as `MS_BIND|MS_REC` for error messages. */
+static const char *ms_text(char *buf, size_t size, unsigned long flags)
+{
+    static const struct { unsigned long f; const char *n; } T[] = {
+        {MS_RDONLY, "MS_RDONLY"}, {MS_NOSUID, "MS_NOSUID"}, {MS_NODEV, "MS_NODEV"},
+        {MS_NOEXEC, "MS_NOEXEC"}, {MS_SYNCHRONOUS, "MS_SYNCHRONOUS"},
+        {MS_REMOUNT, "MS_REMOUNT"}, {MS_MANDLOCK, "MS_MANDLOCK"}, {MS_DIRSYNC, "MS_DIRSYNC"},
+        {256, "MS_NOSYMFOLLOW"}, {MS_NOATIME, "MS_NOATIME"}, {MS_NODIRATIME, "MS_NODIRATIME"},
+        {MS_BIND, "MS_BIND"}, {MS_MOVE, "MS_MOVE"}, {MS_REC, "MS_REC"}, {MS_SILENT, "MS_SILENT"},
+        {MS_POSIXACL, "MS_POSIXACL"}, {MS_UNBINDABLE, "MS_UNBINDABLE"},
+        {MS_PRIVATE, "MS_PRIVATE"}, {MS_SLAVE, "MS_SLAVE"}, {MS_SHARED, "MS_SHARED"},
+        {MS_RELATIME, "MS_RELATIME"}, {MS_STRICTATIME, "MS_STRICTATIME"},
+        {MS_LAZYTIME, "MS_LAZYTIME"},
+    };
+    struct msg m = { .n = 0 };
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
+        if (!(flags & T[i].f))
+            continue;
+        if (m.n)
+            m_chr(&m, '|');
+        m_add(&m, T[i].n);
+        flags &= ~T[i].f;
+    }
+    if (flags) {
+        char hb[24];
+        m_add(&m, m.n ? "|0x" : "0x");
+        m_add(&m, hex(hb, flags));
+    }
+    if (!m.n)
+        m_add(&m, "0");
+    size_t n = m.n < size - 1 ? m.n : size - 1;
+    memcpy(buf, m.b, n);
+    buf[n] = 0;
+    return buf;
+}
+
+/* ------------------------------------------------------------ plan parsing */
+
+static int read_le32(const uint8_t *p, uint32_t *v, size_t left)
+{
+    if (left < 4)
+        return -1;
+    *v = p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+    return 0;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Decode one payload into r according to KINDS; -1 on a length mismatch. */
+static int decode_fields(struct rec *r, const uint8_t *p, uint32_t len)
+{
+    const char *k = KINDS[r->tag];
+    size_t pos = 0;
+    for (int i = 0; k[i]; i++) {
+        struct field *f = &r->f[i];
+        uint32_t n;
+        if (k[i] == 'u' || k[i] == 'i') {
+            if (len - pos < 8)
+                return -1;
+            f->u = le64(p + pos);
+            pos += 8;
+            continue;
+        }
+        if (read_le32(p + pos, &n, len - pos))
+            return -1;
+        pos += 4;
+        f->n = n;
+        if (k[i] == 's') {
+            if (len - pos < n || memchr(p + pos, 0, n))
+                return -1;
+            f->s = malloc(n + 1);
+            if (!f->s)
+                return -1;
+            memcpy(f->s, p + pos, n);
+            f->s[n] = 0;
+            pos += n;
+        } else {
+            if ((len - pos) / 8 < n)
+                return -1;
+            f->l = calloc(n + 1, 8);
+            if (!f->l)
+                return -1;
+            for (uint32_t j = 0; j < n; j++)
+                f->l[j] = le64(p + pos + 8 * j);
+            pos += 8 * (size_t)n;
+        }
+    }
+    return pos == len ? 0 : -1;
+}
+
+/* Read the whole plan memfd (from offset 0) and decode every record. */
+static void load_plan(int fd)
+{
+    struct stat st;
+    char nb[24], nb2[24];
+    if (fstat(fd, &st) < 0)
+        fail(errno, "plan", "read the plan: fstat of fd ", num(nb, fd), NULL);
+    size_t size = st.st_size;
+    uint8_t *buf = malloc(size + 1);
+    size_t got = 0;
+    while (buf && got < size) {
+        ssize_t r = pread(fd, buf + got, size - got, got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            fail(r < 0 ? errno : EIO, "plan", "read the plan from fd ", num(nb, fd), NULL);
+        got += r;
+    }
+    if (!buf || size < 8 || memcmp(buf, "MRPLAN1\0", 8))
+        fail(EINVAL, "plan", "the plan has a bad magic (not a minirunc plan)", NULL);
+    recs = calloc(size / 8 + 1, sizeof *recs);   /* a record takes at least 8 bytes */
+    for (size_t pos = 8; pos < size;) {
+        uint32_t tag, len;
+        if (read_le32(buf + pos, &tag, size - pos) || read_le32(buf + pos + 4, &len, size - pos - 4))
+            fail(EINVAL, "plan", "truncated record header at offset ", num(nb, pos), NULL);
+        pos += 8;
+        if (tag >= T_MAX || !KINDS[tag])
+            fail(EINVAL, "plan", "unknown plan record tag ", num(nb, tag),
+                 " (runtime and init helper out of sync?)", NULL);
+        if (len > size - pos)
+            fail(EINVAL, "plan", "record tag ", num(nb, tag), " is longer than the plan", NULL);
+        struct rec *r = &recs[nrecs++];
+        r->tag = tag;
+        if (decode_fields(r, buf + pos, len))
+            fail(EINVAL, "plan", "record tag ", num(nb, tag), " at offset ", num(nb2, pos - 8),
+                 ": length does not match its fields", NULL);
+        pos += len;
+    }
+    free(buf);
+}
+
+static struct rec *find(uint32_t tag)
+{
+    for (size_t i = 0; i < nrecs; i++)
+        if (recs[i].tag == tag)
+            return &recs[i];
+    return NULL;
+}
+
+#define FOR_EACH(r, t) for (struct rec *r = recs; r < recs + nrecs; r++) if (r->tag == (t))
+
+/* ------------------------------------------------------- small fs helpers */
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, data, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return w == (ssize_t)len ? 0 : -1;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = read(fd, buf, size - 1);
+    close(fd);
+    if (r >= 0)
+        buf[r] = 0;
+    return r;
+}
+
+static const char *fdpath(char *buf, int fd)
+{
+    char nb[24];
+    struct msg m = { .n = 0 };
+    m_add(&m, "/proc/self/fd/");
+    m_add(&m, num(nb, fd));
+    memcpy(buf, m.b, m.n);
+    buf[m.n] = 0;
+    return buf;
+}
+
+/* Flags a remount must keep because they are locked (set by a more privileged
+ * mount namespace); runc reads them with statfs the same way. */
+static unsigned long locked_flags(const char *path, unsigned long wanted)
+{
+    struct statfs s;
+    unsigned long f = 0;
+    if (statfs(path, &s) < 0)
+        return 0;
+    if (s.f_flags & ST_NOSUID) f |= MS_NOSUID;
+    if (s.f_flags & ST_NODEV) f |= MS_NODEV;
+    if (s.f_flags & ST_NOEXEC) f |= MS_NOEXEC;
+    if (s.f_flags & ST_RDONLY) f |= MS_RDONLY;
+    if (!(wanted & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME))) {
+        if (s.f_flags & ST_NOATIME) f |= MS_NOATIME;
+        if (s.f_flags & ST_RELATIME) f |= MS_RELATIME;
+        if (s.f_flags & ST_NODIRATIME) f |= MS_NODIRATIME;
+    }
+    return f;
+}
+
+/* mount(2) or fail with `mount <src> on <shown> (<flags>)`. */
+static void do_mount(const char *src, const char *target, const char *fstype,
+                     unsigned long flags, const char *data, const char *shown)
+{
+    char fb[256];
+    if (mount(src, target, fstype, flags, data) == 0)
+        return;
+    fail(errno, "mount", "mount ", src && *src ? src : fstype ? fstype : "none", " on ", shown,
+         " (", ms_text(fb, sizeof fb, flags), ")", NULL);
+}
+
+/* MS_REMOUNT|MS_BIND|flags; on EPERM retry keeping the locked flags. */
+static void remount(const char *target, unsigned long flags, const char *shown)
+{
+    flags |= MS_REMOUNT | MS_BIND;
+    if (mount(NULL, target, NULL, flags, NULL) == 0)
+        return;
+    if (errno == EPERM) {
+        flags |= locked_flags(target, flags);
+        if (mount(NULL, target, NULL, flags, NULL) == 0)
+            return;
+    }
+    char fb[256];
+    fail(errno, "mount", "remount ", shown, " (", ms_text(fb, sizeof fb, flags), ")", NULL);
+}
+
+/* Read-only remount that keeps the mount's current flags (as runc's
+ * readonlyPath does): MS_REMOUNT alone would clear nosuid/nodev/noexec. */
+static void remount_ro_keep(const char *path)
+{
+    remount(path, MS_RDONLY | locked_flags(path, 0), path);
+}
+
+/* ------------------------------------------------- resolving under rootfs */
+
+static int root_fd = -1;
+
+static int follow_dangling(int parent, char *rel, char *comp, char *end, char saved,
+                           int create, int depth);
+
+static int openat2_in_root(const char *rel)
+{
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+    return syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* Open `dest` (absolute inside the container) as an O_PATH fd under root_fd;
+ * symlinks resolve inside the rootfs, never out of it.  With create >= 0
+ * missing components are made: directories, and the last one a directory
+ * (create 0) or an empty file (create 1); a dangling symlink on the way is
+ * followed (inside the rootfs) and its target created, as runc's securejoin
+ * does.  Returns -1 with errno. */
+static int resolve_depth(const char *dest, int create, int depth)
+{
+    char path[4096];
+    size_t len = strlen(dest);
+    if (len >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dest, len + 1);
+    char *rel = path;
+    while (*rel == '/')
+        rel++;
+    int fd = openat2_in_root(rel);
+    if (fd >= 0 || errno != ENOENT || create < 0)
+        return fd;
+    /* Walk the components, creating what is missing. */
+    int parent = openat2_in_root("");
+    char *p = rel;
+    while (parent >= 0 && *p) {
+        char *end = p;
+        while (*end && *end != '/')
+            end++;
+        char saved = *end;
+        int last = 1;
+        for (char *q = end; *q; q++)
+            if (*q != '/')
+                last = 0;
+        *end = 0;
+        fd = openat2_in_root(rel);
+        if (fd < 0 && errno == ENOENT) {
+            int r;
+            if (last && create == 1) {
+                r = openat(parent, p, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (r >= 0)
+                    close(r);
+            } else {
+                r = mkdirat(parent, p, 0755);
+            }
+            if (r < 0 && errno == EEXIST)
+                return follow_dangling(parent, rel, p, end, saved, create, depth);
+            if (r < 0) {
+                int e = errno;
+                close(parent);
+                errno = e;
+                return -1;
+            }
+            fd = openat2_in_root(rel);
+        }
+        close(parent);
+        *end = saved;
+        if (fd < 0 || last)
+            return fd;
+        parent = fd;
+        p = end;
+        while (*p == '/')
+            p++;
+    }
+    return parent;
+}
+
+/* Component `comp` (in `rel`, ended at `end`) exists but cannot be opened: a
+ * dangling symlink.  Splice its target into the path and resolve again. */
+static int follow_dangling(int parent, char *rel, char *comp, char *end, char saved,
+                           int create, int depth)
+{
+    char target[4096], next[4096];
+    ssize_t n = readlinkat(parent, comp, target, sizeof target - 1);
+    close(parent);
+    if (n < 0 || depth >= 40) {
+        errno = n < 0 ? ENOENT : ELOOP;
+        return -1;
+    }
+    target[n] = 0;
+    *end = saved;
+    struct msg m = { .n = 0 };
+    if (target[0] != '/') {   /* relative: keep the directory part before comp */
+        m_chr(&m, '/');
+        for (char *q = rel; q < comp; q++)
+            m_chr(&m, *q);
+    }
+    m_add(&m, target);
+    if (*end) {
+        m_chr(&m, '/');
+        m_add(&m, end);
+    }
+    if (m.n >= sizeof next - 1) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(next, m.b, m.n);
+    next[m.n] = 0;
+    return resolve_depth(next, create, depth + 1);
+}
+
+static int resolve(const char *dest, int create)
+{
+    return resolve_depth(dest, create, 0);
+}
+
+/* resolve() or fail naming the destination. */
+static int resolve_or_fail(const char *dest, int create, const char *what)
+{
+    int fd = resolve(dest, create);
+    if (fd < 0)
+        fail(errno, "mkdir", "resolve ", what, " ", dest, " in the rootfs", NULL);
+    return fd;
+}
+
+/* ------------------------------------------------------------ stage 2 steps */
+
+static int new_userns;
+static char *rootfs;
+
+static void set_names(void)
+{
+    struct rec *r;
+    if ((r = find(T_HOSTNAME)) && sethostname(r->f[0].s, r->f[0].n) < 0)
+        fail(errno, "sethostname", "sethostname ", r->f[0].s, NULL);
+    if ((r = find(T_DOMAINNAME)) && setdomainname(r->f[0].s, r->f[0].n) < 0)
+        fail(errno, "setdomainname", "setdomainname ", r->f[0].s, NULL);
+}
+
+/* Apply propagation `flags` to the mount that holds `path`: walk up from
+ * `path` to the first mount point (mount(2) says EINVAL for the others). */
+static int propagate_up(const char *path, unsigned long flags)
+{
+    char buf[4096];
+    strncpy(buf, path, sizeof buf - 1);
+    buf[sizeof buf - 1] = 0;
+    for (;;) {
+        if (mount(NULL, buf, NULL, flags, NULL) == 0)
+            return 0;
+        char *slash = strrchr(buf, '/');
+        if (errno != EINVAL || !slash || !strcmp(buf, "/"))
+            return -1;
+        if (slash == buf)
+            slash[1] = 0;
+        else
+            *slash = 0;
+    }
+}
+
+static void prepare_rootfs(struct rec *root)
+{
+    unsigned long prop = root->f[2].u ? root->f[2].u : MS_SLAVE | MS_REC;
+    char fb[128];
+    rootfs = root->f[0].s;
+    if (mount(NULL, "/", NULL, prop, NULL) < 0) {
+        if (errno != EINVAL)
+            do_mount(NULL, "/", NULL, prop, NULL, "/");
+        /* Our root is not a mount point (a chroot): no container mount may
+         * propagate out, so change the mount that holds the rootfs instead. */
+        if (propagate_up(rootfs, prop) < 0)
+            do_mount(NULL, rootfs, NULL, prop, NULL, rootfs);
+        note("/ is not a mount point (chroot?): set ", ms_text(fb, sizeof fb, prop),
+             " on the mount holding ", rootfs, " instead", NULL);
+    }
+    /* pivot_root needs the new root's parent mount to be non-shared. */
+    if (!root->f[3].u)
+        propagate_up(rootfs, MS_PRIVATE);
+    do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL, rootfs);
+    root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        fail(errno, "open", "open the rootfs ", rootfs, NULL);
+}
+
+/* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
+static void do_one_mount(struct rec *r)
+{
+    uint64_t kind = r->f[0].u, flags = r->f[4].u, prop = r->f[5].u;
+    const char *src = r->f[1].s, *dest = r->f[2].s, *fstype = r->f[3].s, *data = r->f[8].s;
+    char pb[64];
+    int fd = resolve_or_fail(dest, (int)r->f[9].u, "mount destination");
+    if (kind == 1) {
+        do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
+        unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+        close(fd);
+        if (rest) {
+            fd = resolve_or_fail(dest, -1, "mount destination");   /* the new mount on top */
+            remount(fdpath(pb, fd), rest, dest);
+            close(fd);
+        }
+    } else {
+        do_mount(src, fdpath(pb, fd), *fstype ? fstype : NULL, flags, *data ? data : NULL, dest);
+        close(fd);
+    }
+    if (!prop && !r->f[6].u && !r->f[7].u)
+        return;
+    fd = resolve_or_fail(dest, -1, "mount destination");
+    if (prop)
+        do_mount(NULL, fdpath(pb, fd), NULL, prop, NULL, dest);
+    if (r->f[6].u || r->f[7].u) {
+        struct mount_attr attr = { .attr_set = r->f[6].u, .attr_clr = r->f[7].u };
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+            fail(errno, "mount_setattr", "mount_setattr (recursive mount options) on ", dest, NULL);
+    }
+    close(fd);
+}
+
+/* Split `dest` into a resolved (and created) parent fd and its last name. */
+static int parent_of(const char *dest, char *name, size_t size)
+{
+    char dir[4096];
+    const char *slash = strrchr(dest, '/');
+    if (!slash || strlen(slash + 1) >= size || (size_t)(slash - dest) >= sizeof dir)
+        fail(EINVAL, "mkdir", "bad path ", dest, NULL);
+    memcpy(dir, dest, slash - dest);
+    dir[slash - dest] = 0;
+    strcpy(name, slash + 1);
+    return resolve_or_fail(dir, 0, "parent directory of");
+}
+
+static void bind_host_node(const char *path)
+{
+    char pb[64];
+    int fd = resolve_or_fail(path, 1, "device");
+    do_mount(path, fdpath(pb, fd), NULL, MS_BIND, NULL, path);
+    close(fd);
+}
+
+static void make_device(struct rec *r)
+{
+    const char *path = r->f[0].s;
+    char name[256], nb[24];
+    mode_t type = r->f[1].u == 'c' ? S_IFCHR : r->f[1].u == 'b' ? S_IFBLK : S_IFIFO;
+    if (new_userns)   /* mknod of devices is never allowed in a user namespace */
+        return bind_host_node(path);
+    int dir = parent_of(path, name, sizeof name);
+    if (mknodat(dir, name, type | (r->f[4].u & 07777), makedev(r->f[2].u, r->f[3].u)) < 0) {
+        int e = errno;
+        close(dir);
+        if (e == EEXIST)
+            return;
+        if (e == EPERM && r->f[7].u)
+            return bind_host_node(path);
+        fail(e, "mknod", "mknod ", path, " (type ", type == S_IFCHR ? "c" : type == S_IFBLK ? "b" : "p",
+             " ", num(name, r->f[2].u), ":", num(nb, r->f[3].u), ")", NULL);
+    }
+    if (fchownat(dir, name, r->f[5].u, r->f[6].u, AT_SYMLINK_NOFOLLOW) < 0)
+        fail(errno, "chown", "chown ", path, NULL);
+    close(dir);
+}
+
+static void make_symlink(struct rec *r)
+{
+    char name[256];
+    int dir = parent_of(r->f[1].s, name, sizeof name);
+    if (symlinkat(r->f[0].s, dir, name) < 0 && errno != EEXIST)
+        fail(errno, "symlink", "symlink ", r->f[1].s, " -> ", r->f[0].s, NULL);
+    close(dir);
+}
+
+/* Host /proc, before pivot: net/ipc/uts sysctls follow the writer's namespaces. */
+static void write_sysctls(void)
+{
+    char path[4096];
+    FOR_EACH(r, T_SYSCTL) {
+        struct msg m = { .n = 0 };
+        m_add(&m, "/proc/sys/");
+        m_add(&m, r->f[0].s);
+        memcpy(path, m.b, m.n);
+        path[m.n] = 0;
+        if (strstr(r->f[0].s, ".."))
+            fail(EINVAL, "sysctl", "sysctl key ", r->f[0].s, " holds ..", NULL);
+        if (write_file(path, r->f[1].s, r->f[1].n) < 0)
+            fail(errno, "sysctl", "write ", r->f[1].s, " to ", path, NULL);
+    }
+    struct rec *o = find(T_OOM_SCORE_ADJ);
+    if (o) {
+        char nb[24];
+        num(nb, (int64_t)o->f[0].u);
+        if (write_file("/proc/self/oom_score_adj", nb, strlen(nb)) < 0)
+            fail(errno, "oom_score_adj", "write ", nb, " to /proc/self/oom_score_adj", NULL);
+    }
+}
+
+/* Enter the rootfs: pivot_root, or move-mount + chroot when it cannot work. */
+static void enter_rootfs(int no_pivot)
+{
+    close(root_fd);
+    if (chdir(rootfs) < 0)
+        fail(errno, "chdir", "chdir to the rootfs ", rootfs, NULL);
+    if (!no_pivot) {
+        if (syscall(SYS_pivot_root, ".", ".") == 0) {
+            /* The old root is stacked on "."; detach it without propagating. */
+            do_mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL, "the old root");
+            if (umount2(".", MNT_DETACH) < 0)
+                fail(errno, "umount", "umount the old root (MNT_DETACH)", NULL);
+            if (chdir("/") < 0)
+                fail(errno, "chdir", "chdir /", NULL);
+            return;
+        }
+        if (errno != EINVAL)
+            fail(errno, "pivot_root", "pivot_root into ", rootfs, NULL);
+        note("pivot_root into ", rootfs, " failed: invalid argument (EINVAL); "
+             "host root is initramfs, using move-mount + chroot", NULL);
+    } else {
+        note("no_pivot set: entering ", rootfs, " with move-mount + chroot", NULL);
+    }
+    do_mount(rootfs, "/", NULL, MS_MOVE, NULL, "/");
+    if (chroot(".") < 0)
+        fail(errno, "chroot", "chroot into ", rootfs, NULL);
+    if (chdir("/") < 0)
+        fail(errno, "chdir", "chdir /", NULL);
+}
+
+static void mask_paths(void)
+{
+    FOR_EACH(r, T_MASKED) {
+        struct stat st;
+        const char *p = r->f[0].s;
+        if (stat(p, &st) < 0) {
+            if (errno == ENOENT)
+                continue;
+            fail(errno, "mask", "stat masked path ", p, NULL);
+        }
+        if (S_ISDIR(st.st_mode))
+            do_mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL, p);
+        else
+            do_mount("/dev/null", p, NULL, MS_BIND, NULL, p);
+    }
+    FOR_EACH(r, T_READONLY) {
+        const char *p = r->f[0].s;
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            if (errno == ENOENT)
+                continue;
+            do_mount(p, p, NULL, MS_BIND | MS_REC, NULL, p);
+        }
+        remount_ro_keep(p);
+    }
+}
+
+/* Make a pty inside the container, hand the master to the runtime (`T`),
+ * and make the slave our controlling terminal on 0, 1, 2. */
+static void setup_terminal(struct rec *t)
+{
+    char path[64], nb[24];
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), zero = 0;
+    unsigned int n;
+    if (master < 0)
+        fail(errno, "terminal", "open /dev/ptmx in the container", NULL);
+    if (ioctl(master, TIOCSPTLCK, &zero) < 0 || ioctl(master, TIOCGPTN, &n) < 0)
+        fail(errno, "terminal", "unlock the pty master (TIOCSPTLCK/TIOCGPTN)", NULL);
+    struct msg m = { .n = 0 };
+    m_add(&m, "/dev/pts/");
+    m_add(&m, num(nb, n));
+    memcpy(path, m.b, m.n);
+    path[m.n] = 0;
+    int slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        fail(errno, "terminal", "open ", path, NULL);
+    if (t->f[0].u || t->f[1].u) {
+        struct winsize ws = { .ws_row = t->f[0].u, .ws_col = t->f[1].u };
+        if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
+            fail(errno, "terminal", "set the window size of ", path, NULL);
+    }
+    m.n = 0;
+    m_chr(&m, 'T');
+    m_add(&m, path);
+    if (send_packet(sync_fd, m.b, m.n, master) < 0)
+        fail(errno, "terminal", "send the pty master to the runtime", NULL);
+    close(master);
+    if (setsid() < 0)
+        fail(errno, "setsid", "setsid", NULL);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0)
+        fail(errno, "terminal", "make ", path, " the controlling terminal (TIOCSCTTY)", NULL);
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0)
+            fail(errno, "terminal", "dup ", path, " onto stdio", NULL);
+    if (slave > 2)
+        close(slave);
+}
+
+static void limits_and_flags(void)
+{
+    char nb[24];
+    FOR_EACH(r, T_RLIMIT) {
+        struct rlimit rl = { r->f[1].u, r->f[2].u };
+        if (setrlimit(r->f[0].u, &rl) < 0)
+            fail(errno, "setrlimit", "setrlimit resource ", num(nb, r->f[0].u), NULL);
+    }
+    struct rec *p = find(T_PERSONALITY);
+    if (p && personality(p->f[0].u) < 0)
+        fail(errno, "personality", "personality ", num(nb, p->f[0].u), NULL);
+    struct rec *n = find(T_NO_NEW_PRIVS);
+    if (n && n->f[0].u && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail(errno, "no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", NULL);
+}
+
+/* ------------------------------------------------------------- seccomp */
+
+static scmp_filter_ctx build_seccomp(void)
+{
+    struct rec *init = find(T_SECCOMP_INIT);
+    if (!init)
+        return NULL;
+    scmp_filter_ctx ctx = seccomp_init(init->f[0].u);
+    int rc;
+    if (!ctx)
+        fail(EINVAL, "seccomp", "seccomp_init with the default action", NULL);
+    /* NNP is the runtime's decision, not libseccomp's. */
+    if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
+        fail(-rc, "seccomp", "seccomp attribute CTL_NNP", NULL);
+    if ((init->f[1].u & 2) && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1)) < 0)
+        fail(-rc, "seccomp", "seccomp flag SECCOMP_FILTER_FLAG_LOG", NULL);
+    if ((init->f[1].u & 4) && (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_SSB, 1)) < 0)
+        fail(-rc, "seccomp", "seccomp flag SECCOMP_FILTER_FLAG_SPEC_ALLOW", NULL);
+    FOR_EACH(r, T_SECCOMP_ARCH) {
+        uint32_t arch = seccomp_arch_resolve_name(r->f[0].s);
+        if (!arch)
+            fail(EINVAL, "seccomp", "unknown seccomp architecture ", r->f[0].s, NULL);
+        if ((rc = seccomp_arch_add(ctx, arch)) < 0 && rc != -EEXIST)
+            fail(-rc, "seccomp", "seccomp_arch_add ", r->f[0].s, NULL);
+    }
+    FOR_EACH(r, T_SECCOMP_RULE) {
+        int nr = seccomp_syscall_resolve_name(r->f[0].s);
+        uint32_t action = r->f[1].u, nargs = r->f[2].n / 4;
+        if (nr == __NR_SCMP_ERROR || action == init->f[0].u)
+            continue;   /* unknown syscall: skipped, as runc does */
+        struct scmp_arg_cmp cmp[6 * 4];
+        int repeats = 0;
+        if (nargs > sizeof cmp / sizeof cmp[0])
+            fail(E2BIG, "seccomp", "too many argument conditions for ", r->f[0].s, NULL);
+        for (uint32_t i = 0; i < nargs; i++) {
+            uint64_t *q = r->f[2].l + 4 * i;
+            cmp[i] = (struct scmp_arg_cmp){ .arg = q[0], .datum_a = q[1], .datum_b = q[2], .op = q[3] };
+            for (uint32_t j = 0; j < i; j++)
+                repeats |= cmp[j].arg == cmp[i].arg;
+        }
+        if (repeats) {   /* same argument twice: the conditions are ORed, one rule each */
+            for (uint32_t i = 0; i < nargs && rc >= 0; i++)
+                rc = seccomp_rule_add_array(ctx, action, nr, 1, &cmp[i]);
+        } else {
+            rc = seccomp_rule_add_array(ctx, action, nr, nargs, cmp);
+        }
+        if (rc < 0)
+            fail(-rc, "seccomp", "add the seccomp rule for ", r->f[0].s, NULL);
+    }
+    return ctx;
+}
+
+static void load_seccomp(scmp_filter_ctx ctx, int fd)
+{
+    int rc;
+    if (!ctx)
+        return;
+    if ((rc = seccomp_load(ctx)) < 0) {
+        sync_fd = fd;
+        fail(-rc, "seccomp", "load the seccomp filter (seccomp_load)", NULL);
+    }
+}
+
+/* ---------------------------------------------------- capabilities, user */
+
+static int last_cap = 40;
+
+static void drop_privileges(void)
+{
+    struct rec *caps = find(T_CAPS), *user = find(T_USER);
+    char nb[24];
+    if (caps)
+        for (int c = 0; c <= last_cap; c++)
+            if (!(caps->f[0].u >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+                fail(errno, "capabilities", "drop capability ", num(nb, c), " from the bounding set", NULL);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        fail(errno, "capabilities", "prctl(PR_SET_KEEPCAPS, 1)", NULL);
+    if (user) {
+        char sg[64] = "";
+        read_small("/proc/self/setgroups", sg, sizeof sg);
+        if (!strstr(sg, "deny")) {
+            gid_t gids[1024];
+            uint32_t n = user->f[3].n < 1024 ? user->f[3].n : 1024;
+            for (uint32_t i = 0; i < n; i++)
+                gids[i] = user->f[3].l[i];
+            if (setgroups(n, gids) < 0)
+                fail(errno, "setgroups", "setgroups (additional gids)", NULL);
+        }
+        if (setresgid(user->f[1].u, user->f[1].u, user->f[1].u) < 0)
+            fail(errno, "setresgid", "setresgid ", num(nb, user->f[1].u), NULL);
+        if (setresuid(user->f[0].u, user->f[0].u, user->f[0].u) < 0)
+            fail(errno, "setresuid", "setresuid ", num(nb, user->f[0].u), NULL);
+    }
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        fail(errno, "capabilities", "prctl(PR_SET_KEEPCAPS, 0)", NULL);
+    if (caps) {
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++) {
+            d[i].effective = caps->f[1].u >> (32 * i);
+            d[i].permitted = caps->f[2].u >> (32 * i);
+            d[i].inheritable = caps->f[3].u >> (32 * i);
+        }
+        if (syscall(SYS_capset, &h, d) < 0)
+            fail(errno, "capabilities", "capset (effective, permitted, inheritable)", NULL);
+        for (int c = 0; c <= last_cap; c++)
+            if ((caps->f[4].u >> c & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+                fail(errno, "capabilities", "raise ambient capability ", num(nb, c), NULL);
+    }
+    if (user && user->f[2].u != 0xFFFFFFFFu)
+        umask(user->f[2].u & 0777);
+}
+
+/* ------------------------------------------------- args[0] and preflight */
+
+static char **argv_c, **envp_c;
+static char exe_path[4096];
+
+/* Find args[0] on $PATH (from the container env) like execvp would. */
+static void lookup_exe(void)
+{
+    const char *a0 = argv_c[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    if (!a0)
+        fail(EINVAL, "exec", "process.args is empty", NULL);
+    if (strchr(a0, '/')) {
+        strncpy(exe_path, a0, sizeof exe_path - 1);
+        return;
+    }
+    for (char **e = envp_c; *e; e++)
+        if (!strncmp(*e, "PATH=", 5))
+            path = *e + 5;
+    for (;;) {   /* an empty PATH entry means the current directory */
+        const char *end = strchrnul(path, ':');
+        struct msg m = { .n = 0 };
+        struct stat st;
+        size_t dl = end - path < 3000 ? (size_t)(end - path) : 3000;
+        memcpy(m.b, path, dl);
+        m.n = dl;
+        if (dl)
+            m_chr(&m, '/');
+        m_add(&m, a0);
+        m.b[m.n] = 0;
+        if (stat(m.b, &st) == 0 && S_ISREG(st.st_mode) && access(m.b, X_OK) == 0) {
+            memcpy(exe_path, m.b, m.n + 1);
+            return;
+        }
+        if (!*end)
+            break;
+        path = end + 1;
+    }
+    fail(ENOENT, "exec", "process.args[0] \"", a0, "\": executable file not found in $PATH", NULL);
+}
+
+/* Check the ELF interpreter (PT_INTERP) exists in the rootfs. */
+static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
+{
+    char interp[256];
+    uint64_t off = 0, size = 0;
+    if (n >= (ssize_t)sizeof(Elf64_Ehdr) && hdr[EI_CLASS] == ELFCLASS64) {
+        const Elf64_Ehdr *eh = (const void *)hdr;
+        for (int i = 0; i < eh->e_phnum; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, eh->e_phoff + (uint64_t)i * eh->e_phentsize) != sizeof ph)
+                return;
+            if (ph.p_type == PT_INTERP) { off = ph.p_offset; size = ph.p_filesz; break; }
+        }
+    } else if (n >= (ssize_t)sizeof(Elf32_Ehdr) && hdr[EI_CLASS] == ELFCLASS32) {
+        const Elf32_Ehdr *eh = (const void *)hdr;
+        for (int i = 0; i < eh->e_phnum; i++) {
+            Elf32_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, eh->e_phoff + (uint64_t)i * eh->e_phentsize) != sizeof ph)
+                return;
+            if (ph.p_type == PT_INTERP) { off = ph.p_offset; size = ph.p_filesz; break; }
+        }
+    }
+    if (!size || size >= sizeof interp || pread(fd, interp, size, off) != (ssize_t)size)
+        return;
+    interp[size] = 0;
+    if (access(interp, F_OK) < 0 && errno == ENOENT)
+        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its ELF interpreter ", interp,
+             " is missing in the rootfs", NULL);
+}
+
+/* Check a `#!` line: CRLF endings and a missing interpreter. */
+static void check_shebang(const char *hdr, ssize_t n)
+{
+    char interp[256];
+    const char *p = hdr + 2, *eol = memchr(hdr, '\n', n);
+    if (eol && eol > hdr && eol[-1] == '\r')
+        fail(ENOENT, "exec", "process.args[0] \"", exe_path,
+             "\": has Windows (CRLF) line endings in its #! line", NULL);
+    while (p < hdr + n && (*p == ' ' || *p == '\t'))
+        p++;
+    size_t len = 0;
+    while (p + len < hdr + n && !strchr(" \t\r\n", p[len]) && len < sizeof interp - 1)
+        len++;
+    memcpy(interp, p, len);
+    interp[len] = 0;
+    if (len && access(interp, F_OK) < 0 && errno == ENOENT)
+        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its #! interpreter ", interp,
+             " is missing in the rootfs", NULL);
+}
+
+/* Catch what would make execve fail with a puzzling ENOENT, before `R`. */
+static void preflight(void)
+{
+    struct stat st;
+    unsigned char hdr[256];
+    if (stat(exe_path, &st) < 0)
+        fail(errno, "exec", "process.args[0] \"", exe_path, "\": cannot stat the executable", NULL);
+    if (S_ISDIR(st.st_mode))
+        fail(EACCES, "exec", "process.args[0] \"", exe_path, "\": is a directory, not an executable", NULL);
+    if (access(exe_path, X_OK) < 0)
+        fail(errno, "exec", "process.args[0] \"", exe_path, "\": is not executable", NULL);
+    int fd = open(exe_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;   /* execute-only files cannot be inspected; let execve decide */
+    ssize_t n = pread(fd, hdr, sizeof hdr - 1, 0);
+    if (n >= 4 && !memcmp(hdr, ELFMAG, SELFMAG))
+        check_elf(fd, hdr, n);
+    else if (n >= 2 && hdr[0] == '#' && hdr[1] == '!')
+        check_shebang((const char *)hdr, n);
+    close(fd);
+}
+
+/* ------------------------------------------------------- start and exec */
+
+static int build_vectors(void)
+{
+    size_t na = 0, ne = 0, i = 0, j = 0;
+    FOR_EACH(r, T_ARG) na++;
+    FOR_EACH(r, T_ENV) ne++;
+    argv_c = calloc(na + 1, sizeof *argv_c);
+    envp_c = calloc(ne + 1, sizeof *envp_c);
+    if (!argv_c || !envp_c)
+        return -1;
+    FOR_EACH(r, T_ARG) argv_c[i++] = r->f[0].s;
+    FOR_EACH(r, T_ENV) envp_c[j++] = r->f[0].s;
+    return 0;
+}
+
+/* Block until `start` sends `S`, then exec.  Errors after this point go to
+ * the start connection (the runtime that created us may be gone). */
+static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_filter_ctx late)
+{
+    char c = 0;
+    struct rec *pf = find(T_PRESERVE_FDS);
+    int keep = 3 + (pf ? (int)pf->f[0].u : 0);
+    if (send_packet(sync_fd, "R", 1, -1) < 0)
+        _exit(1);
+    int conn;
+    do conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC); while (conn < 0 && errno == EINTR);
+    if (conn < 0)
+        fail(errno, "start", "accept on the start socket", NULL);
+    close(sync_fd);
+    sync_fd = conn;
+    close(listen_fd);
+    if (recv(conn, &c, 1, 0) != 1 || c != 'S')
+        _exit(1);
+    load_seccomp(late, conn);
+    for (int fd = 0; fd < keep; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC))
+            fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    execve(exe_path, argv_c, envp_c);
+    int e = errno;
+    struct msg m = { .n = 0 };
+    m_chr(&m, 'E');
+    m_num(&m, e);
+    m_chr(&m, 0);
+    m_add(&m, "exec");
+    m_chr(&m, 0);
+    m_add(&m, "execve process.args[0] \"");
+    m_add(&m, exe_path);
+    m_add(&m, "\"");
+    send_packet(conn, m.b, m.n, -1);
+    _exit(127);
+}
+
+/* --------------------------------------------------------------- stages */
+
+/* Stage 2: the container's pid 1, inside the new namespaces. */
+static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
+{
+    char c = 0;
+    if (new_userns) {
+        if (send_packet(sync_fd, "U", 1, -1) < 0)
+            _exit(1);
+        if (recv(sync_fd, &c, 1, 0) != 1 || c != 'u')
+            fail(EPROTO, "userns", "waiting for the id maps: expected 'u' from the runtime", NULL);
+    }
+    if (new_userns || join_user) {
+        if (setresgid(0, 0, 0) < 0)
+            fail(errno, "setresgid", "setresgid 0 in the user namespace (is gid 0 mapped?)", NULL);
+        if (setresuid(0, 0, 0) < 0)
+            fail(errno, "setresuid", "setresuid 0 in the user namespace (is uid 0 mapped?)", NULL);
+    }
+    mode_t old_umask = umask(0);   /* device modes and directories as planned */
+    set_names();
+    struct rec *root = find(T_ROOTFS);
+    if (root) {
+        prepare_rootfs(root);
+        FOR_EACH(r, T_MOUNT) do_one_mount(r);
+        FOR_EACH(r, T_DEVICE) make_device(r);
+        FOR_EACH(r, T_SYMLINK) make_symlink(r);
+    }
+    write_sysctls();
+    if (root) {
+        enter_rootfs(root->f[3].u);
+        mask_paths();
+        if (root->f[1].u)
+            remount_ro_keep("/");
+    }
+    umask(old_umask);
+    struct rec *term = find(T_TERMINAL);
+    if (term)
+        setup_terminal(term);
+    else if (setsid() < 0)
+        fail(errno, "setsid", "setsid", NULL);
+    limits_and_flags();
+    struct rec *nnp = find(T_NO_NEW_PRIVS);
+    int late = nnp && nnp->f[0].u;
+    scmp_filter_ctx ctx = build_seccomp();
+    if (!late)   /* without NNP the filter must go in while we still have CAP_SYS_ADMIN */
+        load_seccomp(ctx, sync_fd);
+    drop_privileges();
+    struct rec *cwd = find(T_CWD);
+    if (cwd && chdir(cwd->f[0].s) < 0) {
+        int e = errno;
+        fail(e, "cwd", "process.cwd \"", cwd->f[0].s, "\": ",
+             e == ENOENT ? "does not exist in the container" :
+             e == ENOTDIR ? "is not a directory" : "cannot chdir into it", NULL);
+    }
+    lookup_exe();
+    preflight();
+    wait_start_and_exec(listen_fd, late ? ctx : NULL);
+}
+
+static int parse_fd(const char *s)
+{
+    char *end;
+    long v = s && *s ? strtol(s, &end, 10) : -1;
+    if (v < 3 || v > 1 << 20 || *end || fcntl(v, F_GETFD) < 0)
+        return -1;
+    /* Our own fds must never reach the container process. */
+    fcntl(v, F_SETFD, FD_CLOEXEC);
+    return v;
+}
+
+/* Stage 1: read the plan, join namespaces, clone stage 2. */
+int main(int argc, char **argv)
+{
+    int plan_fd, listen_fd;
+    char nb[24];
+    if (argc != 4 || (sync_fd = parse_fd(argv[1])) < 0 || (plan_fd = parse_fd(argv[2])) < 0 ||
+        (listen_fd = parse_fd(argv[3])) < 0) {
+        static const char m[] = "minirunc-init: not started by minirunc\n";
+        (void)!write(2, m, sizeof m - 1);
+        return 127;
+    }
+    load_plan(plan_fd);
+    close(plan_fd);
+    if (build_vectors() < 0)
+        fail(ENOMEM, "plan", "allocate argv/env", NULL);
+    char cl[16];
+    if (read_small("/proc/sys/kernel/cap_last_cap", cl, sizeof cl) > 0)
+        last_cap = atoi(cl);
+
+    /* Open every namespace first (paths may live in a namespace we leave),
+     * then join: user first (it grants the rights for the rest), mount last. */
+    int join_fd[64], join_flag[64], nj = 0, join_user = 0;
+    const char *join_path[64];
+    FOR_EACH(r, T_NS_JOIN) {
+        if (nj == 64)
+            fail(E2BIG, "setns", "too many namespaces to join", NULL);
+        join_flag[nj] = r->f[0].u;
+        join_path[nj] = r->f[1].s;
+        if (!ns_name(join_flag[nj])[0])
+            fail(EINVAL, "setns", "namespace ", r->f[1].s, " has an unknown type 0x",
+                 hex(nb, r->f[0].u), NULL);
+        if ((join_fd[nj] = open(r->f[1].s, O_RDONLY | O_CLOEXEC)) < 0)
+            fail(errno, "setns", "open namespace ", r->f[1].s, NULL);
+        nj++;
+    }
+    static const int order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET,
+                                 CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS };
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+        for (int i = 0; i < nj; i++) {
+            if (join_flag[i] != order[o])
+                continue;
+            if (setns(join_fd[i], join_flag[i]) < 0)
+                fail(errno, "setns", "join namespace ", join_path[i], " (", ns_name(join_flag[i]), ")", NULL);
+            join_user |= join_flag[i] == CLONE_NEWUSER;
+            close(join_fd[i]);
+        }
+
+    struct rec *ns = find(T_NS_NEW);
+    unsigned long flags = ns ? ns->f[0].u : 0;
+    new_userns = !!(flags & CLONE_NEWUSER);
+    long pid = syscall(SYS_clone, SIGCHLD | CLONE_PARENT | flags, 0, NULL, NULL, 0);
+    if (pid < 0)
+        fail(errno, "clone", "clone the container init (flags 0x", hex(nb, flags), ")", NULL);
+    if (pid == 0)
+        stage2(listen_fd, join_user);
+    struct msg m = { .n = 0 };
+    m_chr(&m, 'P');
+    m_num(&m, pid);
+    send_packet(sync_fd, m.b, m.n, -1);
+    _exit(0);
+}

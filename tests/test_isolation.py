@@ -1,0 +1,209 @@
+"""Namespaces, mounts and devices, each checked from inside a real container."""
+
+import os
+import stat
+
+import pytest
+
+
+def run_ok(rt, bundle, *extra):
+    r = rt.run(bundle, *extra)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def mountinfo_line(text, mountpoint):
+    for line in text.splitlines():
+        fields = line.split()
+        if fields[4] == mountpoint:
+            return line
+    raise AssertionError("%s not mounted:\n%s" % (mountpoint, text))
+
+
+# -- namespaces --------------------------------------------------------------
+
+def test_hostname_pid_one_and_only_lo(rt, make):
+    out = run_ok(rt, make(["sh", "-c", "hostname; echo $$; ls /sys/class/net"]))
+    assert out.split("\n")[:3] == ["minirunc", "1", "lo"]
+
+
+def test_domainname(rt, make):
+    out = run_ok(rt, make(["cat", "/proc/sys/kernel/domainname"],
+                          edit=lambda c: c.update(domainname="example.org")))
+    assert out == "example.org\n"
+
+
+def test_namespaces_differ_from_host(rt, make):
+    kinds = ("pid", "net", "ipc", "uts", "mnt")
+    out = run_ok(rt, make(["sh", "-c", " ".join("readlink /proc/self/ns/%s;" % k for k in kinds)]))
+    inside = out.split()
+    for kind, value in zip(kinds, inside):
+        assert value != os.readlink("/proc/self/ns/%s" % kind), kind
+
+
+def test_user_namespace_uid_map(rt, make):
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys"]
+        c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    out = run_ok(rt, make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=edit))
+    lines = [l.split() for l in out.splitlines()]
+    assert lines[0] == ["0", "100000", "65536"]
+    assert lines[1] == ["0", "100000", "65536"]
+    assert lines[2] == ["0"]
+
+
+def test_join_network_namespace_by_path(rt, make):
+    first = rt.new_id()
+    assert rt("run", "-d", "--bundle", make(["sleep", "100"]), first).returncode == 0
+    pid = rt.state(first)["pid"]
+    ns_path = "/proc/%d/ns/net" % pid
+
+    def edit(c):
+        c["linux"]["namespaces"] = [n if n["type"] != "network" else {"type": "network", "path": ns_path}
+                                    for n in c["linux"]["namespaces"]]
+    out = run_ok(rt, make(["readlink", "/proc/self/ns/net"], edit=edit))
+    assert out.strip() == os.readlink(ns_path)
+
+
+# -- mounts ----------------------------------------------------------------
+
+def test_standard_mounts_in_mountinfo(rt, make):
+    info = run_ok(rt, make(["cat", "/proc/self/mountinfo"]))
+    assert " - proc " in mountinfo_line(info, "/proc")
+    dev = mountinfo_line(info, "/dev")
+    assert " - tmpfs " in dev and "nosuid" in dev.split()[5]
+    assert " - devpts " in mountinfo_line(info, "/dev/pts")
+    assert " - mqueue " in mountinfo_line(info, "/dev/mqueue")
+    sysfs = mountinfo_line(info, "/sys")
+    assert sysfs.split()[5].startswith("ro,")
+    assert mountinfo_line(info, "/").split()[5].startswith("ro")  # root.readonly
+
+
+def test_readonly_root_refuses_writes(rt, make):
+    r = rt.run(make(["touch", "/newfile"]))
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+
+
+def test_writable_root(rt, make):
+    bundle = make(["sh", "-c", "echo data > /newfile"],
+                  edit=lambda c: c["root"].update(readonly=False))
+    run_ok(rt, bundle)
+    assert (bundle / "rootfs" / "newfile").read_text() == "data\n"
+
+
+def test_bind_mounts_rw_and_ro(rt, make, tmp_path):
+    rw = tmp_path / "rw"
+    ro = tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "file").write_text("host\n")
+
+    def edit(c):
+        c["mounts"] += [
+            {"destination": "/rw", "type": "bind", "source": str(rw), "options": ["rbind", "rw"]},
+            {"destination": "/ro", "type": "bind", "source": str(ro), "options": ["bind", "ro"]},
+        ]
+    r = rt.run(make(["sh", "-c", "echo inside > /rw/out; cat /ro/file; echo x > /ro/file"],
+                    edit=edit))
+    assert (rw / "out").read_text() == "inside\n"
+    assert r.stdout == "host\n"
+    assert "Read-only file system" in r.stderr and r.returncode != 0
+    assert (ro / "file").read_text() == "host\n"
+
+
+def test_tmpfs_options_and_masked_readonly_paths(rt, make):
+    def edit(c):
+        c["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "nodev", "size=1m", "mode=700"]})
+    script = ("cat /proc/self/mountinfo; stat -c '%a' /scratch; "
+              "cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/domainname && echo WROTE")
+    r = rt.run(make(["sh", "-c", script], edit=edit))
+    info = r.stdout
+    scratch = mountinfo_line(info, "/scratch")
+    assert "size=1024k" in scratch and "nosuid" in scratch.split()[5]
+    assert "\n700\n" in info
+    assert "\n0\n" in info  # /proc/kcore is masked by /dev/null
+    assert mountinfo_line(info, "/proc/sys").split()[5].startswith("ro")
+    assert "WROTE" not in info
+
+
+def test_mount_destination_symlink_cannot_escape_rootfs(rt, make, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bundle = make(["sh", "-c", "ls -d /escape/sub && echo inside-ok"],
+                  edit=lambda c: c["mounts"].append(
+                      {"destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs"}))
+    os.symlink(str(outside), bundle / "rootfs" / "escape")
+    r = rt.run(bundle)
+    assert r.returncode == 0, r.stderr
+    assert "inside-ok" in r.stdout
+    assert not (outside / "sub").exists()
+    # The symlink was resolved inside the rootfs instead.
+    assert (bundle / "rootfs" / str(outside).lstrip("/") / "sub").is_dir()
+
+
+def test_no_pivot(rt, make):
+    r = rt.run(make(["sh", "-c", "ls /; cat /proc/self/mountinfo"]), "--no-pivot")
+    assert r.returncode == 0, r.stderr
+    assert "busybox" not in r.stdout.split("\n")[0:1]
+    assert "bin" in r.stdout.split()
+
+
+def test_no_pivot_is_reported_under_debug(rt, make):
+    r = rt("--debug", "run", "--no-pivot", "--bundle", make(["true"]), rt.new_id())
+    assert r.returncode == 0, r.stderr
+    assert "chroot" in r.stderr
+
+
+def test_rootfs_propagation_private(rt, make):
+    info = run_ok(rt, make(["cat", "/proc/self/mountinfo"],
+                           edit=lambda c: c["linux"].update(rootfsPropagation="private")))
+    root = mountinfo_line(info, "/")
+    assert "shared:" not in root and "master:" not in root
+
+
+def test_sysctl_in_new_network_namespace(rt, make):
+    out = run_ok(rt, make(["cat", "/proc/sys/net/ipv4/ip_forward"],
+                          edit=lambda c: c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"})))
+    assert out == "1\n"
+
+
+# -- devices -----------------------------------------------------------------
+
+def test_default_devices_and_links(rt, make):
+    script = ("for d in null zero full random urandom tty; do stat -c '%n %t:%T %F' /dev/$d; done; "
+              "readlink /dev/fd /dev/stdin /dev/ptmx; echo x > /dev/null && head -c 4 /dev/zero | wc -c; "
+              "ls -d /dev/shm")
+    out = run_ok(rt, make(["sh", "-c", script]))
+    for name, dev in (("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"),
+                      ("urandom", "1:9"), ("tty", "5:0")):
+        assert "/dev/%s %s character special file" % (name, dev) in out
+    assert "/proc/self/fd\n/proc/self/fd/0\npts/ptmx\n4\n/dev/shm\n" in out
+
+
+def test_linux_devices(rt, make):
+    def edit(c):
+        c["linux"]["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                  "fileMode": 0o600, "uid": 0, "gid": 0}]
+    out = run_ok(rt, make(["stat", "-c", "%t:%T %a %F", "/dev/mynull"], edit=edit))
+    assert out == "1:3 600 character special file\n"
+
+
+def test_rlimits(rt, make):
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512},
+                                   {"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}]
+    out = run_ok(rt, make(["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u"], edit=edit))
+    assert out.split() == ["256", "512", "100"]
+
+
+def test_cwd_env_and_path_lookup(rt, make):
+    def edit(c):
+        c["process"]["cwd"] = "/tmp"
+        c["process"]["env"].append("GREETING=hi there")
+    out = run_ok(rt, make(["sh", "-c", "pwd; echo $GREETING; command -v sleep"], edit=edit))
+    assert out == "/tmp\nhi there\n/bin/sleep\n"

@@ -1,0 +1,177 @@
+"""Capabilities, users, seccomp, fd hygiene and the /proc/self/exe (CVE-2019-5736) attacks."""
+
+import glob
+import hashlib
+import os
+import subprocess
+import sys
+
+from conftest import runtime_env
+
+CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE = 5, 10, 29
+DEFAULT_MASK = (1 << CAP_KILL) | (1 << CAP_NET_BIND_SERVICE) | (1 << CAP_AUDIT_WRITE)
+
+
+def status_fields(text):
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def test_capabilities_and_no_new_privs(rt, make):
+    r = rt.run(make(["cat", "/proc/self/status"]))
+    assert r.returncode == 0, r.stderr
+    st = status_fields(r.stdout)
+    for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(st[field], 16) == DEFAULT_MASK, field
+    assert int(st["CapInh"], 16) == 0
+    assert st["NoNewPrivs"].strip() == "1"
+    assert st["Seccomp"].strip() == "0"
+
+
+def test_all_five_capability_sets(rt, make):
+    def edit(c):
+        c["process"]["capabilities"] = {
+            "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
+            "permitted": ["CAP_KILL", "CAP_CHOWN"],
+            "effective": ["CAP_KILL"],
+            "inheritable": ["CAP_KILL", "CAP_CHOWN"],
+            "ambient": ["CAP_KILL"],
+        }
+        c["process"]["noNewPrivileges"] = False
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+    r = rt.run(make(["cat", "/proc/self/status"], edit=edit))
+    assert r.returncode == 0, r.stderr
+    st = status_fields(r.stdout)
+    # After execve as a non-root user, permitted/effective come from the ambient set.
+    assert int(st["CapBnd"], 16) == (1 << 5) | (1 << 0) | (1 << 13)
+    assert int(st["CapInh"], 16) == (1 << 5) | (1 << 0)
+    assert int(st["CapAmb"], 16) == 1 << 5
+    assert int(st["CapPrm"], 16) == 1 << 5
+    assert int(st["CapEff"], 16) == 1 << 5
+    assert st["NoNewPrivs"].strip() == "0"
+
+
+def test_user_groups_and_umask(rt, make):
+    def edit(c):
+        c["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027}
+        c["root"]["readonly"] = False
+    r = rt.run(make(["sh", "-c", "id -u; id -g; id -G; umask; touch /tmp/f; stat -c '%u %g %a' /tmp/f"],
+                    edit=edit))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0:2] == ["1000", "1001"]
+    assert sorted(lines[2].split()) == ["10", "1001", "20"]
+    assert lines[3] == "0027"
+    assert lines[4] == "1000 1001 640"
+
+
+def test_seccomp_errno_rule(rt, make):
+    def edit(c):
+        c["root"]["readonly"] = False
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["no_such_syscall_name"], "action": "SCMP_ACT_KILL"},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 0, "value": 0xdead, "op": "SCMP_CMP_EQ"}]},
+            ],
+        }
+    r = rt.run(make(["sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x; echo rc=$?"],
+                    edit=edit))
+    assert r.returncode == 0, r.stderr
+    assert "Seccomp:\t2" in r.stdout
+    assert "rc=1" in r.stdout and "Permission denied" in r.stderr
+
+
+def test_seccomp_default_errno_blocks_unlisted(rt, make):
+    def edit(c):
+        # Allow-list without uname: `uname` must fail with the default errno.
+        allowed = ["read", "write", "exit", "exit_group", "execve", "brk", "mmap", "munmap",
+                   "arch_prctl", "set_tid_address", "rt_sigaction", "rt_sigprocmask",
+                   "getpid", "getuid", "geteuid", "ioctl", "fstat", "newfstatat", "close",
+                   "prctl", "getppid", "set_robust_list", "rseq", "prlimit64", "mprotect",
+                   "getrandom", "openat", "readlinkat"]
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+                                 "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    r = rt.run(make(["uname", "-n"], edit=edit))
+    assert r.returncode != 0
+    assert "not implemented" in r.stderr.lower()
+
+
+def test_only_stdio_fds_reach_the_container(rt, make):
+    r_fd, w_fd = os.pipe()
+    os.set_inheritable(r_fd, True)
+    os.set_inheritable(w_fd, True)
+    try:
+        bundle = make(["sh", "-c", "ls /proc/self/fd; readlink /proc/self/cwd"])
+        r = subprocess.run(rt.cmd("run", "--bundle", bundle, rt.new_id()), env=runtime_env(),
+                           capture_output=True, text=True, pass_fds=(r_fd, w_fd), timeout=30)
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    assert r.returncode == 0, r.stderr
+    fds = r.stdout.split()[:-1]
+    # ls itself holds one fd for the directory it lists.
+    assert set(fds) <= {"0", "1", "2", "3"} and len(fds) == 4
+    assert r.stdout.split()[-1] == "/"
+
+
+def test_preserve_fds(rt, make, tmp_path):
+    secret = tmp_path / "passed.txt"
+    secret.write_text("passed-through\n")
+    fd = os.open(secret, os.O_RDONLY)
+    try:
+        if fd != 3:
+            os.dup2(fd, 3)
+            os.close(fd)
+            fd = 3
+        os.set_inheritable(3, True)
+        r = subprocess.run(rt.cmd("run", "--preserve-fds", "1", "--bundle", make(["cat", "/proc/self/fd/3"]),
+                                  rt.new_id()), env=runtime_env(), capture_output=True, text=True,
+                           pass_fds=(3,), timeout=30)
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "passed-through\n"
+
+
+def runtime_files():
+    """The files a container would have to rewrite to take over the host runtime."""
+    files = [os.path.realpath(sys.executable)]
+    files += glob.glob(os.path.join(os.path.dirname(__file__), "..", "src", "minirunc", "_native*.so"))
+    if os.environ.get("MINIRUNC_BIN"):
+        files.append(os.environ["MINIRUNC_BIN"])
+    return {f: hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files}
+
+
+def test_proc_self_exe_shebang_runs_only_the_sealed_init(rt, make):
+    before = runtime_files()
+    bundle = make(["/evil"], edit=lambda c: c["root"].update(readonly=False))
+    evil = bundle / "rootfs" / "evil"
+    evil.write_text("#!/proc/self/exe\n")
+    evil.chmod(0o755)
+    r = rt.run(bundle)
+    assert r.returncode == 127
+    assert "not started by minirunc" in r.stderr
+    assert runtime_files() == before
+
+
+def test_waiting_init_exe_is_a_sealed_memfd(rt, make):
+    before = runtime_files()
+    first = rt.new_id()
+    assert rt("create", "--bundle", make(["true"]), first).returncode == 0
+    pid = rt.state(first)["pid"]
+
+    def edit(c):
+        c["linux"]["namespaces"] = [n if n["type"] != "pid" else {"type": "pid", "path": "/proc/%d/ns/pid" % pid}
+                                    for n in c["linux"]["namespaces"]]
+        c["process"]["capabilities"] = {k: ["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN"]
+                                        for k in ("bounding", "effective", "permitted")}
+    script = ("readlink /proc/1/exe; echo pwned >> /proc/1/exe; echo rc=$?; "
+              "exec 3>/proc/1/exe && echo pwned >&3; echo rc2=$?")
+    r = rt.run(make(["sh", "-c", script], edit=edit))
+    assert r.stdout.startswith("/memfd:minirunc-init"), r.stdout + r.stderr
+    assert "rc=0" not in r.stdout and "rc2=0" not in r.stdout
+    assert runtime_files() == before
+    assert rt("start", first).returncode == 0
