@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -44,10 +45,20 @@ class Runtime:
     def cmd(self, *args):
         return minirunc_command() + ["--root", self.root] + [str(a) for a in args]
 
-    def __call__(self, *args, timeout=60, input=None, cwd=None, env=None, **kw):
-        kw.setdefault("capture_output", True)
-        return subprocess.run(self.cmd(*args), timeout=timeout, input=input, cwd=cwd,
-                              env=runtime_env(env), text=True, **kw)
+    def __call__(self, *args, timeout=60, cwd=None, env=None):
+        """Run minirunc; returns (returncode, stdout, stderr) as a CompletedProcess.
+
+        Output goes to files, not pipes: a created or detached container keeps the
+        stdio it inherited, so a pipe would not see EOF until the container exits.
+        """
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(self.cmd(*args), timeout=timeout, cwd=cwd, env=runtime_env(env),
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                               out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
 
     def new_id(self, prefix="t"):
         cid = "%s-%s" % (prefix, uuid.uuid4().hex[:10])

@@ -32,6 +32,7 @@ def make_rootfs(rootfs):
             os.symlink("busybox", link)
     for d in ("proc", "sys", "dev", "tmp", "etc", "root", "usr/bin", "var"):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    os.chmod(os.path.join(rootfs, "tmp"), 0o1777)
     with open(os.path.join(rootfs, "etc", "passwd"), "w") as f:
         f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
     with open(os.path.join(rootfs, "etc", "group"), "w") as f:

@@ -49,7 +49,13 @@ def test_user_namespace_uid_map(rt, make):
         c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys"]
         c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-    out = run_ok(rt, make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=edit))
+    bundle = make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=edit)
+    # The mapped root (host uid 100000) must be able to reach the rootfs.
+    for parent in bundle.parents:
+        if str(parent) == "/tmp":
+            break
+        parent.chmod(parent.stat().st_mode | 0o111)
+    out = run_ok(rt, bundle)
     lines = [l.split() for l in out.splitlines()]
     assert lines[0] == ["0", "100000", "65536"]
     assert lines[1] == ["0", "100000", "65536"]
@@ -176,7 +182,7 @@ def test_sysctl_in_new_network_namespace(rt, make):
 
 def test_default_devices_and_links(rt, make):
     script = ("for d in null zero full random urandom tty; do stat -c '%n %t:%T %F' /dev/$d; done; "
-              "readlink /dev/fd /dev/stdin /dev/ptmx; echo x > /dev/null && head -c 4 /dev/zero | wc -c; "
+              "readlink /dev/fd; readlink /dev/stdin; readlink /dev/ptmx; echo x > /dev/null && head -c 4 /dev/zero | wc -c; "
               "ls -d /dev/shm")
     out = run_ok(rt, make(["sh", "-c", script]))
     for name, dev in (("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"),
@@ -205,5 +211,5 @@ def test_cwd_env_and_path_lookup(rt, make):
     def edit(c):
         c["process"]["cwd"] = "/tmp"
         c["process"]["env"].append("GREETING=hi there")
-    out = run_ok(rt, make(["sh", "-c", "pwd; echo $GREETING; command -v sleep"], edit=edit))
+    out = run_ok(rt, make(["sh", "-c", "pwd; echo $GREETING; which sleep"], edit=edit))
     assert out == "/tmp\nhi there\n/bin/sleep\n"

@@ -104,8 +104,8 @@ def test_kill_signal_spellings(rt, make):
     out = bundle / "out.txt"
     with open(out, "w") as f:
         r = subprocess.run(rt.cmd("run", "-d", "--bundle", bundle, cid), stdout=f,
-                           stderr=subprocess.PIPE, env=runtime_env(), timeout=30)
-    assert r.returncode == 0, r.stderr
+                           stderr=subprocess.STDOUT, env=runtime_env(), timeout=30)
+    assert r.returncode == 0, out.read_text()
     assert wait_for(lambda: "ready" in out.read_text())
     for spelling in ("USR1", "SIGUSR2", "1"):
         assert rt("kill", cid, spelling).returncode == 0

@@ -69,6 +69,9 @@ def cmd_run(root, options, container_id):
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
         preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach)
+    if master is not None and os.isatty(0):
+        from .foreground import copy_window_size
+        copy_window_size(0, master)  # before start, so the process sees its size at once
     try:
         container.start(root, container_id)
     except BaseException:

@@ -68,7 +68,8 @@ MAX_ID_MAPPINGS = 340
 U32_MAX = 0xFFFFFFFF
 U64_MAX = 0xFFFFFFFFFFFFFFFF
 
-RESOURCES_WARNING = "linux.resources: cgroups are not supported yet; resource limits were NOT applied"
+RESOURCES_WARNING = ("linux.resources: cgroups are not supported yet; "
+                     "resource limits were NOT applied")
 HOOKS_WARNING = "hooks: hooks are not supported yet; they were NOT run"
 
 
@@ -478,8 +479,9 @@ def _parse_process(value, path, warnings):
         label = _get(value, key, path, _want_string, "")
         setattr(proc, attr, label)
         if label:
+            system = "AppArmor" if key == "apparmorProfile" else "SELinux"
             warnings.append("%s: %s is not supported; the process runs without it"
-                            % (_at(path, key), "AppArmor" if key == "apparmorProfile" else "SELinux"))
+                            % (_at(path, key), system))
     if value.get("ioPriority") is not None or value.get("scheduler") is not None:
         warnings.append("%s: ioPriority and scheduler are not supported yet; they were NOT applied"
                         % path)
@@ -500,7 +502,8 @@ def _parse_env(value, path):
     _want_strings(value, path)
     for i, entry in enumerate(value):
         if "=" not in entry:
-            raise ConfigError(_item(path, i), 'must have the form NAME=value (no "=" in "%s")' % entry)
+            raise ConfigError(_item(path, i),
+                              'must have the form NAME=value (no "=" in "%s")' % entry)
     return list(value)
 
 
@@ -606,7 +609,8 @@ def _parse_linux(value, path, warnings):
     linux.sysctl = _get(value, "sysctl", path, _parse_sysctl, {})
     linux.masked_paths = _get(value, "maskedPaths", path, _parse_paths, [])
     linux.readonly_paths = _get(value, "readonlyPaths", path, _parse_paths, [])
-    linux.rootfs_propagation = _get(value, "rootfsPropagation", path, _want_one_of, "", PROPAGATIONS)
+    linux.rootfs_propagation = _get(value, "rootfsPropagation", path, _want_one_of, "",
+                                    PROPAGATIONS)
     linux.seccomp = _get(value, "seccomp", path, _parse_seccomp)
     linux.cgroups_path = _get(value, "cgroupsPath", path, _want_string, "")
     linux.resources = _get(value, "resources", path, _want_object)

@@ -14,6 +14,14 @@ from .errors import ConfigError, ContainerSetupError, HostError, MiniruncError, 
 from .state import Container, check_id, process_start_time, write_pid_file
 
 SIGKILL = 9
+EACCES = 13
+
+
+def _host_root(mappings):
+    for container_id, host_id, size in mappings:
+        if container_id == 0:
+            return host_id
+    return -1
 
 
 def _rfc3339_now():
@@ -103,6 +111,9 @@ def _follow_init(container, plan, sock, helper_pid, state):
                 return pid, master
             elif kind == "E":
                 err, step, detail = int(fields[0] or 0), fields[1], fields[2]
+                if err == EACCES and plan.new_userns and plan.uid_mappings:
+                    detail += (" [in the user namespace, root is host uid %d: it must be able to "
+                               "reach this path]" % _host_root(plan.uid_mappings))
                 raise ContainerSetupError(step, detail, err)
             else:
                 raise ContainerSetupError("sync", "unexpected message %r from the init" % data[:40])
@@ -133,8 +144,8 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
     plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds)
     if listen_fds:
-        plan.records.append(("ENV", ("LISTEN_FDS=%d" % listen_fds,)))
-        plan.records.append(("ENV", ("LISTEN_PID=1",)))
+        plan.add_env("LISTEN_FDS=%d" % listen_fds)
+        plan.add_env("LISTEN_PID=1")
     if plan.terminal and console_socket is None and not keep_terminal:
         raise ConfigError("process.terminal", "is true, but there is no terminal to attach: pass "
                           "--console-socket PATH, or set process.terminal to false")

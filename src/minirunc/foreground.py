@@ -63,7 +63,7 @@ def wait(pid):
             continue
 
 
-def _copy_window_size(src_fd, master):
+def copy_window_size(src_fd, master):
     import fcntl
     import termios
     try:
@@ -85,7 +85,6 @@ def relay_terminal(master, pid, forwarder):
     stdin_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_tty else None
     if stdin_tty:
-        _copy_window_size(0, master)
         tty.setraw(0, termios.TCSANOW)
     try:
         inputs = [master, 0]
@@ -93,7 +92,7 @@ def relay_terminal(master, pid, forwarder):
         while status is None:
             if forwarder.winch and stdin_tty:
                 forwarder.winch = False
-                _copy_window_size(0, master)
+                copy_window_size(0, master)
             try:
                 readable, _, _ = select.select(inputs, [], [], 0.2)
             except InterruptedError:

@@ -276,8 +276,9 @@ def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new
     if any(m[1] == "/sys/fs/cgroup" and m[2] == "cgroup2" for m in mounts):
         if new_userns and not cgroupns:
             source = _join("/sys/fs/cgroup", own.get("", "/"))
-            return [("MOUNT", (1, source, dest, "bind", flags | mountopts.MS_BIND | mountopts.MS_REC,
-                               opts.propagation, opts.attr_set, opts.attr_clr, "", 0))], []
+            bind = flags | mountopts.MS_BIND | mountopts.MS_REC
+            return [("MOUNT", (1, source, dest, "bind", bind, opts.propagation,
+                               opts.attr_set, opts.attr_clr, "", 0))], []
         return [("MOUNT", (0, "cgroup", dest, "cgroup2", flags, opts.propagation,
                            opts.attr_set, opts.attr_clr, "", 0))], []
     records = [("MOUNT", (0, "tmpfs", dest, "tmpfs", CGROUP_TMPFS_FLAGS, opts.propagation,

@@ -1,0 +1,383 @@
+"""Build dist/minirunc: one executable that needs nothing but glibc.
+
+Usage (from the repository root, after `make native`): ``.venv/bin/python build/binary.py``
+(`make binary` does exactly that).
+
+Route: a *standalone* Nuitka executable with a static libpython and every extension module
+the runtime imports linked in as a built-in module (no onefile payload, nothing unpacked,
+one process).  Steps:
+
+1. Sources: CPython's Modules/ from Debian's python3.11 source package (orig tarball fetched
+   with `apt-get source --download-only`, checked by sha256), and the sdist of the installed
+   cffi (for _cffi_backend) from PyPI.
+2. Compile the extension modules (BUILTINS below) with CPython's flags for built-in modules
+   (-DPy_BUILD_CORE_BUILTIN, against the running interpreter's headers), _cffi_backend with
+   -DFFI_BUILDING=1, and minirunc._native from the same cffi description native/build_native.py
+   uses.  All objects plus Debian's static libffi go into build/binary/lib/libmrbuiltins.a.
+3. Nuitka --standalone --static-libpython=yes, with the user plugin build/nuitka_builtins.py
+   registering the modules in the inittab and linking the archive; every extension module of
+   lib-dynload is excluded so that nothing is copied beside the executable; libm comes from
+   libm.a.  A staged copy of src/ gets a generated _commit.py (src/ itself is not touched).
+4. Check that the standalone folder holds the executable alone, strip it, copy to dist/minirunc,
+   and check ldd and a `--version` run.
+
+Rebuilds are fast: C objects are rebuilt only when missing (or their sources are newer) and
+ccache, when installed, serves Nuitka's C compilations.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tarfile
+import time
+
+from plumbum import FG, ProcessExecutionError, local
+
+ROOT = local.path(__file__).dirname.dirname
+WORK = ROOT / "build" / "binary"
+SRC_CACHE = WORK / "sources"
+OBJ = WORK / "obj"
+LIB = WORK / "lib"
+STAGE = WORK / "stage"
+NUITKA_OUT = WORK / "nuitka"
+DIST = ROOT / "dist"
+OUTPUT = DIST / "minirunc"
+PY = local[sys.executable]
+
+# Debian 12's python3.11 source package: only Modules/ is used.
+CPYTHON_ORIG = "python3.11_3.11.2.orig.tar.gz"
+CPYTHON_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
+CPYTHON_DIR = "Python-3.11.2"
+
+# (module name, sources under Modules/) -- what the runtime (and Nuitka's start-up, which
+# imports inspect) imports, plus a few cheap ones the stdlib modules we ship may reach.
+BUILTINS = [
+    ("_struct", ["_struct.c"]),
+    ("fcntl", ["fcntlmodule.c"]),
+    ("select", ["selectmodule.c"]),
+    ("math", ["mathmodule.c"]),
+    ("_socket", ["socketmodule.c"]),
+    ("termios", ["termios.c"]),
+    ("_json", ["_json.c"]),
+    ("_opcode", ["_opcode.c"]),
+    ("_typing", ["_typingmodule.c"]),
+    ("array", ["arraymodule.c"]),
+    ("_posixsubprocess", ["_posixsubprocess.c"]),
+    ("binascii", ["binascii.c"]),   # without USE_ZLIB_CRC32: no libz
+    ("_heapq", ["_heapqmodule.c"]),
+    ("_bisect", ["_bisectmodule.c"]),
+    ("_random", ["_randommodule.c"]),
+    ("grp", ["grpmodule.c"]),
+    ("resource", ["resource.c"]),
+    ("_contextvars", ["_contextvarsmodule.c"]),
+]
+APT_PACKAGES = ["gcc", "patchelf", "libffi-dev", "ccache"]
+LIBC_ONLY = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2")
+
+
+def say(message):
+    print("binary: %s" % message, flush=True)
+
+
+def die(message):
+    sys.stderr.write("binary: error: %s\n" % message)
+    sys.exit(1)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_apt():
+    dpkg_query = local["dpkg-query"]
+    missing = [p for p in APT_PACKAGES
+               if "install ok installed" not in dpkg_query.run(["-W", "-f=${Status}", p], retcode=None)[1]]
+    if missing:
+        say("installing Debian packages: %s" % " ".join(missing))
+        local["apt-get"]["update", "-qq"] & FG
+        with local.env(DEBIAN_FRONTEND="noninteractive"):
+            local["apt-get"]["install", "-y", "-qq", *missing] & FG
+
+
+DEB_SRC = """\
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+
+def fetch_cpython():
+    """Modules/ of Debian's python3.11 orig tarball, extracted under build/binary/sources."""
+    target = SRC_CACHE / CPYTHON_DIR / "Modules"
+    if (target / "_struct.c").exists():
+        return target
+    SRC_CACHE.mkdir()
+    tarball = SRC_CACHE / CPYTHON_ORIG
+    if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
+        if not local["apt-cache"]("showsrc", "python3.11").strip():
+            say("adding deb-src entries (/etc/apt/sources.list.d/minirunc-deb-src.sources)")
+            with open("/etc/apt/sources.list.d/minirunc-deb-src.sources", "w") as f:
+                f.write(DEB_SRC)
+            local["apt-get"]["update", "-qq"] & FG
+        with local.cwd(SRC_CACHE):
+            # The Debian part may 404 on a just-updated security archive; the orig tarball
+            # is all we need, and it is checked by hash below.
+            local["apt-get"].run(["source", "--download-only", "-qq", "python3.11"], retcode=None)
+        if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
+            die("could not fetch %s with the expected sha256 (apt-get source python3.11)" % CPYTHON_ORIG)
+    say("extracting Modules/ from %s" % CPYTHON_ORIG)
+    prefix = CPYTHON_DIR + "/Modules/"
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        tar.extractall(SRC_CACHE, members=members, filter="data")
+    return target
+
+
+def fetch_cffi():
+    """src/c of the sdist of the cffi installed in this interpreter."""
+    import cffi
+    version = cffi.__version__
+    target = SRC_CACHE / ("cffi-%s" % version) / "src" / "c"
+    if (target / "_cffi_backend.c").exists():
+        return target, version
+    SRC_CACHE.mkdir()
+    sdist = SRC_CACHE / ("cffi-%s.tar.gz" % version)
+    if not sdist.exists():
+        say("downloading the cffi %s sdist" % version)
+        PY["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+           "--no-binary", ":all:", "cffi==%s" % version, "-d", SRC_CACHE] & FG
+    with tarfile.open(sdist) as tar:
+        tar.extractall(SRC_CACHE, filter="data")
+    return target, version
+
+
+def compiler():
+    ccache = local.which("ccache") if shutil.which("ccache") else None
+    return (local[ccache]["gcc"] if ccache else local["gcc"])
+
+
+def compile_all(jobs):
+    """jobs: [(source, object, [flags])] -> compile what is out of date, in parallel."""
+    cc = compiler()
+
+    def one(job):
+        src, obj, flags = job
+        if obj.exists() and obj.stat().st_mtime >= src.stat().st_mtime:
+            return None
+        obj.dirname.mkdir()
+        cc(*flags, "-c", src, "-o", obj)
+        return src.name
+
+    workers = max(1, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        done = [n for n in pool.map(one, jobs) if n]
+    return done
+
+
+def python_includes():
+    inc = sysconfig.get_paths()["include"]
+    return ["-I" + inc, "-I" + os.path.join(inc, "internal")]
+
+
+COMMON_FLAGS = ["-O2", "-g0", "-fPIC", "-fwrapv", "-DNDEBUG", "-std=c11", "-w"]
+
+
+def build_native_source():
+    """minirunc._native's C code, from native/build_native.py's own description."""
+    init_bin = ROOT / "build" / "native" / "minirunc-init"
+    if not init_bin.exists():
+        die("%s is missing: run `make native` first" % init_bin)
+    sys.path.insert(0, str(ROOT / "native"))
+    try:
+        import build_native
+    finally:
+        sys.path.pop(0)
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef(build_native.CDEF)
+    ffi.set_source("minirunc._native", build_native.c_source())
+    out = WORK / "gen" / "minirunc._native.c"
+    out.dirname.mkdir()
+    tmp = out.with_suffix(".tmp")
+    ffi.emit_c_code(str(tmp))
+    # Keep the mtime when nothing changed, so the object is not rebuilt.
+    if out.exists() and out.read("utf-8") == tmp.read("utf-8") and \
+            out.stat().st_mtime >= init_bin.stat().st_mtime:
+        tmp.delete()
+    else:
+        tmp.move(out)
+    return out, init_bin
+
+
+def build_archive():
+    modules_dir = fetch_cpython()
+    cffi_dir, cffi_version = fetch_cffi()
+    native_c, init_bin = build_native_source()
+    py_flags = COMMON_FLAGS + python_includes()
+    jobs, inits = [], []
+    for name, sources in BUILTINS:
+        for s in sources:
+            jobs.append((modules_dir / s, OBJ / "cpython" / (s.replace("/", "_")[:-2] + ".o"),
+                         py_flags + ["-I" + str(modules_dir), "-DPy_BUILD_CORE_BUILTIN"]))
+        inits.append((name, "PyInit_" + name))
+    jobs.append((cffi_dir / "_cffi_backend.c", OBJ / "cffi" / "_cffi_backend.o",
+                 py_flags + ["-DFFI_BUILDING=1", "-DUSE__THREAD", "-DHAVE_SYNC_SYNCHRONIZE"]))
+    inits.append(("_cffi_backend", "PyInit__cffi_backend"))
+    native_obj = OBJ / "native" / "minirunc._native.o"
+    if native_obj.exists() and native_obj.stat().st_mtime < init_bin.stat().st_mtime:
+        native_obj.delete()   # .incbin: the object embeds the init binary
+    jobs.append((native_c, native_obj, py_flags))
+    inits.append(("minirunc._native", "PyInit__native"))
+
+    t0 = time.monotonic()
+    done = compile_all(jobs)
+    say("compiled %d of %d objects in %.1f s" % (len(done), len(jobs), time.monotonic() - t0))
+
+    # One archive: our objects plus the members of Debian's static libffi.
+    LIB.mkdir()
+    archive = LIB / "libmrbuiltins.a"
+    ffi_dir = OBJ / "libffi"
+    libffi_a = local.path("/usr/lib/x86_64-linux-gnu/libffi.a")
+    if not libffi_a.exists():
+        die("%s missing (install libffi-dev)" % libffi_a)
+    if not ffi_dir.exists():
+        ffi_dir.mkdir()
+        with local.cwd(ffi_dir):
+            local["ar"]("x", libffi_a)
+    objs = [j[1] for j in jobs] + sorted(ffi_dir // "*.o")
+    if archive.exists():
+        archive.delete()
+    local["ar"]("rcs", archive, *objs)
+    # The static libpython again after our archive (for symbols only our modules use), and a
+    # libm.a (glibc's linker script naming libm-2.36.a + libmvec.a) that shadows libm.so.
+    for name, target in (("libmrpython.a", libpython_a()),
+                         ("libm.a", local.path("/usr/lib/x86_64-linux-gnu/libm.a"))):
+        link = LIB / name
+        if link.exists() or link.is_symlink():
+            link.delete()
+        os.symlink(str(target), str(link))
+    config = {"libdir": str(LIB), "libs": ["mrbuiltins", "mrpython", "m"],
+              "modules": inits, "cffi": cffi_version}
+    config_path = WORK / "builtins.json"
+    config_path.write(json.dumps(config, indent=1), "utf-8")
+    return config_path, [name for name, _ in inits]
+
+
+def libpython_a():
+    ver = "%d.%d" % sys.version_info[:2]
+    candidates = [
+        local.path(sysconfig.get_config_var("LIBPL") or "/nonexistent") / ("libpython%s.a" % ver),
+        local.path(sys.base_prefix) / "lib" / ("python" + ver) /
+        ("config-%s-x86_64-linux-gnu" % ver) / ("libpython%s.a" % ver),
+    ]
+    for c in candidates:
+        if c.exists():
+            return c
+    die("no static libpython (libpython%s.a) for %s" % (ver, sys.executable))
+
+
+def commit_id():
+    git = local["git"]
+    with local.cwd(ROOT):
+        rc, out, _ = git.run(["rev-parse", "--short=12", "HEAD"], retcode=None)
+        if rc != 0:
+            return "unknown"
+        rc2, status, _ = git.run(["status", "--porcelain", "--untracked-files=no", "--", "src", "native"],
+                                 retcode=None)
+        return out.strip() + ("-dirty" if status.strip() else "")
+
+
+def stage_sources():
+    """A copy of src/minirunc with a generated _commit.py, and the entry script."""
+    if STAGE.exists():
+        STAGE.delete()
+    pkg = STAGE / "minirunc"
+    shutil.copytree(str(ROOT / "src" / "minirunc"), str(pkg),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", "_commit.py"))
+    (pkg / "_commit.py").write('COMMIT = "%s"\n' % commit_id(), "utf-8")
+    entry = STAGE / "minirunc_main.py"
+    entry.write("import sys\n\nfrom minirunc.cli import main\n\nsys.exit(main())\n", "utf-8")
+    return entry
+
+
+def dynload_modules():
+    """Every extension module of the interpreter's lib-dynload (to keep out of the build)."""
+    dynload = local.path(sysconfig.get_path("platstdlib")) / "lib-dynload"
+    return sorted({p.name.split(".")[0] for p in dynload // "*.so"})
+
+
+def run_nuitka(entry, config_path, builtin_names):
+    excluded = sorted(set(dynload_modules()) | set(builtin_names))
+    args = [
+        "-m", "nuitka", "--standalone", "--static-libpython=yes",
+        "--user-plugin=%s" % (ROOT / "build" / "nuitka_builtins.py"),
+        "--include-package=minirunc",
+        "--output-dir=%s" % NUITKA_OUT, "--output-filename=minirunc-bin",
+        "--assume-yes-for-downloads", "--quiet", "--no-progressbar",
+    ] + ["--nofollow-import-to=%s" % m for m in excluded] + [entry]
+    env = {"MINIRUNC_BUILTINS": str(config_path), "PYTHONHASHSEED": "0"}
+    t0 = time.monotonic()
+    with local.cwd(STAGE), local.env(**env):
+        PY[args] & FG
+    say("nuitka took %.1f s" % (time.monotonic() - t0))
+    dist = NUITKA_OUT / (entry.stem + ".dist")
+    files = [p for p in dist.walk() if not p.is_dir()]
+    extra = [str(p) for p in files if p.name != "minirunc-bin"]
+    if extra:
+        die("the standalone folder holds more than the executable: %s" % ", ".join(extra))
+    return dist / "minirunc-bin"
+
+
+def check(binary):
+    ldd = local["ldd"](binary)
+    bad = [line.strip() for line in ldd.splitlines()
+           if line.strip() and not any(ok in line for ok in LIBC_ONLY)]
+    if bad:
+        die("%s needs more than glibc:\n%s" % (binary, ldd))
+    out = local[binary]("--version")
+    if "minirunc version" not in out:
+        die("%s --version printed %r" % (binary, out))
+    return ldd, out
+
+
+def main():
+    t0 = time.monotonic()
+    os.chdir(str(ROOT))
+    ensure_apt()
+    WORK.mkdir()
+    config_path, names = build_archive()
+    entry = stage_sources()
+    built = run_nuitka(entry, config_path, names)
+    DIST.mkdir()
+    tmp = DIST / ".minirunc.tmp"
+    shutil.copy2(str(built), str(tmp))
+    local["strip"]("--strip-unneeded", tmp)
+    tmp.chmod(0o755)
+    os.replace(str(tmp), str(OUTPUT))
+    try:
+        ldd, version = check(OUTPUT)
+    except ProcessExecutionError as e:
+        die("running %s failed: %s" % (OUTPUT, e))
+    say("built %s (%.1f MB) in %.0f s" % (OUTPUT, OUTPUT.stat().st_size / 1e6, time.monotonic() - t0))
+    sys.stdout.write(ldd)
+    sys.stdout.write(version)
+
+
+if __name__ == "__main__":
+    main()
