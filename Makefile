@@ -52,3 +52,59 @@ unit: $(STAMP)/venv
 
 clean:
 	rm -rf build/native build/.stamps src/minirunc/_native*.so build/demo-bundle
+
+# --- Single binary (issue 3): dist/minirunc needs nothing but glibc. See build/binary.py.
+.PHONY: binary bench
+$(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
+	$(PY) -m pip install -q --disable-pip-version-check -r build/requirements.txt
+	touch $@
+
+BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py
+dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
+	$(PY) build/binary.py
+
+binary: dist/minirunc
+
+# Side-by-side timings of minirunc (binary and source), runc and crun -> docs/benchmarks.md
+bench: binary
+	$(PY) build/bench.py
+
+# ---- Issue 4: Busybox and Puppy-style test hosts (build/images/, busybox-image/) ----------
+# `make images` builds the kernel cache, the hexo bundles and both hosts (dist/minirunc goes in
+# when it exists); `make images-test` boots them in QEMU and runs tests/test_images.py;
+# `make images-boot-busybox` / `images-boot-puppy` boot one host with its console on stdout.
+IMAGE_APT_PACKAGES := busybox-static qemu-system-x86 squashfs-tools cpio binutils
+IMAGE_PY := $(PY) build/images/imagebuild.py
+
+.PHONY: images-deps images images-test images-boot-busybox images-boot-puppy images-clean
+
+$(STAMP)/images-apt:
+	mkdir -p $(STAMP)
+	@missing=$$(for p in $(IMAGE_APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "images: node and npm are needed (node >= 20.19)"; exit 1; }
+	touch $@
+
+$(STAMP)/images-venv: build/requirements.txt $(STAMP)/venv
+	$(PY) -m pip install -q --disable-pip-version-check $$(grep -i '^plumbum' build/requirements.txt)
+	touch $@
+
+images-deps: $(STAMP)/images-apt $(STAMP)/images-venv
+
+images: images-deps
+	$(IMAGE_PY) all
+
+images-test: images
+	$(PY) -m pytest -q -s tests/test_images.py
+
+images-boot-busybox: images
+	$(PY) build/images/qemu_runner.py busybox
+
+images-boot-puppy: images
+	$(PY) build/images/qemu_runner.py puppy
+
+images-clean:
+	rm -rf build/images/out

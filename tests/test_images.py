@@ -1,0 +1,206 @@
+"""Issue 4: minirunc (the single binary) on a Busybox initramfs host and a Puppy-style host.
+
+build/images/imagebuild.py builds both hosts (cached; `make images`), then both boot at once
+in QEMU (TCG unless KVM is really usable) with -no-reboot -nodefaults -serial stdio and
+panic=-1. On the console each host runs busybox-image/guest/steps.sh: `hexo g` with a bare
+`minirunc` in the hexo-lite and the real Hexo bundle, `hexo s` detached, a busybox wget of
+http://127.0.0.1:4000/, kill and delete; one marker line per step.
+
+Skipped when dist/minirunc is missing (set MINIRUNC_REQUIRE_BINARY=1 to fail instead) or when
+QEMU and the image tools are not installed (`make images-deps`).
+MINIRUNC_IMAGE_TIMEOUT sets the per-boot limit in seconds (default 200).
+The bad-input tests run the pipeline with a scratch work folder and need no QEMU.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGES = os.path.join(REPO, "build", "images")
+sys.path.insert(0, IMAGES)
+
+import qemu_runner  # noqa: E402
+
+BINARY = os.path.join(REPO, "dist", "minirunc")
+PIPELINE = os.path.join(IMAGES, "imagebuild.py")
+TITLE = "Hello from minirunc"
+BUNDLES = ("hexo-lite", "hexo")
+STEPS = ("generate", "index", "serve", "fetch", "page", "kill", "delete", "clean")
+TIMEOUT = float(os.environ.get("MINIRUNC_IMAGE_TIMEOUT", "200"))
+# host kind -> (root file system type of the host, how minirunc must enter the rootfs)
+HOSTS = {"busybox": ("rootfs", "chroot"), "puppy": ("overlay", "pivot_root")}
+
+
+def _have_plumbum():
+    try:
+        import plumbum  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _missing_tools():
+    tools = ["qemu-system-x86_64", "mksquashfs", "cpio", "dpkg-deb", "apt-get", "npm", "node"]
+    return [t for t in tools if shutil.which(t) is None]
+
+
+def run_pipeline(*args, env=None, timeout=900):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, PIPELINE] + list(args), capture_output=True,
+                          text=True, timeout=timeout, env=e, cwd=REPO)
+
+
+# ---------------------------------------------------------------------------------------
+# booting the two hosts
+
+@pytest.fixture(scope="module")
+def boots(tmp_path_factory):
+    if not os.path.exists(BINARY):
+        if os.environ.get("MINIRUNC_REQUIRE_BINARY") == "1":
+            pytest.fail("dist/minirunc is missing and MINIRUNC_REQUIRE_BINARY=1 (make binary)")
+        pytest.skip("dist/minirunc is missing: build it with `make binary` "
+                    "(set MINIRUNC_REQUIRE_BINARY=1 to fail instead)")
+    missing = _missing_tools()
+    if missing or not _have_plumbum():
+        pytest.skip("image tools missing (%s): run `make images-deps`" %
+                    ", ".join(missing + ([] if _have_plumbum() else ["plumbum"])))
+    built = run_pipeline("all", "--binary", BINARY)
+    if built.returncode != 0:
+        pytest.fail("image pipeline failed: %s" % (built.stderr.strip().splitlines() or
+                                                   ["(no message)"])[-1])
+    manifest = qemu_runner.load_manifest()
+    logs = tmp_path_factory.mktemp("consoles")
+    started = {}
+    try:
+        for image in HOSTS:
+            started[image] = qemu_runner.start(image, TIMEOUT, manifest=manifest,
+                                               log_path=str(logs / ("%s.log" % image)))
+        for boot in started.values():
+            boot.wait()
+    finally:
+        for boot in started.values():
+            boot.stop()
+    for image, boot in started.items():
+        times = qemu_runner.parse_console(boot.console)["times"]
+        print("\n%s: %s %.1f s (%s); step seconds: %s" % (
+            image, "TIMED OUT after" if boot.timed_out else "boot to done", boot.elapsed,
+            qemu_runner.accel(), " ".join("%s=%.1f" % kv for kv in times.items())))
+    return started
+
+
+def _fail(boot, why):
+    pytest.fail("%s host: %s\n--- console tail (%s) ---\n%s" % (
+        boot.image, why, boot.log_path, boot.tail(40)))
+
+
+@pytest.mark.parametrize("image", list(HOSTS))
+def test_host_runs_hexo_bundles(boots, image):
+    boot = boots[image]
+    if boot.timed_out:
+        _fail(boot, "timed out after %.0f s" % boot.elapsed)
+    markers = qemu_runner.parse_console(boot.console)
+    if markers["initrd_fail"]:
+        _fail(boot, "initrd failed: %s" % markers["initrd_fail"])
+    if markers["skip"]:
+        _fail(boot, "steps skipped: %s" % markers["skip"])
+    if markers["done"] is None:
+        _fail(boot, "no @@DONE marker (qemu exit %s)" % boot.returncode)
+    expected_root, expected_path = HOSTS[image]
+    assert markers["host"]["kind"] == image
+    assert markers["host"]["root"] == expected_root, markers["host"]
+
+    for bundle in BUNDLES:
+        for s in STEPS:
+            name = "%s-%s" % (bundle, s)
+            if name not in markers["steps"]:
+                _fail(boot, "no marker for step %s" % name)
+        bad = {k: v for k, v in markers["steps"].items() if k.startswith(bundle + "-") and v}
+        if bad:
+            _fail(boot, "steps with a non-zero status: %s" % bad)
+        # hexo g wrote public/index.html with the post's title in it
+        assert markers["index"][bundle]["title"] == TITLE, markers["index"][bundle]
+        # hexo s answered 200 with the title in the page
+        assert " 200" in markers["http"][bundle]["status_line"], markers["http"][bundle]
+        assert markers["page"][bundle]["title"] == TITLE, markers["page"][bundle]
+        # pivot_root on the switch_root'ed overlay, move-mount + chroot on initramfs
+        assert markers["root"][bundle]["path"] == expected_path, markers["root"][bundle]
+    if expected_path == "chroot":
+        assert "initramfs" in markers["root"]["hexo"]["note"]
+
+
+# ---------------------------------------------------------------------------------------
+# the console parser and the pipeline's bad input (no QEMU)
+
+def test_parse_console_strips_ansi_and_reads_markers():
+    text = ("\x1b[0m\x1b[?7l[    1.0] boot\r\n@@HOST kind=busybox root=rootfs kernel=6.1 uptime=3\r\n"
+            "@@STEP hexo-lite-generate status=0 t=1.02\n"
+            "\x1b[32m@@STEP hexo-lite-fetch status=1 t=30.08\x1b[0m\n"
+            "@@ROOT hexo-lite path=chroot note=minirunc: debug: pivot_root ... using move-mount + chroot\n"
+            "@@HTTP hexo-lite status_line=HTTP/1.1 200 OK tries=3\n"
+            "@@INDEX hexo-lite file=blog/public/index.html title=Hello from minirunc\n"
+            "@@DONE kind=busybox uptime=48.4\n")
+    m = qemu_runner.parse_console(text)
+    assert m["steps"] == {"hexo-lite-generate": 0, "hexo-lite-fetch": 1}
+    assert m["times"]["hexo-lite-generate"] == pytest.approx(1.02)
+    assert m["host"] == {"kind": "busybox", "root": "rootfs", "kernel": "6.1", "uptime": "3"}
+    assert m["root"]["hexo-lite"]["path"] == "chroot"
+    assert m["root"]["hexo-lite"]["note"].endswith("move-mount + chroot")
+    assert m["http"]["hexo-lite"]["status_line"] == "HTTP/1.1 200 OK"
+    assert m["index"]["hexo-lite"]["title"] == "Hello from minirunc"
+    assert m["done"]["uptime"] == "48.4"
+
+
+def test_accel_is_tcg_without_kvm_modules():
+    usable = os.path.exists("/dev/kvm") and (os.path.exists("/sys/module/kvm_intel") or
+                                              os.path.exists("/sys/module/kvm_amd"))
+    assert qemu_runner.accel() == ("kvm" if usable else "tcg")
+
+
+needs_pipeline = pytest.mark.skipif(not _have_plumbum() or shutil.which("apt-get") is None,
+                                    reason="plumbum or apt-get missing: run `make images-deps`")
+
+
+def _one_line_failure(result, step):
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("imagebuild: %s failed: " % step), lines[0]
+    return lines[0]
+
+
+@needs_pipeline
+def test_missing_kernel_package_stops_with_one_line(tmp_path):
+    r = run_pipeline("kernel", env={"MINIRUNC_IMAGES_DIR": str(tmp_path),
+                                    "MINIRUNC_KERNEL_PACKAGE": "linux-image-0.0.0-99-nosuch-amd64"})
+    line = _one_line_failure(r, "kernel")
+    assert "linux-image-0.0.0-99-nosuch-amd64" in line
+
+
+@needs_pipeline
+def test_failed_npm_install_stops_with_one_line(tmp_path):
+    blog = tmp_path / "blog"
+    shutil.copytree(os.path.join(REPO, "busybox-image", "hexo-blog"), str(blog),
+                    ignore=shutil.ignore_patterns("node_modules", "public", "db.json"))
+    # package.json asks for a version the lockfile does not hold: `npm ci` refuses at once
+    text = (blog / "package.json").read_text().replace('"hexo-server": "3.0.0"',
+                                                       '"hexo-server": "2.0.0"')
+    (blog / "package.json").write_text(text)
+    r = run_pipeline("bundles", env={"MINIRUNC_IMAGES_DIR": str(tmp_path / "work"),
+                                     "MINIRUNC_BLOG_SRC": str(blog)})
+    line = _one_line_failure(r, "npm ci")
+    assert "npm ci exited with" in line
+
+
+@needs_pipeline
+def test_bundle_without_config_stops_with_one_line(tmp_path):
+    bundle = tmp_path / "nocfg"
+    (bundle / "rootfs").mkdir(parents=True)
+    r = run_pipeline("bundles", env={"MINIRUNC_IMAGES_DIR": str(tmp_path / "work"),
+                                     "MINIRUNC_EXTRA_BUNDLES": str(bundle)})
+    line = _one_line_failure(r, "bundle nocfg")
+    assert "has no config.json" in line
