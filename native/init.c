@@ -752,6 +752,7 @@ static void enter_rootfs(int no_pivot)
                 fail(errno, "umount", "umount the old root (MNT_DETACH)", NULL);
             if (chdir("/") < 0)
                 fail(errno, "chdir", "chdir /", NULL);
+            note("entered ", rootfs, " with pivot_root", NULL);
             return;
         }
         if (errno != EINVAL)

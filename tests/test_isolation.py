@@ -159,10 +159,13 @@ def test_no_pivot(rt, make):
     assert "bin" in r.stdout.split()
 
 
-def test_no_pivot_is_reported_under_debug(rt, make):
+def test_how_the_rootfs_was_entered_is_reported_under_debug(rt, make):
     r = rt("--debug", "run", "--no-pivot", "--bundle", make(["true"]), rt.new_id())
     assert r.returncode == 0, r.stderr
-    assert "chroot" in r.stderr
+    assert "move-mount + chroot" in r.stderr and "with pivot_root" not in r.stderr
+    r = rt("--debug", "run", "--bundle", make(["true"]), rt.new_id())
+    assert r.returncode == 0, r.stderr
+    assert "with pivot_root" in r.stderr and "chroot" not in r.stderr
 
 
 def test_rootfs_propagation_private(rt, make):
