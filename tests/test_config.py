@@ -419,12 +419,13 @@ def test_nul_in_string_is_rejected(bundle):
 
 # ------------------------------------------------------------------ warnings
 
-def test_resources_warn(bundle):
+def test_resources_are_validated_not_warned(bundle):
     data = minimal()
-    data["linux"]["resources"] = {"memory": {"limit": 1000}}
+    data["linux"]["resources"] = {"memory": {"limit": 1000, "kernel": 5}}
     config = load(bundle, data)
-    assert config.warnings == [
-        "linux.resources: cgroups are not supported yet; resource limits were NOT applied"]
+    assert config.linux.resources == {"memory": {"limit": 1000}}
+    assert config.warnings == ["linux.resources.memory.kernel: kernel memory limits are "
+                               "deprecated (the kernel dropped them); ignored"]
 
 
 def test_empty_resources_do_not_warn(bundle):

@@ -582,10 +582,10 @@ def test_seccomp_kill_default(bundle):
 
 def test_plan_carries_config_warnings(bundle):
     data = minimal()
-    data["linux"]["resources"] = {"pids": {"limit": 10}}
+    data["linux"]["resources"] = {"memory": {"kernelTCP": 10}}
     plan = make_plan(bundle, data)
-    assert plan.warnings == [
-        "linux.resources: cgroups are not supported yet; resource limits were NOT applied"]
+    assert plan.warnings == ["linux.resources.memory.kernelTCP: kernel memory limits are "
+                             "deprecated (the kernel dropped them); ignored"]
 
 
 def test_encode_roundtrip(bundle):

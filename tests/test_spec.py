@@ -69,11 +69,10 @@ def test_default_spec_passes_validator_and_plans(tmp_path, rootless):
     config = cfgmod.load_bundle(str(tmp_path))
     assert config.hostname == "minirunc"
     assert config.process.terminal is True
-    if rootless:
-        assert config.warnings == []
-    else:
-        # runc's default spec has a device cgroup rule: say it is not applied.
-        assert config.warnings == [cfgmod.RESOURCES_WARNING]
+    assert config.warnings == []
+    if not rootless:
+        # runc's default spec has a device cgroup rule: deny all (runc's defaults follow).
+        assert config.linux.resources == {"devices": [{"allow": False, "access": "rwm"}]}
     plan = planmod.build_plan(config)
     names = [name for name, _ in planformat.decode(plan.encode())]
     assert names[0] == "NS_NEW" and names[-1] == "ARG"

@@ -52,6 +52,28 @@ COMMANDS = {
              "list containers"),
     "spec": ({"bundle": _BUNDLE, "rootless": (("--rootless",), False)}, (),
              "write a default config.json"),
+    "pause": ({}, ("id",), "freeze every process of the container (cgroup freezer)"),
+    "resume": ({}, ("id",), "thaw a paused container"),
+    "update": ({"resources": (("--resources", "-r"), True),
+                "memory": (("--memory",), True),
+                "memory-reservation": (("--memory-reservation",), True),
+                "memory-swap": (("--memory-swap",), True),
+                "kernel-memory": (("--kernel-memory",), True),
+                "kernel-memory-tcp": (("--kernel-memory-tcp",), True),
+                "cpu-shares": (("--cpu-shares", "--cpu-share"), True),
+                "cpu-quota": (("--cpu-quota",), True),
+                "cpu-period": (("--cpu-period",), True),
+                "cpu-rt-period": (("--cpu-rt-period",), True),
+                "cpu-rt-runtime": (("--cpu-rt-runtime",), True),
+                "cpuset-cpus": (("--cpuset-cpus",), True),
+                "cpuset-mems": (("--cpuset-mems",), True),
+                "pids-limit": (("--pids-limit",), True),
+                "blkio-weight": (("--blkio-weight",), True)},
+               ("id",), "change the resource limits of a container"),
+    "events": ({"stats": (("--stats",), False), "interval": (("--interval",), True)}, ("id",),
+               "print stats every --interval and OOM events as JSON (--stats: once)"),
+    "ps": ({"format": (("--format", "-f"), True)}, ("id", "ps-options*"),
+           "list the container's processes (ps options may follow the id)"),
 }
 
 USAGE = """minirunc - a small OCI container runtime with runc's command line
@@ -142,9 +164,16 @@ def parse(argv):
         raise UsageError("unknown command %r (see `minirunc --help`)" % command)
     flags, names, _ = COMMANDS[command]
     flags = dict(flags, help=(("--help", "-h"), False))
-    options, positionals = _parse_flags(rest[1:], flags, command, stop_at_positional=False)
+    varargs = bool(names) and names[-1].endswith("*")
+    # With trailing options for another program (ps), flags end at the first positional.
+    options, positionals = _parse_flags(rest[1:], flags, command, stop_at_positional=varargs)
     if options.get("help"):
         return command, glob, options, positionals
+    if varargs:
+        names = names[:-1]
+        if len(positionals) > len(names):
+            positionals = positionals[:len(names)] + [tuple(positionals[len(names):])]
+        names = names + ("...?",)
     required = [n for n in names if not n.endswith("?")]
     if len(positionals) < len(required):
         raise UsageError("%s: missing %s (usage: minirunc %s [options] %s)"
@@ -173,6 +202,8 @@ def main(argv=None):
             return 0
         from . import commands
         root = glob.get("root") or os.environ.get("MINIRUNC_ROOT") or "/run/minirunc"
+        if glob.get("systemd-cgroup"):
+            options["systemd-cgroup"] = True
         if command is None:
             if positionals:
                 raise UsageError("unknown command %r (see `minirunc --help`)" % positionals[0])

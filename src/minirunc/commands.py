@@ -13,11 +13,6 @@ from .errors import ConfigError, StateError, UsageError
 # Verbs of runc that later issues add; named here so the error says why.
 LATER = {
     "exec": "exec comes with a later issue",
-    "ps": "ps comes with the cgroups issue",
-    "pause": "pause comes with the cgroups issue",
-    "resume": "resume comes with the cgroups issue",
-    "update": "update comes with the cgroups issue",
-    "events": "events comes with the cgroups issue",
     "checkpoint": "checkpoint (CRIU) is not implemented",
     "restore": "restore (CRIU) is not implemented",
     "features": "features is not implemented",
@@ -47,7 +42,8 @@ def cmd_create(root, options, container_id):
     create(root, container_id, options.get("bundle") or ".",
            console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
            no_pivot=options.get("no-pivot", False),
-           preserve_fds=_int_option(options, "preserve-fds"))
+           preserve_fds=_int_option(options, "preserve-fds"),
+           systemd_cgroup=options.get("systemd-cgroup", False))
     return 0
 
 
@@ -68,7 +64,8 @@ def cmd_run(root, options, container_id):
     _, pid, master = container.create(
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
-        preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach)
+        preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach,
+        systemd_cgroup=options.get("systemd-cgroup", False))
     if master is not None and os.isatty(0):
         from .foreground import copy_window_size
         copy_window_size(0, master)  # before start, so the process sees its size at once
@@ -154,6 +151,42 @@ def cmd_list(root, options):
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+    return 0
+
+
+def cmd_pause(root, options, container_id):
+    from .control import pause
+    pause(root, container_id)
+    return 0
+
+
+def cmd_resume(root, options, container_id):
+    from .control import resume
+    resume(root, container_id)
+    return 0
+
+
+def cmd_update(root, options, container_id):
+    from .control import update, update_delta
+    update(root, container_id, update_delta(options))
+    return 0
+
+
+def cmd_events(root, options, container_id):
+    from .control import events, parse_interval
+    interval = parse_interval(options.get("interval") or "5s")
+    try:
+        events(root, container_id, interval, stats_only=options.get("stats", False))
+    except BrokenPipeError:
+        pass
+    return 0
+
+
+def cmd_ps(root, options, container_id, ps_options=()):
+    from .control import ps
+    if ps_options and ps_options[0] == "--":
+        ps_options = ps_options[1:]
+    ps(root, container_id, options.get("format") or "table", ps_options)
     return 0
 
 

@@ -3,8 +3,9 @@
 ``load_bundle(bundle_dir)`` returns a ``Config``; every problem is a
 ``ConfigError`` carrying the JSON path (``linux.namespaces[2].type``).  Unknown
 keys are ignored (newer spec versions add fields), but a known key of the wrong
-type is an error.  Features minirunc does not apply yet (cgroup resources,
-hooks, AppArmor/SELinux labels) are accepted and leave a sentence in
+type is an error.  linux.resources is checked strictly by cgroups/validate.py
+(unknown keys there are errors).  Features minirunc does not apply yet (hooks,
+AppArmor/SELinux labels) are accepted and leave a sentence in
 ``Config.warnings``: the CLI prints them, so nothing is dropped silently.
 
 Only the standard modules json/os/stat are imported: this runs on every
@@ -68,8 +69,6 @@ MAX_ID_MAPPINGS = 340
 U32_MAX = 0xFFFFFFFF
 U64_MAX = 0xFFFFFFFFFFFFFFFF
 
-RESOURCES_WARNING = ("linux.resources: cgroups are not supported yet; "
-                     "resource limits were NOT applied")
 HOOKS_WARNING = "hooks: hooks are not supported yet; they were NOT run"
 
 
@@ -245,7 +244,7 @@ class Linux(_Model):
         self.readonly_paths = []
         self.rootfs_propagation = ""
         self.seccomp = None
-        self.resources = None       # raw dict: not applied (see warnings)
+        self.resources = {}         # validated dict (cgroups/validate.py), applied by a driver
         self.cgroups_path = ""
         self.personality = None     # domain number, or None
         self.mount_label = ""
@@ -612,15 +611,23 @@ def _parse_linux(value, path, warnings):
     linux.rootfs_propagation = _get(value, "rootfsPropagation", path, _want_one_of, "",
                                     PROPAGATIONS)
     linux.seccomp = _get(value, "seccomp", path, _parse_seccomp)
-    linux.cgroups_path = _get(value, "cgroupsPath", path, _want_string, "")
-    linux.resources = _get(value, "resources", path, _want_object)
-    if linux.resources:
-        warnings.append(RESOURCES_WARNING)
+    linux.cgroups_path = _get(value, "cgroupsPath", path, _parse_cgroups_path, "")
+    resources = _get(value, "resources", path, _want_object)
+    if resources:
+        from minirunc.cgroups.validate import check_resources
+        linux.resources, notes = check_resources(resources, _at(path, "resources"))
+        warnings.extend(notes)
     linux.personality = _get(value, "personality", path, _parse_personality)
     linux.mount_label = _get(value, "mountLabel", path, _want_string, "")
     if linux.mount_label:
         warnings.append("linux.mountLabel: SELinux is not supported; the label was NOT applied")
     return linux
+
+
+def _parse_cgroups_path(value, path):
+    _want_string(value, path)
+    from minirunc.cgroups.paths import check_cgroups_path
+    return check_cgroups_path(value)
 
 
 def _parse_namespaces(value, path):

@@ -15,6 +15,7 @@ from .state import Container, check_id, process_start_time, write_pid_file
 
 SIGKILL = 9
 EACCES = 13
+CLONE_NEWCGROUP = 0x02000000
 
 
 def _host_root(mappings):
@@ -72,13 +73,14 @@ def _describe_exit(status):
     return "exit status %d" % os.WEXITSTATUS(status)
 
 
-def _follow_init(container, plan, sock, helper_pid, state):
+def _follow_init(container, plan, sock, helper_pid, state, cgroup):
     """Read the init's messages until it is ready; returns (pid, pty master or None)."""
     from . import native
     pid, master = None, None
     helper_reaped = False
+    ready = maps_wanted = False
     try:
-        while True:
+        while not (ready and pid):
             data, fd = native.recv(sock)
             if not data:
                 status = ""
@@ -100,15 +102,18 @@ def _follow_init(container, plan, sock, helper_pid, state):
                 state["pid"] = pid
                 state["pid_start"] = process_start_time(pid)
                 container.save(state)
+                # The init cannot exec the user's process before `start`: joining here is
+                # in time for everything the container will run.
+                cgroup.add_pid(pid)
             elif kind == "U":
-                _write_id_maps(pid, plan)
-                native.send(sock, b"u")
+                maps_wanted = True      # answered below, once P has told us the pid
             elif kind == "N":
                 log.debug(fields[0])
             elif kind == "T":
                 master = fd
             elif kind == "R":
-                return pid, master
+                # Usually after P, but P1 may be scheduled late: then wait for its P.
+                ready = True
             elif kind == "E":
                 err, step, detail = int(fields[0] or 0), fields[1], fields[2]
                 if err == EACCES and plan.new_userns and plan.uid_mappings:
@@ -117,6 +122,11 @@ def _follow_init(container, plan, sock, helper_pid, state):
                 raise ContainerSetupError(step, detail, err)
             else:
                 raise ContainerSetupError("sync", "unexpected message %r from the init" % data[:40])
+            if maps_wanted and pid:
+                maps_wanted = False
+                _write_id_maps(pid, plan)
+                native.send(sock, b"u")
+        return pid, master
     except BaseException:
         if master is not None:
             os.close(master)
@@ -127,8 +137,53 @@ def _follow_init(container, plan, sock, helper_pid, state):
         raise
 
 
+def _setup_cgroup(container, state, config, systemd, resources):
+    """Choose the driver, record its directories in state.json, make them and write the
+    resources.  Returns the driver (the caller destroys it if anything later fails)."""
+    from .cgroups import driver_for_create
+    cgroup, notices = driver_for_create(config.linux, container.id, systemd)
+    for notice in notices:
+        log.warning(notice)
+    if cgroup.name != "none":
+        cgroup.prepare()
+    state["cgroup"] = cgroup.record()
+    container.save(state)
+    cgroup.create()
+    for warning in cgroup.apply(resources, config.linux.devices):
+        log.warning(warning)
+    return cgroup
+
+
+def _spawn_in_cgroup(cgroup, plan, resources, spawn):
+    """Spawn the init.  With a new cgroup namespace the init must be born in the container's
+    cgroups (the namespace's root is fixed at clone time): this process visits them for the
+    spawn, and the pids limit, which would count it too, is written after it left."""
+    if not plan.clone_flags & CLONE_NEWCGROUP or cgroup.name == "none":
+        return spawn()
+    cgroup.visit()
+    try:
+        return spawn()
+    finally:
+        cgroup.leave()
+        if resources.get("pids"):
+            cgroup.apply({"pids": resources["pids"]})
+
+
+def destroy_cgroup(c):
+    """Remove a container's cgroups (killing what is left in them); warn if one stays."""
+    record = (c.data or {}).get("cgroup")
+    if not record or record.get("driver") == "none":
+        return
+    from .cgroups import driver_from_record
+    cgroup = driver_from_record(record)
+    if not cgroup.destroy():
+        log.warning("container %s: could not remove every cgroup directory (%s)"
+                    % (c.id, ", ".join(d for d in cgroup.remove or cgroup.dirs()
+                                       if os.path.isdir(d))))
+
+
 def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
-           preserve_fds=0, keep_terminal=False):
+           preserve_fds=0, keep_terminal=False, systemd_cgroup=False):
     """Create a container whose init waits for `start`.
 
     Returns (Container, pid, pty master fd or None); the master is returned only when
@@ -158,8 +213,15 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     container = Container(root, container_id).make_dir()
     state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
              "bundle": bundle, "rootfs": config.root_path, "created": _rfc3339_now(),
-             "owner": "", "annotations": config.annotations, "creating": True}
+             "owner": "", "annotations": config.annotations, "creating": True,
+             "resources": config.linux.resources}
+    cgroup = None
     try:
+        resources = config.linux.resources
+        cgroupns = plan.clone_flags & CLONE_NEWCGROUP
+        cgroup = _setup_cgroup(container, state, config, systemd_cgroup,
+                               {k: v for k, v in resources.items()
+                                if not (cgroupns and k == "pids")})
         native.set_dumpable(False)
         exe_fd = native.init_memfd()
         plan_fd = native.plan_memfd(plan.encode())
@@ -168,12 +230,13 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
         first_fd = 3 + plan.preserve_fds
         argv = ["minirunc-init", str(first_fd), str(first_fd + 1), str(first_fd + 2)]
         try:
-            helper_pid = native.spawn(exe_fd, argv, [child_sock, plan_fd, listen_fd], first_fd)
+            helper_pid = _spawn_in_cgroup(cgroup, plan, resources, lambda: native.spawn(
+                exe_fd, argv, [child_sock, plan_fd, listen_fd], first_fd))
         finally:
             for fd in (exe_fd, plan_fd, child_sock, listen_fd):
                 os.close(fd)
         try:
-            pid, master = _follow_init(container, plan, sock, helper_pid, state)
+            pid, master = _follow_init(container, plan, sock, helper_pid, state, cgroup)
         finally:
             os.close(sock)
         try:
@@ -191,6 +254,10 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             _kill_and_reap(pid)
             raise
     except BaseException:
+        if cgroup is not None:
+            cgroup.destroy()
+        elif state.get("cgroup"):
+            destroy_cgroup(container)
         container.remove_dir()
         raise
     finally:
@@ -250,7 +317,14 @@ def load(root, container_id):
 
 
 def container_pids(c):
-    """Host pids of the processes in the container's own pid namespace (for kill --all)."""
+    """Host pids of the container's processes (for kill --all and ps): its cgroup's list
+    when it has one, else the processes in its own pid namespace."""
+    record = c.data.get("cgroup")
+    if record and record.get("driver") not in (None, "none"):
+        from .cgroups import driver_from_record
+        pids = driver_from_record(record).pids()
+        if pids or c.pid == 0:
+            return pids
     try:
         own = os.stat("/proc/self/ns/pid")
         ns = os.stat("/proc/%d/ns/pid" % c.pid)
@@ -336,6 +410,7 @@ def delete(root, container_id, force=False):
             c.remove_dir()
             return
         status = c.status()
+        paused = status == "paused"
         if status in ("running", "paused") and not force:
             raise StateError(container_id, "cannot delete a %s container: stop it first, or use "
                              "`minirunc delete --force %s`" % (status, container_id))
@@ -345,6 +420,8 @@ def delete(root, container_id, force=False):
                 import signal
                 try:
                     signal.pidfd_send_signal(pidfd, SIGKILL)
+                    if paused:
+                        _thaw(c)   # a frozen process cannot die until it is thawed
                     if not _wait_gone(pidfd):
                         raise StateError(container_id, "init pid %d did not die after SIGKILL"
                                          % c.pid)
@@ -352,8 +429,17 @@ def delete(root, container_id, force=False):
                     pass
                 finally:
                     os.close(pidfd)
+        destroy_cgroup(c)
         c.remove_dir()
     log.debug("container %s deleted" % container_id)
+
+
+def _thaw(c):
+    from .cgroups import driver_from_record
+    try:
+        driver_from_record(c.data.get("cgroup")).thaw()
+    except MiniruncError as e:
+        log.warning("container %s: %s" % (c.id, e))
 
 
 def remove_after_run(root, container_id):
@@ -361,6 +447,11 @@ def remove_after_run(root, container_id):
     c = Container(root, container_id)
     try:
         with c.lock():
+            try:
+                c.load()
+                destroy_cgroup(c)
+            except MiniruncError:
+                pass
             c.remove_dir()
     except MiniruncError:
         pass

@@ -3,8 +3,9 @@
 state.json is written to a temporary file, fsync'd and renamed, so a reader sees the old
 or the new state, never half of one. The status is not trusted from disk: it is derived
 from the init process (pid plus its start time from /proc, which guards against pid
-reuse) and from the start socket, which exists until `start` succeeds (runc's exec fifo
-plays the same role). Every command that changes a container holds an exclusive flock on
+reuse), from the start socket, which exists until `start` succeeds (runc's exec fifo
+plays the same role), and from the freezer file whose path state.json records (a frozen
+cgroup is `paused`). Every command that changes a container holds an exclusive flock on
 its directory, so two commands on one id never interleave.
 """
 
@@ -166,14 +167,29 @@ class Container:
         return bool(pid) and process_start_time(pid) == self.data.get("pid_start")
 
     def status(self):
-        """creating, created, running or stopped, derived from the live init process."""
+        """creating, created, running, paused or stopped, derived from the live init process
+        and the cgroup freezer."""
         if not self.init_alive():
             return "stopped"
         if self.data.get("creating"):
             return "creating"
+        if self.frozen():
+            return "paused"
         if os.path.exists(os.path.join(self.dir, START_SOCKET)):
             return "created"
         return "running"
+
+    def frozen(self):
+        """True when the container's freezer (v1 freezer.state or v2 cgroup.freeze) is set."""
+        path = (self.data.get("cgroup") or {}).get("freezer")
+        if not path:
+            return False
+        try:
+            with open(path, "rb") as f:
+                value = f.read().strip()
+        except OSError:
+            return False
+        return value in (b"FROZEN", b"1")
 
     def start_socket_path(self):
         return os.path.join(self.dir, START_SOCKET)

@@ -1,0 +1,222 @@
+"""linux.resources checked against the runtime spec (1.2): types, ranges, unknown keys.
+
+Pure; every problem is a ConfigError with the JSON path.  ``check_resources`` returns the
+resources to apply (deprecated kernel memory limits removed) and the warnings to print.
+Unknown keys are errors here (unlike elsewhere in config.json): a misspelt limit that is
+silently dropped is a limit that is not there.
+"""
+
+import re
+
+from ..errors import ConfigError
+
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+U64_MAX = (1 << 64) - 1
+U32_MAX = (1 << 32) - 1
+_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_PAGE = re.compile(r"^\d+(KB|MB|GB|TB|PB)$")
+
+
+def _at(path, key):
+    return "%s.%s" % (path, key)
+
+
+def _int(value, path, low, high, what=""):
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigError(path, "must be an integer from %d to %d%s" % (low, high, what))
+    return value
+
+
+def _i64(value, path):
+    return _int(value, path, I64_MIN, I64_MAX)
+
+
+def _u64(value, path):
+    return _int(value, path, 0, U64_MAX)
+
+
+def _u32(value, path):
+    return _int(value, path, 0, U32_MAX)
+
+
+def _bytes(value, path):
+    """A memory amount: -1 (unlimited), 0 (not set) or a positive number of bytes."""
+    if type(value) is not int or value < -1 or value > I64_MAX:
+        raise ConfigError(path, "must be -1 (unlimited), 0 (not set) or a positive number of "
+                          "bytes, not %r" % (value,))
+    return value
+
+
+def _bool(value, path):
+    if not isinstance(value, bool):
+        raise ConfigError(path, "must be a boolean (true or false)")
+    return value
+
+
+def _string(value, path):
+    if not isinstance(value, str) or "\0" in value:
+        raise ConfigError(path, "must be a string")
+    return value
+
+
+def _cpu_list(value, path):
+    _string(value, path)
+    if value and not _LIST.match(value.replace(" ", "")):
+        raise ConfigError(path, '"%s" is not a list like "0-2,4"' % value)
+    return value
+
+
+def _weight(value, path):
+    if type(value) is not int or not (value == 0 or 10 <= value <= 1000):
+        raise ConfigError(path, "must be from 10 to 1000 (or 0: not set), not %r" % (value,))
+    return value
+
+
+def _object(value, path):
+    if not isinstance(value, dict):
+        raise ConfigError(path, "must be an object")
+    return value
+
+
+def _list(value, path):
+    if not isinstance(value, list):
+        raise ConfigError(path, "must be a list")
+    return value
+
+
+def _fields(value, path, schema, required=()):
+    """Check each key of the object ``value`` with ``schema[key]``; unknown keys are errors."""
+    _object(value, path)
+    for key, entry in value.items():
+        if key not in schema:
+            raise ConfigError(_at(path, key), "unknown key (known: %s)" % ", ".join(schema))
+        if entry is not None:
+            schema[key](entry, _at(path, key))
+    for key in required:
+        if value.get(key) is None:
+            raise ConfigError(_at(path, key), "is required")
+    return value
+
+
+def _entries(schema, required=()):
+    def check(value, path):
+        _list(value, path)
+        for i, entry in enumerate(value):
+            _fields(entry, "%s[%d]" % (path, i), schema, required)
+        return value
+    return check
+
+
+def _swappiness(value, path):
+    return _int(value, path, 0, 100)
+
+
+def _period(value, path):
+    if type(value) is not int or not (value == 0 or 1000 <= value <= 1000000):
+        raise ConfigError(path, "must be from 1000 to 1000000 microseconds (or 0: not set)")
+    return value
+
+
+def _quota(value, path):
+    if type(value) is not int or not (value in (-1, 0) or 1000 <= value <= I64_MAX):
+        raise ConfigError(path, "must be -1 (unlimited), 0 (not set) or at least 1000 "
+                          "microseconds, not %r" % (value,))
+    return value
+
+
+def _shares(value, path):
+    if type(value) is not int or not (value == 0 or 2 <= value <= 262144):
+        raise ConfigError(path, "must be from 2 to 262144 (or 0: not set), not %r" % (value,))
+    return value
+
+
+def _access(value, path):
+    _string(value, path)
+    if not value or set(value) - set("rwm"):
+        raise ConfigError(path, '"%s": use one or more of r, w, m' % value)
+    return value
+
+
+def _device_type(value, path):
+    if value not in ("a", "b", "c"):
+        raise ConfigError(path, 'unknown device type "%s" (use a, b or c)' % value)
+    return value
+
+
+def _device_number(value, path):
+    return _int(value, path, -1, U32_MAX, " (-1: any)")
+
+
+def _page_size(value, path):
+    _string(value, path)
+    if not _PAGE.match(value):
+        raise ConfigError(path, '"%s" is not a page size like "2MB" or "1GB"' % value)
+    return value
+
+
+def _unified(value, path):
+    _object(value, path)
+    for key, entry in value.items():
+        where = _at(path, key)
+        if "/" in key or key.startswith(".") or "." not in key or "\0" in key:
+            raise ConfigError(where, "is not a cgroup v2 file name (controller.file)")
+        if key.startswith("cgroup."):
+            raise ConfigError(where, "cgroup.* files are managed by the runtime")
+        _string(entry, where)
+    return value
+
+
+def _rdma(value, path):
+    _object(value, path)
+    for key, entry in value.items():
+        _fields(entry, _at(path, key), {"hcaHandles": _u32, "hcaObjects": _u32})
+    return value
+
+
+MEMORY = {"limit": _bytes, "reservation": _bytes, "swap": _bytes, "kernel": _bytes,
+          "kernelTCP": _bytes, "swappiness": _swappiness, "disableOOMKiller": _bool,
+          "useHierarchy": _bool, "checkBeforeUpdate": _bool}
+CPU = {"shares": _shares, "quota": _quota, "burst": _u64, "period": _period,
+       "realtimeRuntime": _i64, "realtimePeriod": _u64, "cpus": _cpu_list, "mems": _cpu_list,
+       "idle": lambda v, p: _int(v, p, 0, 1)}
+_THROTTLE = _entries({"major": _u32, "minor": _u32, "rate": _u64}, ("major", "minor", "rate"))
+BLOCK_IO = {"weight": _weight, "leafWeight": _weight,
+            "weightDevice": _entries({"major": _u32, "minor": _u32, "weight": _weight,
+                                      "leafWeight": _weight}, ("major", "minor")),
+            "throttleReadBpsDevice": _THROTTLE, "throttleWriteBpsDevice": _THROTTLE,
+            "throttleReadIOPSDevice": _THROTTLE, "throttleWriteIOPSDevice": _THROTTLE}
+RESOURCES = {
+    "devices": _entries({"allow": _bool, "type": _device_type, "major": _device_number,
+                         "minor": _device_number, "access": _access}, ("allow",)),
+    "memory": lambda v, p: _fields(v, p, MEMORY),
+    "cpu": lambda v, p: _fields(v, p, CPU),
+    "pids": lambda v, p: _fields(v, p, {"limit": _i64}, ("limit",)),
+    "blockIO": lambda v, p: _fields(v, p, BLOCK_IO),
+    "hugepageLimits": _entries({"pageSize": _page_size, "limit": _u64}, ("pageSize", "limit")),
+    "network": lambda v, p: _fields(v, p, {
+        "classID": _u32,
+        "priorities": _entries({"name": _string, "priority": _u32}, ("name", "priority"))}),
+    "rdma": _rdma,
+    "unified": _unified,
+}
+
+
+def check_resources(value, path="linux.resources"):
+    """(resources to apply, warnings) for a linux.resources object."""
+    _fields(value, path, RESOURCES)
+    warnings = []
+    resources = {k: v for k, v in value.items() if v is not None}
+    memory = resources.get("memory")
+    if memory:
+        memory = dict(memory)
+        for key in ("kernel", "kernelTCP"):
+            if memory.pop(key, None) is not None:
+                warnings.append("%s.memory.%s: kernel memory limits are deprecated (the kernel "
+                                "dropped them); ignored" % (path, key))
+        resources["memory"] = memory
+    return resources, warnings
+
+
+def requested(resources):
+    """The resource groups that ask for something (for warnings and checks)."""
+    return [key for key, value in resources.items() if value not in (None, {}, [])]

@@ -1,0 +1,289 @@
+"""Cgroups without root: host layouts, cgroupsPath -> directories, resources -> files and
+values, validation errors, and the command-line pieces of update/events/ps."""
+
+import pytest
+
+from minirunc import cli
+from minirunc.cgroups import paths, translate
+from minirunc.cgroups.validate import check_resources
+from minirunc.control import parse_bytes, parse_interval
+from minirunc.errors import ConfigError, UsageError
+
+HYBRID = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+HYBRID_SELF = """\
+9:name=systemd:/
+8:pids:/
+4:memory:/process_api/abc
+2:cpuacct:/
+1:cpu:/
+0::/
+"""
+V1_COMOUNTED = """\
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+"""
+V1_SELF = "3:cpu,cpuacct:/user/1\n2:memory:/user/1\n"
+V2 = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+V2_SELF = "0::/user.slice/user-0.slice/session-1.scope\n"
+NONE = "23 1 0:21 / /sys rw - sysfs sysfs rw\n"
+
+
+def choose(mountinfo, own, cgroups_path="", cid="c1", systemd=False):
+    class Linux:
+        pass
+    linux = Linux()
+    linux.cgroups_path = cgroups_path
+    return paths.choose_driver(linux, cid, systemd, mountinfo, own)
+
+
+# ------------------------------------------------------------------ layouts and paths
+
+def test_layout_modes():
+    assert paths.host_layout(HYBRID, HYBRID_SELF).mode == "hybrid"
+    assert paths.host_layout(V1_COMOUNTED, V1_SELF).mode == "v1"
+    assert paths.host_layout(V2, V2_SELF).mode == "v2"
+    assert paths.host_layout(NONE, "").mode == "none"
+    assert paths.host_layout("", "").mode == "none"
+
+
+def test_default_path_is_the_id_under_our_own_cgroup_as_runc():
+    driver, notices = choose(HYBRID, HYBRID_SELF)
+    assert notices == []
+    assert driver.name == "hybrid"
+    assert driver.paths["memory"] == "/sys/fs/cgroup/memory/process_api/abc/c1"
+    assert driver.paths["cpu"] == "/sys/fs/cgroup/cpu/c1"
+    assert driver.paths["name=systemd"] == "/sys/fs/cgroup/systemd/c1"
+    assert driver.unified == "/sys/fs/cgroup/unified/c1"
+
+
+def test_comounted_controllers_share_a_directory():
+    driver, _ = choose(V1_COMOUNTED, V1_SELF, "/pods/x")
+    assert driver.name == "v1"
+    assert driver.paths["cpu"] == driver.paths["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct/pods/x"
+    assert [d for d, _ in driver.plan_dirs()] == ["/sys/fs/cgroup/cpu,cpuacct/pods/x",
+                                                  "/sys/fs/cgroup/memory/pods/x"]
+
+
+def test_relative_path_on_v2_goes_under_the_parent_of_our_cgroup():
+    driver, _ = choose(V2, V2_SELF, "ctr/x")
+    assert driver.name == "v2"
+    assert driver.unified == "/sys/fs/cgroup/user.slice/user-0.slice/ctr/x"
+    driver, _ = choose(V2, V2_SELF, "/abs/x")
+    assert driver.unified == "/sys/fs/cgroup/abs/x"
+
+
+def test_none_driver_when_nothing_is_mounted():
+    driver, _ = choose(NONE, "")
+    assert driver.name == "none"
+    warnings = driver.apply({"memory": {"limit": 5}, "pids": {"limit": 3}, "cpu": {}})
+    assert warnings == ["linux.resources: no cgroup filesystem is mounted on this host; "
+                        "memory, pids NOT applied"]
+    assert driver.apply({}) == []
+
+
+@pytest.mark.parametrize("value", ["../x", "/a/../../b", "a/..", "s.slice:p:.."])
+def test_dotdot_is_refused(value):
+    with pytest.raises(ConfigError) as info:
+        paths.check_cgroups_path(value)
+    assert info.value.path == "linux.cgroupsPath" and ".." in str(info.value)
+
+
+def test_root_of_hierarchy_is_refused():
+    with pytest.raises(ConfigError):
+        choose(HYBRID, HYBRID_SELF, "/")
+
+
+def test_systemd_forms():
+    assert paths.expand_slice("a-b-c.slice") == "/a.slice/a-b.slice/a-b-c.slice"
+    assert paths.expand_slice("-.slice") == "/"
+    assert paths.inner_path("system.slice:docker:abc", "abc")[0] == "/system.slice/docker-abc.scope"
+    assert paths.inner_path(":runc:abc", "abc")[0] == "/system.slice/runc-abc.scope"
+    path, notice = paths.inner_path("", "abc", systemd=True)
+    assert path == "/system.slice/minirunc-abc.scope" and "--systemd-cgroup" in notice
+    with pytest.raises(ConfigError):
+        paths.inner_path("/plain/path", "abc", systemd=True)
+    with pytest.raises(ConfigError):
+        paths.expand_slice("a--b.slice")
+    assert paths.inner_path("/a/b", "x") == ("/a/b", None)
+    assert paths.inner_path("", "x") == ("x", None)
+
+
+# ------------------------------------------------------------------ translation
+
+def files(writes):
+    return [(c, f[0], v) for c, f, v, _, _ in writes]
+
+
+def test_v1_memory_and_swap_order():
+    res = {"memory": {"limit": 100, "swap": 200, "reservation": 50, "swappiness": 10,
+                      "disableOOMKiller": True}}
+    writes, _ = translate.v1_writes(res, current_swap=translate.UNLIMITED_V1)
+    assert files(writes) == [("memory", "memory.limit_in_bytes", "100"),
+                             ("memory", "memory.memsw.limit_in_bytes", "200"),
+                             ("memory", "memory.soft_limit_in_bytes", "50"),
+                             ("memory", "memory.swappiness", "10"),
+                             ("memory", "memory.oom_control", "1")]
+    # raising memsw above the current one: memsw first, or the kernel refuses the limit
+    writes, _ = translate.v1_writes({"memory": {"limit": 300, "swap": 400}}, current_swap=200)
+    assert [f for _, f, _ in files(writes)] == ["memory.memsw.limit_in_bytes",
+                                                "memory.limit_in_bytes"]
+
+
+def test_v1_cpu_pids_hugetlb_net():
+    res = {"cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0-1", "mems": "0"},
+           "pids": {"limit": -1}, "hugepageLimits": [{"pageSize": "2MB", "limit": 4096}],
+           "network": {"classID": 7, "priorities": [{"name": "eth0", "priority": 3}]}}
+    writes, _ = translate.v1_writes(res)
+    assert files(writes) == [
+        ("cpu", "cpu.shares", "512"), ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpu", "cpu.cfs_quota_us", "20000"), ("cpuset", "cpuset.cpus", "0-1"),
+        ("cpuset", "cpuset.mems", "0"), ("pids", "pids.max", "max"),
+        ("hugetlb", "hugetlb.2MB.limit_in_bytes", "4096"), ("net_cls", "net_cls.classid", "7"),
+        ("net_prio", "net_prio.ifpriomap", "eth0 3")]
+
+
+def test_v1_blkio_prefers_bfq_and_marks_optional():
+    res = {"blockIO": {"weight": 500, "throttleReadBpsDevice": [
+        {"major": 8, "minor": 0, "rate": 1048576}]}}
+    writes, _ = translate.v1_writes(res)
+    assert writes[0] == ("blkio", ("blkio.bfq.weight", "blkio.weight"), "500",
+                         "linux.resources.blockIO.weight", True)
+    assert writes[1][1:3] == (("blkio.throttle.read_bps_device",), "8:0 1048576")
+
+
+def test_v1_device_rules_keep_runc_defaults():
+    class Dev:
+        type, major, minor = "c", 10, 229
+    rules = translate.device_rules([{"allow": False, "access": "rwm"},
+                                    {"allow": True, "type": "c", "major": 1, "access": "r"}],
+                                   [Dev()])
+    assert rules[0] == ("devices.deny", "a")
+    assert rules[1] == ("devices.allow", "c 1:* r")
+    assert ("devices.allow", "c 1:3 rwm") in rules and ("devices.allow", "c 136:* rwm") in rules
+    assert rules[-1] == ("devices.allow", "c 10:229 rwm")
+
+
+def test_v2_conversions():
+    assert translate.shares_to_weight(2) == 1
+    assert translate.shares_to_weight(1024) == 39
+    assert translate.shares_to_weight(262144) == 10000
+    assert translate.blkio_to_io_weight(10) == 1
+    assert translate.blkio_to_io_weight(1000) == 10000
+    assert translate.swap_v2(200, 100) == 100
+    assert translate.swap_v2(-1, 100) == -1
+    assert translate.swap_v2(0, -1) == -1
+    with pytest.raises(ValueError):
+        translate.swap_v2(50, 100)
+    res = {"memory": {"limit": 100, "swap": 300, "reservation": -1},
+           "cpu": {"shares": 1024, "quota": 20000, "period": 100000}, "pids": {"limit": 7},
+           "hugepageLimits": [{"pageSize": "1GB", "limit": 0}], "unified": {"memory.high": "90"}}
+    writes, warnings = translate.v2_writes(res)
+    assert files(writes) == [
+        ("memory", "memory.swap.max", "200"), ("memory", "memory.max", "100"),
+        ("memory", "memory.low", "max"), ("cpu", "cpu.weight", "39"),
+        ("cpu", "cpu.max", "20000 100000"), ("pids", "pids.max", "7"),
+        ("hugetlb", "hugetlb.1GB.max", "0"), ("memory", "memory.high", "90")]
+    assert warnings == []
+    writes, _ = translate.v2_writes({"cpu": {"period": 50000}})
+    assert files(writes) == [("cpu", "cpu.max", "max 50000")]
+
+
+def test_v2_warns_for_what_it_cannot_do():
+    _, warnings = translate.v2_writes({"memory": {"swappiness": 5},
+                                       "network": {"classID": 1},
+                                       "devices": [{"allow": False}],
+                                       "cpu": {"realtimeRuntime": 5}})
+    text = "\n".join(warnings)
+    for key in ("memory.swappiness", "network", "devices", "cpu.realtimeRuntime"):
+        assert "linux.resources." + key in text
+    assert "eBPF" in text
+
+
+def test_v2_swap_without_limit_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        translate.v2_writes({"memory": {"swap": 100}})
+    assert info.value.path == "linux.resources.memory.swap"
+
+
+# ------------------------------------------------------------------ validation
+
+@pytest.mark.parametrize("resources, where", [
+    ({"memroy": {}}, "linux.resources.memroy"),
+    ({"memory": {"limt": 1}}, "linux.resources.memory.limt"),
+    ({"memory": {"limit": -2}}, "linux.resources.memory.limit"),
+    ({"memory": {"limit": "1g"}}, "linux.resources.memory.limit"),
+    ({"memory": {"swappiness": 101}}, "linux.resources.memory.swappiness"),
+    ({"cpu": {"shares": 1}}, "linux.resources.cpu.shares"),
+    ({"cpu": {"quota": -3}}, "linux.resources.cpu.quota"),
+    ({"cpu": {"period": 10}}, "linux.resources.cpu.period"),
+    ({"cpu": {"cpus": "0-"}}, "linux.resources.cpu.cpus"),
+    ({"pids": {}}, "linux.resources.pids.limit"),
+    ({"blockIO": {"weight": 5}}, "linux.resources.blockIO.weight"),
+    ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]}},
+     "linux.resources.blockIO.throttleReadBpsDevice[0].rate"),
+    ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}, "linux.resources.hugepageLimits[0].pageSize"),
+    ({"devices": [{"allow": True, "access": "rwx"}]}, "linux.resources.devices[0].access"),
+    ({"devices": [{"access": "r"}]}, "linux.resources.devices[0].allow"),
+    ({"unified": {"../memory.max": "1"}}, "linux.resources.unified.../memory.max"),
+    ({"unified": {"cgroup.procs": "1"}}, "linux.resources.unified.cgroup.procs"),
+    ({"network": {"classID": -1}}, "linux.resources.network.classID"),
+])
+def test_bad_resources(resources, where):
+    with pytest.raises(ConfigError) as info:
+        check_resources(resources)
+    assert info.value.path == where
+
+
+def test_deprecated_kernel_limits_warn_and_are_dropped():
+    res, warnings = check_resources({"memory": {"limit": 10, "kernel": 5, "kernelTCP": 1}})
+    assert res == {"memory": {"limit": 10}}
+    assert len(warnings) == 2 and "deprecated" in warnings[0]
+
+
+# ------------------------------------------------------------------ command line
+
+def test_ps_takes_trailing_ps_options():
+    command, _, options, positionals = cli.parse(["ps", "--format", "table", "c1", "-o", "pid"])
+    assert command == "ps" and options == {"format": "table"}
+    assert positionals == ["c1", ("-o", "pid")]
+    assert cli.parse(["ps", "c1"])[3] == ["c1"]
+    with pytest.raises(UsageError):
+        cli.parse(["ps"])
+
+
+def test_update_flags_and_sizes():
+    _, _, options, positionals = cli.parse(["update", "--memory", "64m", "--cpu-share", "512",
+                                            "--pids-limit=9", "c1"])
+    assert options == {"memory": "64m", "cpu-shares": "512", "pids-limit": "9"}
+    assert parse_bytes("64m", "memory") == 64 << 20
+    assert parse_bytes("1G", "memory") == 1 << 30
+    assert parse_bytes("512kb", "memory") == 512 << 10
+    assert parse_bytes("-1", "memory") == -1
+    with pytest.raises(UsageError):
+        parse_bytes("lots", "memory")
+    from minirunc.control import update_delta
+    assert update_delta(options) == {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512},
+                                     "pids": {"limit": 9}}
+
+
+def test_interval():
+    assert parse_interval("5s") == 5.0
+    assert parse_interval("250ms") == 0.25
+    assert parse_interval("1m") == 60.0
+    assert parse_interval("2") == 2.0
+    with pytest.raises(UsageError):
+        parse_interval("soon")
+
+
+def test_pause_and_friends_are_commands_now():
+    from minirunc.commands import LATER
+    for name in ("pause", "resume", "update", "events", "ps"):
+        assert name in cli.COMMANDS and name not in LATER
