@@ -11,6 +11,7 @@ import os
 from minirunc import caps
 from minirunc import mountopts
 from minirunc import planformat
+from minirunc.mountinfo import parse as parse_mountinfo
 from minirunc.config import SECCOMP_ARCHES, SECCOMP_FLAGS, sysctl_file
 
 CLONE_FLAGS = {
@@ -200,37 +201,6 @@ def _read_text(path):
             return f.read()
     except OSError:
         return ""
-
-
-def _unescape(field):
-    # mountinfo writes space, tab, newline and backslash as \ooo.
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text):
-    """[(root, mountpoint, fstype, super_options)] from /proc/self/mountinfo text."""
-    result = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 5 or len(fields) < sep + 4:
-            continue
-        result.append((_unescape(fields[3]), _unescape(fields[4]), fields[sep + 1],
-                       fields[sep + 3]))
-    return result
 
 
 def parse_proc_cgroup(text):

@@ -17,6 +17,7 @@ A ``..`` component is refused: it could leave the hierarchy.
 import os
 
 from ..errors import ConfigError
+from ..mountinfo import parse
 
 CONTROLLERS_V1 = frozenset((
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
@@ -34,33 +35,9 @@ def _read(path):
         return ""
 
 
-def _unescape(field):
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def cgroup_mounts(mountinfo_text):
     """[(mount root, mount point, fstype, super options)] of the cgroup/cgroup2 mounts."""
-    result = []
-    for line in mountinfo_text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if len(fields) < sep + 4 or fields[sep + 1] not in ("cgroup", "cgroup2"):
-            continue
-        result.append((_unescape(fields[3]), _unescape(fields[4]), fields[sep + 1],
-                       fields[sep + 3]))
-    return result
+    return parse(mountinfo_text, ("cgroup", "cgroup2"))
 
 
 def parse_proc_cgroup(text):
