@@ -35,6 +35,7 @@ $(STAMP)/native: $(NATIVE_SRC) $(STAMP)/venv
 # Bytecode ahead of time: PYTHONDONTWRITEBYTECODE may be set, and compiling on every
 # start would cost each container ~40 ms.
 bytecode: $(STAMP)/venv
+	@printf 'COMMIT = "%s"\n' "$$(git rev-parse HEAD 2>/dev/null || echo unknown)" > src/minirunc/_commit.py
 	$(PY) -m compileall -q src >/dev/null
 
 native: $(STAMP)/native bytecode
