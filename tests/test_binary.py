@@ -1,0 +1,207 @@
+"""The single binary dist/minirunc (built by `make binary`, see build/binary.py).
+
+Skipped when dist/minirunc is missing, unless MINIRUNC_REQUIRE_BINARY is set (then it is a
+failure).  MINIRUNC_BINARY names another binary to test.  Root and real containers.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from make_bundle import make_bundle
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.environ.get("MINIRUNC_BINARY") or os.path.join(REPO, "dist", "minirunc")
+ALLOWED_LIBS = ("linux-vdso.so.1", "libc.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2")
+GLIBC_CORE = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2")
+
+
+@pytest.fixture(scope="module")
+def binary():
+    if not os.path.exists(BINARY):
+        if os.environ.get("MINIRUNC_REQUIRE_BINARY"):
+            pytest.fail("%s is missing and MINIRUNC_REQUIRE_BINARY is set: run `make binary`" % BINARY)
+        pytest.skip("%s is missing: run `make binary`" % BINARY)
+    return BINARY
+
+
+def clean_env(**changes):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "LISTEN_FDS", "LISTEN_PID", "MINIRUNC_ROOT")}
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run(cmd, timeout=60, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("env", clean_env())
+    return subprocess.run(cmd, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def hello_bundle(tmp_path):
+    path = tmp_path / "bundle"
+    make_bundle(str(path), ["sh", "-c", "echo hello from $(hostname)"])
+    return path
+
+
+def test_needs_nothing_but_glibc(binary):
+    ldd = run(["ldd", binary])
+    assert ldd.returncode == 0, ldd.stderr
+    libs = [line.split()[0] for line in ldd.stdout.splitlines() if line.strip()]
+    assert libs and all(os.path.basename(lib) in ALLOWED_LIBS for lib in libs), ldd.stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                        run(["readelf", "-d", binary]).stdout)
+    assert set(needed) <= {"libc.so.6", "libpthread.so.0"}, needed
+    symbols = run(["objdump", "-T", binary]).stdout
+    assert "GLIBC_PRIVATE" not in symbols
+    versions = {tuple(int(p) for p in v.split(".")) for v in re.findall(r"GLIBC_([0-9.]+)", symbols)}
+    assert max(versions) <= (2, 34), sorted(versions)[-3:]
+    assert os.path.getsize(binary) <= 10 * 1024 * 1024
+
+
+def test_version_and_spec(binary, tmp_path):
+    r = run([binary, "--version"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("minirunc version ")
+    assert re.search(r"^commit: [0-9a-f]{7,}", r.stdout, re.M), r.stdout
+    r = run([binary, "spec"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "config.json").read_text())["ociVersion"]
+
+
+def make_chroot(root, binary):
+    """busybox, glibc's core files, the binary and a bundle: nothing else."""
+    for d in ("bin", "lib64", "lib/x86_64-linux-gnu", "proc", "tmp", "run", "dev", "sys"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy2("/bin/busybox", os.path.join(root, "bin", "busybox"))
+    shutil.copy2(binary, os.path.join(root, "bin", "minirunc"))
+    shutil.copy(os.path.realpath("/lib64/ld-linux-x86-64.so.2"),
+                os.path.join(root, "lib64", "ld-linux-x86-64.so.2"))
+    for lib in GLIBC_CORE:
+        shutil.copy(os.path.realpath(os.path.join("/lib/x86_64-linux-gnu", lib)),
+                    os.path.join(root, "lib/x86_64-linux-gnu", lib))
+    make_bundle(os.path.join(root, "bundle"), ["sh", "-c", "echo hello from the chroot"])
+
+
+def test_runs_in_a_busybox_only_chroot(binary, tmp_path):
+    root = str(tmp_path / "chroot")
+    make_chroot(root, binary)
+    script = ("/bin/busybox mount -t proc proc /proc && "
+              "/bin/minirunc --version && "
+              "cd /tmp && /bin/minirunc spec && "
+              "/bin/minirunc --root /run/minirunc run --bundle /bundle c1")
+    # The chroot's root is made a mount point (as a container runtime's / always is).
+    r = run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" "$0" && exec chroot "$0" /bin/busybox sh -c "$1"', root, script],
+            env=clean_env(HOME=None, LANG="C.UTF-8"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "minirunc version" in r.stdout
+    assert "hello from the chroot" in r.stdout
+    assert json.loads(open(os.path.join(root, "tmp", "config.json")).read())["process"]
+
+
+def test_home_unset(binary, tmp_path, hello_bundle):
+    env = clean_env(HOME=None, XDG_CACHE_HOME=None, XDG_RUNTIME_DIR=None, TMPDIR=None)
+    assert run([binary, "--version"], env=env).returncode == 0
+    r = run([binary, "spec"], cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    r = run([binary, "--root", str(tmp_path / "state"), "run", "--bundle", str(hello_bundle),
+             "home-" + uuid.uuid4().hex[:8]], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "hello from minirunc" in r.stdout
+
+
+def test_readonly_tmp(binary, hello_bundle):
+    state = "/run/minirunc-test-%s" % uuid.uuid4().hex[:10]
+    script = ('mount -o bind,ro /tmp /tmp && ! touch /tmp/.minirunc-rw-probe 2>/dev/null && '
+              'exec "$0" --root "$1" run --bundle "$2" "$3"')
+    try:
+        r = run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                 binary, state, str(hello_bundle), "rotmp"], env=clean_env(TMPDIR=None, HOME=None))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "hello from minirunc" in r.stdout
+
+
+def test_parallel_runs(binary, tmp_path, hello_bundle):
+    root = str(tmp_path / "state")
+
+    def one(i):
+        return run([binary, "--root", root, "run", "--bundle", str(hello_bundle), "par-%d" % i])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    for r in results:
+        assert r.returncode == 0, r.stderr
+        assert "hello from minirunc" in r.stdout
+
+
+def test_create_then_start_from_another_invocation(binary, tmp_path):
+    bundle = tmp_path / "bundle"
+    make_bundle(str(bundle), ["sh", "-c", "echo started as pid $$"])
+    root = str(tmp_path / "state")
+    cid = "cs-" + uuid.uuid4().hex[:8]
+    out_path = tmp_path / "out"
+    try:
+        # The container keeps the stdio it is created with: files, not pipes, so that
+        # `create` is seen to return on its own.
+        with open(out_path, "w") as out, open(tmp_path / "err", "w") as err:
+            create = subprocess.run([binary, "--root", root, "create", "--bundle", str(bundle), cid],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    timeout=60, env=clean_env())
+        assert create.returncode == 0, (tmp_path / "err").read_text()
+        # The creating command has exited; the container waits for `start`.
+        state = json.loads(run([binary, "--root", root, "state", cid]).stdout)
+        assert state["status"] == "created"
+        assert state["pid"] > 0
+        r = run([binary, "--root", root, "start", cid])
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if json.loads(run([binary, "--root", root, "state", cid]).stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        assert out_path.read_text().strip() == "started as pid 1"
+    finally:
+        run([binary, "--root", root, "delete", "--force", cid])
+
+
+def damaged_copy(binary, path, size=None, append=b""):
+    with open(binary, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:size] if size is not None else data)
+        f.write(append)
+    os.chmod(path, 0o755)
+    return str(path)
+
+
+def test_damaged_copies_fail_clearly(binary, tmp_path):
+    size = os.path.getsize(binary)
+    # Cut short at the end, or grown: refused before anything runs, with a message.
+    for name, kw in (("cut", {"size": size - 100}), ("grown", {"append": b"\0" * 10})):
+        copy = damaged_copy(binary, tmp_path / name, **kw)
+        r = run([copy, "--version"], timeout=20)
+        assert r.returncode == 127, (name, r.returncode, r.stderr)
+        assert "this executable is damaged" in r.stderr
+        assert r.stdout == ""
+    # Cut inside the loaded segments: the dynamic loader itself dies on it (SIGBUS/SIGSEGV),
+    # at once; it must not hang or print a version.
+    copy = damaged_copy(binary, tmp_path / "half", size=size // 2)
+    r = run([copy, "--version"], timeout=20)
+    assert r.returncode != 0
+    assert "minirunc version" not in r.stdout
