@@ -20,9 +20,9 @@ $(STAMP)/apt:
 	fi
 	touch $@
 
-$(STAMP)/venv: pyproject.toml | $(STAMP)/apt
+$(STAMP)/venv: requirements.txt | $(STAMP)/apt
 	test -x $(PY) || $(PYTHON_REAL) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check cffi pytest
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
 deps: $(STAMP)/apt $(STAMP)/venv
@@ -40,13 +40,15 @@ bytecode: $(STAMP)/venv
 
 native: $(STAMP)/native bytecode
 
-# Main job: build what is needed and run a busybox bundle with minirunc.
-demo: native
+# Main job: build the single binary and run a busybox bundle with it, the 2015 way:
+# cd into the bundle and type `minirunc`.
+demo: binary
 	$(PY) tests/make_bundle.py build/demo-bundle --args "sh" "-c" "echo hello from \$$(hostname), pid \$$\$$; cat /proc/self/uid_map; ls /"
-	cd build/demo-bundle && PYTHONPATH=$(CURDIR)/src $(CURDIR)/$(PY) -m minirunc
+	cd build/demo-bundle && $(CURDIR)/dist/minirunc
 
-test: native
-	$(PY) -m pytest -q tests
+# The whole suite: unit tests, real containers, the binary and the QEMU host images.
+test: native binary images
+	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 
 unit: $(STAMP)/venv
 	$(PY) -m pytest -q tests/test_config.py tests/test_plan.py tests/test_spec.py
