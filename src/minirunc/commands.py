@@ -33,8 +33,8 @@ def _int_option(options, name, default=0):
 
 
 def _print_json(obj):
-    import json
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    from .jsontext import dumps
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
 
 
 def cmd_create(root, options, container_id):
@@ -142,8 +142,8 @@ def cmd_list(root, options):
     if options.get("quiet"):
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":
-        import json
-        sys.stdout.write(json.dumps(states or None) + "\n")  # runc prints null for none
+        from .jsontext import dumps
+        sys.stdout.write(dumps(states or None) + "\n")  # runc prints null for none
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])

@@ -12,10 +12,10 @@ Only the standard modules json/os/stat are imported: this runs on every
 ``create``/``run`` and start-up time matters.
 """
 
-import json
 import os
 import stat
 
+from minirunc import jsontext
 from minirunc import caps
 from minirunc import mountopts
 from minirunc.errors import ConfigError
@@ -383,12 +383,12 @@ def read_config_file(bundle_dir):
     except OSError as e:
         raise ConfigError("", "cannot read: %s" % (e.strerror or e).lower(), file=path) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError("", "invalid JSON at line %d, column %d: %s" % (e.lineno, e.colno, e.msg),
-                          file=path) from None
+        data = jsontext.loads(text)
     except UnicodeDecodeError:
         raise ConfigError("", "invalid JSON: not UTF-8 text", file=path) from None
+    except ValueError as e:  # json.JSONDecodeError
+        raise ConfigError("", "invalid JSON at line %d, column %d: %s" % (e.lineno, e.colno, e.msg),
+                          file=path) from None
     if not isinstance(data, dict):
         raise ConfigError("", "invalid config: the top level must be a JSON object", file=path)
     return path, data

@@ -35,8 +35,8 @@ def _to_file(level, msg):
     if not _log_path:
         return
     if _log_json:
-        import json
-        line = json.dumps({"level": level, "msg": msg, "time": _timestamp()})
+        from .jsontext import dumps
+        line = dumps({"level": level, "msg": msg, "time": _timestamp()})
     else:
         line = 'time="%s" level=%s msg="%s"' % (_timestamp(), level, msg.replace('"', '\\"'))
     try:

@@ -10,9 +10,9 @@ its directory, so two commands on one id never interleave.
 """
 
 import fcntl
-import json
 import os
 
+from . import jsontext
 from .errors import HostError, StateError
 
 STATE_FILE = "state.json"
@@ -122,7 +122,7 @@ class Container:
         path = os.path.join(self.dir, STATE_FILE)
         try:
             with open(path, "rb") as f:
-                self.data = json.loads(f.read())
+                self.data = jsontext.loads(f.read())
         except FileNotFoundError:
             raise StateError(self.id, "has no state file (creation did not finish); "
                              "remove it with `minirunc delete --force %s`" % self.id) from None
@@ -135,7 +135,7 @@ class Container:
         """Write state.json atomically: temp file, fsync, rename, fsync the directory."""
         path = os.path.join(self.dir, STATE_FILE)
         tmp = "%s.tmp-%d" % (path, os.getpid())
-        blob = json.dumps(data, separators=(",", ":")).encode()
+        blob = jsontext.dumps(data).encode()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
