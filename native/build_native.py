@@ -4,7 +4,8 @@ Usage (from the repository root): ``<python> native/build_native.py``
 
 1. ``native/init.c`` -> ``build/native/minirunc-init`` (gcc -static, libseccomp.a, stripped).
 2. ``minirunc._native`` (cffi API mode): the init's bytes are embedded with ``.incbin``, plus
-   small helpers for spawning and SOCK_SEQPACKET sockets (see CDEF below).
+   small helpers for spawning and SOCK_SEQPACKET sockets, and the cgroup v2 device filter
+   (an eBPF program built, loaded and attached with raw bpf(2); see CDEF below).
 3. The ``_native.cpython-*.so`` is copied into ``src/minirunc/``.
 
 Idempotent: every run rebuilds from scratch into build/native/.  Off the container path, so
@@ -33,6 +34,17 @@ int mr_connect_unix(const char *path);
 ssize_t mr_send(int sock, const void *buf, size_t len, int fd_or_minus1);
 ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out);
 int mr_set_dumpable(int flag);
+struct mr_dev_rule {
+    int type;
+    int64_t major;
+    int64_t minor;
+    char access[4];
+    int allow;
+};
+int mr_device_filter(int cgroup_fd, const struct mr_dev_rule *rules, int nrules,
+                     int default_allow, char *log, size_t log_size, int *step);
+int mr_device_filter_emit(const struct mr_dev_rule *rules, int nrules, int default_allow,
+                          void *out, int max);
 """
 
 

@@ -2,7 +2,8 @@
  *
  * Holds the embedded init helper (minirunc-init, pulled in with .incbin) and the few
  * syscalls the Python runtime cannot make cheaply itself: a vfork-style spawn that
- * execs the init from its memfd, SOCK_SEQPACKET unix sockets, fd passing.
+ * execs the init from its memfd, SOCK_SEQPACKET unix sockets, fd passing, and the cgroup v2
+ * device filter (an eBPF program loaded and attached with raw bpf(2), at the end).
  * Every function returns -errno on failure.
  */
 #ifndef _GNU_SOURCE
@@ -233,4 +234,263 @@ ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out)
 int mr_set_dumpable(int flag)
 {
     return prctl(PR_SET_DUMPABLE, flag, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------ cgroup v2 device filter
+ *
+ * cgroup v2 has no devices controller: device access is decided by eBPF programs of type
+ * BPF_PROG_TYPE_CGROUP_DEVICE attached to the cgroup (every attached program, and those of
+ * the ancestors, must allow).  mr_device_filter emits one such program from a rule list,
+ * loads it, attaches it to the container's cgroup directory with BPF_F_ALLOW_MULTI and then
+ * detaches the programs this runtime attached there before (named MR_DEV_PROG_NAME), so that
+ * `update` replaces the rules without a moment where none apply.
+ *
+ * Semantics (runc's devicefilter): the rules are tried from the LAST to the first; the first
+ * one that matches decides (allow -> 1, deny -> 0); none matching -> default_allow.  A rule
+ * matches an access when its type is 'a' or equal to the device's, its major and minor are
+ * -1 or equal, and the requested access bits are a subset of the rule's "rwm" letters.
+ *
+ * The program only reads its context (struct bpf_cgroup_dev_ctx):
+ *   r2 = access_type & 0xffff   (BPF_DEVCG_DEV_BLOCK / _CHAR)
+ *   r3 = access_type >> 16      (BPF_DEVCG_ACC_MKNOD | _READ | _WRITE)
+ *   r4 = major, r5 = minor
+ * and per rule:  if (r2 != type) goto next; w1 = w3 & acc; if (w1 != w3) goto next;
+ *                if (w4 != major) goto next; if (w5 != minor) goto next; r0 = allow; exit
+ * (checks for wildcards are left out).  A rule that matches everything ends the program:
+ * the verifier refuses unreachable instructions.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <linux/bpf.h>
+
+#define MR_DEV_PROG_NAME "minirunc_dev"
+#define MR_DEV_MAX_RULES 4096
+#define MR_DEV_MAX_OLD 64
+
+struct mr_dev_rule {
+    int type;          /* 'a' (any), 'b' or 'c' */
+    int64_t major;     /* -1: any */
+    int64_t minor;     /* -1: any */
+    char access[4];    /* letters of "rwm", NUL-terminated */
+    int allow;
+};
+
+/* Steps reported in *step when mr_device_filter fails. */
+enum { MR_DEV_STEP_RULES = 1, MR_DEV_STEP_LOAD, MR_DEV_STEP_QUERY, MR_DEV_STEP_ATTACH,
+       MR_DEV_STEP_DETACH };
+
+static long sys_bpf(int cmd, union bpf_attr *attr)
+{
+    return syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
+
+static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
+{
+    struct bpf_insn i = { .code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm };
+    return i;
+}
+
+/* "if (w<dst> != imm or w<src>) goto <next>" (32-bit compare) at out[*n]. */
+static void jne_next(struct bpf_insn *out, int *n, int srcmode, int dst, int src, int32_t imm,
+                     int next)
+{
+    out[*n] = insn(BPF_JMP32 | BPF_JNE | srcmode, dst, src, (int16_t)(next - (*n + 1)), imm);
+    (*n)++;
+}
+
+/* Emit the program for `rules` into `out` (room for 6 + 8 * nrules); returns its length,
+ * or -EINVAL for a bad rule. */
+static int dev_emit(const struct mr_dev_rule *rules, int nrules, int default_allow,
+                    struct bpf_insn *out)
+{
+    int n = 0;
+    out[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, 0, 0);
+    out[n++] = insn(BPF_ALU | BPF_AND | BPF_K, BPF_REG_2, 0, 0, 0xFFFF);
+    out[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_3, BPF_REG_1, 0, 0);
+    out[n++] = insn(BPF_ALU | BPF_RSH | BPF_K, BPF_REG_3, 0, 0, 16);
+    out[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_4, BPF_REG_1, 4, 0);
+    out[n++] = insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_5, BPF_REG_1, 8, 0);
+
+    for (int i = nrules - 1; i >= 0; i--) {
+        const struct mr_dev_rule *r = &rules[i];
+        int32_t acc = 0, type;
+        for (const char *p = r->access; *p; p++) {
+            if (*p == 'r')
+                acc |= BPF_DEVCG_ACC_READ;
+            else if (*p == 'w')
+                acc |= BPF_DEVCG_ACC_WRITE;
+            else if (*p == 'm')
+                acc |= BPF_DEVCG_ACC_MKNOD;
+            else
+                return -EINVAL;
+        }
+        if (r->type == 'c')
+            type = BPF_DEVCG_DEV_CHAR;
+        else if (r->type == 'b')
+            type = BPF_DEVCG_DEV_BLOCK;
+        else if (r->type == 'a')
+            type = 0;
+        else
+            return -EINVAL;
+        if (acc == 0 || r->major < -1 || r->major > UINT32_MAX || r->minor < -1 ||
+            r->minor > UINT32_MAX)
+            return -EINVAL;
+        int all = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD;
+        int len = (type ? 1 : 0) + (acc != all ? 3 : 0) + (r->major >= 0) + (r->minor >= 0) + 2;
+        int next = n + len;   /* index of the next rule's block */
+        if (type)
+            jne_next(out, &n, BPF_K, BPF_REG_2, 0, type, next);
+        if (acc != all) {
+            out[n++] = insn(BPF_ALU | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_3, 0, 0);
+            out[n++] = insn(BPF_ALU | BPF_AND | BPF_K, BPF_REG_1, 0, 0, acc);
+            jne_next(out, &n, BPF_X, BPF_REG_1, BPF_REG_3, 0, next);
+        }
+        if (r->major >= 0)
+            jne_next(out, &n, BPF_K, BPF_REG_4, 0, (int32_t)(uint32_t)r->major, next);
+        if (r->minor >= 0)
+            jne_next(out, &n, BPF_K, BPF_REG_5, 0, (int32_t)(uint32_t)r->minor, next);
+        out[n++] = insn(BPF_ALU | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, r->allow ? 1 : 0);
+        out[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+        if (len == 2)          /* matches everything: what follows is unreachable */
+            return n;
+    }
+    out[n++] = insn(BPF_ALU | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, default_allow ? 1 : 0);
+    out[n++] = insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    return n;
+}
+
+/* Load the program for `rules` (the caller closes the fd); on failure the verifier's log
+ * goes to `log` (NUL-terminated) when log_size > 0. */
+static int dev_load(const struct mr_dev_rule *rules, int nrules, int default_allow,
+                    char *log, size_t log_size, int *step)
+{
+    *step = MR_DEV_STEP_RULES;
+    if (nrules < 0 || nrules > MR_DEV_MAX_RULES)
+        return -EINVAL;
+    struct bpf_insn *prog = calloc(8 + 8 * (size_t)nrules, sizeof *prog);
+    if (!prog)
+        return -ENOMEM;
+    int n = dev_emit(rules, nrules, default_allow, prog);
+    if (n < 0) {
+        free(prog);
+        return n;
+    }
+    *step = MR_DEV_STEP_LOAD;
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = (uintptr_t)prog;
+    attr.insn_cnt = n;
+    attr.license = (uintptr_t)"GPL";
+    strncpy(attr.prog_name, MR_DEV_PROG_NAME, sizeof attr.prog_name - 1);
+    int fd = sys_bpf(BPF_PROG_LOAD, &attr);
+    int err = errno;
+    if (fd < 0 && log && log_size > 1 && err != EPERM) {
+        /* Again with the verifier's log, which is only wanted on failure. */
+        memset(log, 0, log_size);
+        attr.log_level = 1;
+        attr.log_buf = (uintptr_t)log;
+        attr.log_size = log_size > UINT32_MAX ? UINT32_MAX : (uint32_t)log_size;
+        fd = sys_bpf(BPF_PROG_LOAD, &attr);
+        err = errno;
+        log[log_size - 1] = 0;
+        if (fd >= 0) {        /* loaded the second time: keep it, the log says why */
+            free(prog);
+            return fd;
+        }
+    }
+    free(prog);
+    return fd < 0 ? -err : fd;
+}
+
+/* The ids of the programs named MR_DEV_PROG_NAME attached directly to the cgroup. */
+static int dev_ours(int cgroup_fd, uint32_t *ids, int max)
+{
+    uint32_t all[MR_DEV_MAX_OLD];
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.query.target_fd = cgroup_fd;
+    attr.query.attach_type = BPF_CGROUP_DEVICE;
+    attr.query.prog_ids = (uintptr_t)all;
+    attr.query.prog_cnt = MR_DEV_MAX_OLD;
+    if (sys_bpf(BPF_PROG_QUERY, &attr) < 0)
+        return -errno;
+    int count = 0;
+    for (uint32_t i = 0; i < attr.query.prog_cnt && i < MR_DEV_MAX_OLD; i++) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof a);
+        a.prog_id = all[i];
+        int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+        if (fd < 0)
+            continue;          /* gone meanwhile */
+        struct bpf_prog_info info;
+        memset(&info, 0, sizeof info);
+        memset(&a, 0, sizeof a);
+        a.info.bpf_fd = fd;
+        a.info.info_len = sizeof info;
+        a.info.info = (uintptr_t)&info;
+        if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 &&
+            strncmp(info.name, MR_DEV_PROG_NAME, sizeof info.name) == 0 && count < max)
+            ids[count++] = all[i];
+        close(fd);
+    }
+    return count;
+}
+
+int mr_device_filter(int cgroup_fd, const struct mr_dev_rule *rules, int nrules,
+                     int default_allow, char *log, size_t log_size, int *step)
+{
+    uint32_t old[MR_DEV_MAX_OLD];
+    int prog = dev_load(rules, nrules, default_allow, log, log_size, step), r = 0;
+    if (prog < 0)
+        return prog;
+    *step = MR_DEV_STEP_QUERY;
+    int nold = dev_ours(cgroup_fd, old, MR_DEV_MAX_OLD);
+    if (nold < 0) {
+        close(prog);
+        return nold;
+    }
+    *step = MR_DEV_STEP_ATTACH;
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.target_fd = cgroup_fd;
+    attr.attach_bpf_fd = prog;
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0) {
+        r = -errno;
+        close(prog);
+        return r;
+    }
+    close(prog);               /* the cgroup holds it now */
+    /* The new program is in place: drop the ones it replaces. */
+    *step = MR_DEV_STEP_DETACH;
+    for (int i = 0; i < nold; i++) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof a);
+        a.prog_id = old[i];
+        int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+        if (fd < 0)
+            continue;
+        memset(&a, 0, sizeof a);
+        a.target_fd = cgroup_fd;
+        a.attach_bpf_fd = fd;
+        a.attach_type = BPF_CGROUP_DEVICE;
+        if (sys_bpf(BPF_PROG_DETACH, &a) < 0 && errno != ENOENT && r == 0)
+            r = -errno;
+        close(fd);
+    }
+    if (r == 0)
+        *step = 0;
+    return r;
+}
+
+/* The program mr_device_filter would load, for tests: its instructions as 8-byte records
+ * in `out` (room for `max`); returns their number or -errno. */
+int mr_device_filter_emit(const struct mr_dev_rule *rules, int nrules, int default_allow,
+                          void *out, int max)
+{
+    if (nrules < 0 || nrules > MR_DEV_MAX_RULES || max < 8 + 8 * nrules)
+        return -EINVAL;
+    return dev_emit(rules, nrules, default_allow, out);
 }

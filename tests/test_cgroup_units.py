@@ -161,14 +161,138 @@ def test_v1_blkio_prefers_bfq_and_marks_optional():
 
 def test_v1_device_rules_keep_runc_defaults():
     class Dev:
-        type, major, minor = "c", 10, 229
+        path, type, major, minor = "/dev/fuse", "c", 10, 229
     rules = translate.device_rules([{"allow": False, "access": "rwm"},
                                     {"allow": True, "type": "c", "major": 1, "access": "r"}],
                                    [Dev()])
     assert rules[0] == ("devices.deny", "a")
     assert rules[1] == ("devices.allow", "c 1:* r")
     assert ("devices.allow", "c 1:3 rwm") in rules and ("devices.allow", "c 136:* rwm") in rules
-    assert rules[-1] == ("devices.allow", "c 10:229 rwm")
+    # as with runc, linux.devices adds no rule: the config allows its devices itself
+    assert rules[-1] == ("devices.allow", "c 10:200 rwm")
+    assert not any("10:229" in text for _, text in rules)
+
+
+def test_a_linux_devices_path_replaces_runcs_default_rule_for_it():
+    rules = translate.device_rule_list([{"allow": False}], ["/dev/null", "/dev/mine"])
+    assert rules[0] == ("a", -1, -1, "rwm", False)
+    assert ("c", 1, 3, "rwm", True) not in rules
+    assert ("c", 1, 5, "rwm", True) in rules and ("c", -1, -1, "m", True) in rules
+    assert len(rules) == 1 + len(translate.DEFAULT_DEVICES) - 1
+
+
+DENY_ALL = [{"allow": False, "access": "rwm"}]
+RUNC_DEFAULTS = [("b", -1, -1, "m"), ("c", -1, -1, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"),
+                 ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
+                 ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"), ("c", 136, -1, "rwm")]
+
+
+def test_device_filter_rules_deny_all_keeps_runcs_defaults_as_exceptions():
+    default, rules = translate.device_filter_rules(DENY_ALL)
+    assert default is False
+    assert [r[:4] for r in rules] == RUNC_DEFAULTS    # sorted by (major, minor, type)
+    assert all(r[4] is True for r in rules)
+    # no rules at all: v1's deny-all start (runc's emulator starts there too)
+    assert translate.device_filter_rules([]) == (default, rules)
+
+
+def test_device_filter_rules_follow_v1_semantics():
+    # the defaults come last, so a config cannot deny /dev/null without listing it in
+    # linux.devices (runc then drops its default rule for that path)
+    deny_null = DENY_ALL + [{"allow": False, "type": "c", "major": 1, "minor": 3,
+                             "access": "rwm"}]
+    _, rules = translate.device_filter_rules(deny_null)
+    assert ("c", 1, 3, "rwm", True) in rules
+    _, rules = translate.device_filter_rules(deny_null, ["/dev/null"])
+    assert not any(r[1:3] == (1, 3) for r in rules)
+    # "a" resets: allow-all with deny exceptions
+    default, rules = translate.device_filter_rules(
+        [{"allow": True}, {"allow": False, "type": "b", "major": 8, "access": "w"}],
+        ["/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/zero", "/dev/urandom"])
+    assert default is True
+    assert rules == [("b", 8, -1, "w", False)]   # the defaults remove nothing (no such deny)
+    # same type/major/minor merge their access; a deny of that kind takes letters away
+    _, rules = translate.device_filter_rules(DENY_ALL + [
+        {"allow": True, "type": "c", "major": 99, "minor": 1, "access": "r"},
+        {"allow": True, "type": "c", "major": 99, "minor": 1, "access": "mw"},
+        {"allow": False, "type": "c", "major": 99, "minor": 1, "access": "m"}])
+    assert ("c", 99, 1, "rw", True) in rules
+
+
+def test_device_filter_rules_refuse_a_hole_in_a_wildcard_as_runc():
+    with pytest.raises(ConfigError) as info:
+        translate.device_filter_rules(DENY_ALL + [
+            {"allow": True, "type": "c", "major": 1, "access": "rw"},
+            {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}])
+    assert info.value.path == "linux.resources.devices"
+    assert "c 1:3 w" in str(info.value) and "c 1:* rw" in str(info.value)
+
+
+def _prog(rules, default):
+    from minirunc import native
+    try:
+        return native.device_filter_program(rules, default)
+    except Exception as e:   # the cffi module is not built
+        pytest.skip("native module: %s" % e)
+
+
+def _run(prog, kind, major, minor, access):
+    """Interpret the few instructions the device program uses (for a tree-free check)."""
+    ctx = [{"c": 2, "b": 1}[kind] | access << 16, major, minor]
+    regs = [0] * 11
+    pc = 0
+    while True:
+        code, dst, src, off, imm = prog[pc]
+        pc += 1
+        if code == 0x61:                               # ldxw dst, [src + off]
+            regs[dst] = ctx[off // 4]
+        elif code in (0x54, 0xb4, 0xbc, 0x74):         # and32 / mov32 imm / mov32 reg / rsh32
+            value = regs[src] if code == 0xbc else imm & 0xFFFFFFFF
+            regs[dst] = {0x54: regs[dst] & value, 0xb4: value, 0xbc: value,
+                         0x74: regs[dst] >> value}[code]
+        elif code in (0x56, 0x5e):                     # jne32 imm / reg
+            other = imm & 0xFFFFFFFF if code == 0x56 else regs[src]
+            if regs[dst] & 0xFFFFFFFF != other & 0xFFFFFFFF:
+                pc += off
+        elif code == 0x95:                             # exit
+            return regs[0]
+        else:
+            raise AssertionError("unexpected opcode %#x" % code)
+
+
+R, W, M = 2, 4, 1
+
+
+def test_device_program_last_matching_rule_wins():
+    rules = [("a", -1, -1, "rwm", True), ("c", 1, -1, "rwm", False), ("c", 1, 3, "r", True),
+             ("b", -1, 5, "w", False)]
+    prog = _prog(rules, False)
+    assert _run(prog, "c", 1, 3, R) == 1          # the last rule for it allows
+    assert _run(prog, "c", 1, 3, W) == 0          # w is not in "r": c 1:* denies
+    assert _run(prog, "c", 1, 3, R | W) == 0      # a subset of the rule's access is needed
+    assert _run(prog, "c", 1, 9, R) == 0
+    assert _run(prog, "c", 2, 9, R) == 1          # "a" allows the rest
+    assert _run(prog, "b", 7, 5, W) == 0 and _run(prog, "b", 7, 5, R) == 1
+    # the first rule matches everything: the program ends there (no unreachable code)
+    assert prog[-1][0] == 0x95 and prog[-2][:1] == (0xb4,) and prog[-2][4] == 1
+    assert _run(_prog([], True), "c", 1, 1, R) == 1
+    assert _run(_prog([], False), "c", 1, 1, R) == 0
+    # runc's deny-all ruleset: /dev/null yes, /dev/sda no, mknod of anything yes
+    default, clean = translate.device_filter_rules(DENY_ALL)
+    prog = _prog(clean, default)
+    assert _run(prog, "c", 1, 3, R | W) == 1
+    assert _run(prog, "b", 8, 0, R) == 0 and _run(prog, "b", 8, 0, M) == 1
+    assert _run(prog, "c", 136, 7, W) == 1 and _run(prog, "c", 137, 7, W) == 0
+
+
+def test_device_program_rejects_bad_rules():
+    from minirunc.errors import HostError
+    from minirunc import native
+    _prog([], False)
+    for bad in (("x", 1, 1, "r", True), ("c", 1, 1, "q", True), ("c", -2, 1, "r", True),
+                ("c", 1 << 32, 1, "r", True)):
+        with pytest.raises(HostError):
+            native.device_filter_program([bad], False)
 
 
 def test_v2_conversions():
@@ -202,9 +326,9 @@ def test_v2_warns_for_what_it_cannot_do():
                                        "devices": [{"allow": False}],
                                        "cpu": {"realtimeRuntime": 5}})
     text = "\n".join(warnings)
-    for key in ("memory.swappiness", "network", "devices", "cpu.realtimeRuntime"):
+    for key in ("memory.swappiness", "network", "cpu.realtimeRuntime"):
         assert "linux.resources." + key in text
-    assert "eBPF" in text
+    assert "devices" not in text          # the eBPF device program does them
 
 
 def test_v2_swap_without_limit_is_a_config_error():

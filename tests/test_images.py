@@ -4,7 +4,10 @@ build/images/imagebuild.py builds both hosts (cached; `make images`), then both 
 in QEMU (TCG unless KVM is really usable) with -no-reboot -nodefaults -serial stdio and
 panic=-1. On the console each host runs busybox-image/guest/steps.sh: `hexo g` with a bare
 `minirunc` in the hexo-lite and the real Hexo bundle, `hexo s` detached, a busybox wget of
-http://127.0.0.1:4000/, kill and delete; one marker line per step.
+http://127.0.0.1:4000/, kill and delete; one marker line per step.  Then the cgroup v2
+limits for real (the hosts mount only cgroup2): pids.limit 5 stops a fork loop at 5, a hog
+under 16 MiB is OOM-killed (exit 137, memory.events oom_kill), and the eBPF device program
+denies /dev/null while /dev/zero reads.
 
 Skipped when dist/minirunc is missing (set MINIRUNC_REQUIRE_BINARY=1 to fail instead) or when
 QEMU and the image tools are not installed (`make images-deps`).
@@ -133,6 +136,36 @@ def test_host_runs_hexo_bundles(boots, image):
         assert "initramfs" in markers["root"]["hexo"]["note"]
 
 
+CGROUP_STEPS = ("cgroup-controllers", "cgroup-pids", "cgroup-memory", "cgroup-devices",
+                "cgroup-clean")
+
+
+@pytest.mark.parametrize("image", list(HOSTS))
+def test_host_cgroup_v2_limits(boots, image):
+    boot = boots[image]
+    markers = qemu_runner.parse_console(boot.console)
+    if markers["skip"] or markers["done"] is None:
+        _fail(boot, "the steps did not run to the end")
+    missing = [s for s in CGROUP_STEPS if s not in markers["steps"]]
+    if missing:
+        _fail(boot, "no marker for steps %s" % ", ".join(missing))
+    cg = markers["cgroup"]
+    # the runtime enabled what it needs at the root, as runc does
+    assert {"cpu", "memory", "pids"} <= set(cg["cgroup"]["controllers"].split()), cg
+    assert {"cpu", "memory", "pids"} <= set(cg["pids"]["subtree_after"].split()), cg
+    if cg["cgroup"]["reset"] == "yes":   # the steps took them away before the pids step
+        assert not {"cpu", "memory", "pids"} & set(cg["cgroup"]["subtree_before"].split()), cg
+    assert cg["pids"]["max"] == "5" and cg["pids"]["current"] == "5", cg["pids"]
+    assert cg["pids"]["ps"] == "5", cg["pids"]
+    assert cg["pids"]["cpu_max"] == "50000 100000", cg["pids"]
+    assert cg["memory"]["exit"] == "137" and int(cg["memory"]["oom_kill"] or 0) >= 1, cg["memory"]
+    assert cg["devices"]["null_denied"] == "yes" and cg["devices"]["zero_bytes"] == "4", \
+        cg["devices"]
+    bad = {k: v for k, v in markers["steps"].items() if k in CGROUP_STEPS and v}
+    if bad:
+        _fail(boot, "cgroup steps with a non-zero status: %s" % bad)
+
+
 # ---------------------------------------------------------------------------------------
 # the console parser and the pipeline's bad input (no QEMU)
 
@@ -143,6 +176,7 @@ def test_parse_console_strips_ansi_and_reads_markers():
             "@@ROOT hexo-lite path=chroot note=minirunc: debug: pivot_root ... using move-mount + chroot\n"
             "@@HTTP hexo-lite status_line=HTTP/1.1 200 OK tries=3\n"
             "@@INDEX hexo-lite file=blog/public/index.html title=Hello from minirunc\n"
+            "@@PIDS cgroup=/sys/fs/cgroup/cg-pids max=5 current=5 ps=5 cpu_max=50000 100000\n"
             "@@DONE kind=busybox uptime=48.4\n")
     m = qemu_runner.parse_console(text)
     assert m["steps"] == {"hexo-lite-generate": 0, "hexo-lite-fetch": 1}
@@ -153,6 +187,8 @@ def test_parse_console_strips_ansi_and_reads_markers():
     assert m["http"]["hexo-lite"]["status_line"] == "HTTP/1.1 200 OK"
     assert m["index"]["hexo-lite"]["title"] == "Hello from minirunc"
     assert m["done"]["uptime"] == "48.4"
+    assert m["cgroup"]["pids"] == {"cgroup": "/sys/fs/cgroup/cg-pids", "max": "5",
+                                   "current": "5", "ps": "5", "cpu_max": "50000 100000"}
 
 
 def test_accel_is_tcg_without_kvm_modules():

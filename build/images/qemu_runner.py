@@ -100,9 +100,11 @@ KV = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|$)")
 
 
 def parse_console(text):
-    """Markers of steps.sh/host-init: steps {name: status}, plus the per-bundle facts."""
+    """Markers of steps.sh/host-init: steps {name: status}, plus the per-bundle facts and
+    the cgroup v2 facts (cgroup: {"cgroup"|"pids"|"memory"|"devices": {key: value}})."""
     out = {"steps": {}, "times": {}, "root": {}, "index": {}, "http": {}, "page": {},
-           "host": None, "done": None, "skip": None, "info": [], "initrd_fail": None}
+           "host": None, "done": None, "skip": None, "info": [], "initrd_fail": None,
+           "cgroup": {}}
     for line in clean(text).splitlines():
         m = MARKER.match(line.strip())
         if not m:
@@ -116,6 +118,8 @@ def parse_console(text):
         elif kind in ("ROOT", "INDEX", "HTTP", "PAGE"):
             bundle, _, fields = rest.partition(" ")
             out[kind.lower()][bundle] = dict(KV.findall(fields))
+        elif kind in ("CGROUP", "PIDS", "MEMORY", "DEVICES"):
+            out["cgroup"][kind.lower()] = dict(KV.findall(rest))
         elif kind == "HOST":
             out["host"] = dict(KV.findall(rest))
         elif kind == "DONE":

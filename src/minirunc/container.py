@@ -214,7 +214,8 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
              "bundle": bundle, "rootfs": config.root_path, "created": _rfc3339_now(),
              "owner": "", "annotations": config.annotations, "creating": True,
-             "resources": config.linux.resources}
+             "resources": config.linux.resources,
+             "devicePaths": [d.path for d in config.linux.devices]}
     cgroup = None
     try:
         resources = config.linux.resources

@@ -80,7 +80,8 @@ def update(root, container_id, delta):
         merged, _ = check_resources(merged)
         # Write whole groups that changed, so v2's cpu.max gets both quota and period.
         changed = {key: merged[key] for key in delta}
-        for warning in driver.apply(changed, (), current):
+        # linux.devices paths: a default device rule they shadow stays left out (runc).
+        for warning in driver.apply(changed, c.data.get("devicePaths") or (), current):
             log.warning(warning)
         data = dict(c.data, resources=merged)
         c.save(data)

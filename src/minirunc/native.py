@@ -138,3 +138,71 @@ def parse_message(data):
     rest = data[1:]
     fields = [f.decode(errors="surrogateescape") for f in rest.split(b"\0")] if rest else []
     return kind, fields
+
+
+# ---------------------------------------------------------------- cgroup v2 device filter
+
+_DEV_STEPS = {1: "build the device filter program for",
+              2: "load the device filter (bpf BPF_PROG_LOAD) for",
+              3: "list the device filters (bpf BPF_PROG_QUERY) of",
+              4: "attach the device filter (bpf BPF_PROG_ATTACH) to",
+              5: "detach the replaced device filter (bpf BPF_PROG_DETACH) from"}
+_DEV_LOG_SIZE = 1 << 16
+
+
+def _dev_rules(ffi, rules):
+    """``rules``: [(type 'a'|'b'|'c', major or -1, minor or -1, access "rwm" letters, allow)]."""
+    c_rules = ffi.new("struct mr_dev_rule[]", max(len(rules), 1))
+    for i, (kind, major, minor, access, allow) in enumerate(rules):
+        r = c_rules[i]
+        r.type = ord(kind)
+        r.major = -1 if major is None else major
+        r.minor = -1 if minor is None else minor
+        r.access = access.encode()[:3]
+        r.allow = 1 if allow else 0
+    return c_rules
+
+
+def device_filter(cgroup_dir, rules, default_allow):
+    """Attach an eBPF device program for ``rules`` (the last matching rule decides, none
+    matching -> ``default_allow``) to the cgroup v2 directory, replacing the one this runtime
+    attached there before."""
+    ffi, lib = _lib()
+    c_rules = _dev_rules(ffi, rules)
+    log = ffi.new("char[]", _DEV_LOG_SIZE)
+    step = ffi.new("int *")
+    try:
+        fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise HostError("open the cgroup directory", cgroup_dir, e.errno) from None
+    try:
+        result = lib.mr_device_filter(fd, c_rules, len(rules), 1 if default_allow else 0,
+                                      log, _DEV_LOG_SIZE, step)
+    finally:
+        os.close(fd)
+    if result < 0:
+        text = ffi.string(log).decode(errors="replace").strip()
+        hint = None
+        if text and step[0] == 2:
+            hint = "verifier: " + text.splitlines()[0]
+        elif -result == errno.EPERM and step[0] in (2, 4):
+            hint = "needs CAP_SYS_ADMIN (and CAP_BPF) and a kernel with CONFIG_CGROUP_BPF"
+        raise HostError(_DEV_STEPS.get(step[0], "set the device filter of"), cgroup_dir,
+                        -result, hint)
+
+
+def device_filter_program(rules, default_allow):
+    """The instructions device_filter would load, as (code, dst, src, off, imm) tuples."""
+    import struct
+    ffi, lib = _lib()
+    room = 8 + 8 * len(rules)
+    out = ffi.new("char[]", 8 * room)
+    n = lib.mr_device_filter_emit(_dev_rules(ffi, rules), len(rules),
+                                  1 if default_allow else 0, out, room)
+    _check(n, "build the device filter program")
+    raw = ffi.buffer(out, 8 * n)[:]
+    insns = []
+    for i in range(n):
+        code, regs, off, imm = struct.unpack_from("<BBhi", raw, 8 * i)
+        insns.append((code, regs & 0xF, regs >> 4, off, imm))
+    return insns

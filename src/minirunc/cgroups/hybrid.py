@@ -3,6 +3,8 @@
 As runc does, the container also gets a directory in the v2 tree and joins it.  Resources
 go to the v1 controllers; a controller the v1 side lacks but the v2 tree offers (hugetlb on
 some hosts) is enabled there and written in its v2 form, and ``unified`` keys go there too.
+Device rules go to the v1 devices controller (as runc does); only a host without it gets
+the cgroup v2 eBPF device program on the container's cgroup2 directory.
 """
 
 import os
@@ -10,7 +12,8 @@ import os
 from . import translate
 from ..errors import ConfigError
 from .v1 import V1Driver
-from .v2 import available, enable_controllers, freeze_v2, v2_frozen
+from .v2 import (available, device_program, enable_controllers, freeze_v2,
+                 load_device_program, v2_frozen)
 
 
 class HybridDriver(V1Driver):
@@ -38,6 +41,11 @@ class HybridDriver(V1Driver):
             text = read_text(os.path.join(memory, "memory.memsw.limit_in_bytes"), "")
             current_swap = int(text) if text.strip().isdigit() else None
         writes, warnings = translate.v1_writes(resources, current_swap, config_devices)
+        devices = None
+        if "devices" not in self.paths:
+            # No v1 devices hierarchy: the cgroup2 directory gets the eBPF program instead.
+            writes = [w for w in writes if w[0] != "devices"]
+            devices = device_program(resources, config_devices)
         offered = available(self.mount)
         v2_by_key = {}
         needs_v2 = any(c not in self.paths for c, _, _, _, _ in writes)
@@ -65,6 +73,8 @@ class HybridDriver(V1Driver):
         if enable:
             enable_controllers(self.unified, self.mount, enable)
         self.write_all(routed, self.dir_for, warnings)
+        if devices:
+            load_device_program(self.unified, devices)
         return warnings
 
     def dir_for(self, controller):

@@ -54,34 +54,93 @@ THROTTLES = (("throttleReadBpsDevice", "read_bps_device", "rbps"),
              ("throttleReadIOPSDevice", "read_iops_device", "riops"),
              ("throttleWriteIOPSDevice", "write_iops_device", "wiops"))
 
-# runc's default device rules, appended after the config's ones.
-DEFAULT_DEVICE_RULES = (
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
-    "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm")
+# runc's default allowed devices (libcontainer/specconv AllowedDevices), appended after the
+# config's rules: (type, major, minor, access, path).  A default with a path is left out when
+# linux.devices lists that path (runc: "the spec one takes priority"); linux.devices entries
+# themselves add no rule (as with runc: a config allows them in linux.resources.devices).
+DEFAULT_DEVICES = (
+    ("c", -1, -1, "m", None), ("b", -1, -1, "m", None),
+    ("c", 1, 3, "rwm", "/dev/null"), ("c", 1, 8, "rwm", "/dev/random"),
+    ("c", 1, 7, "rwm", "/dev/full"), ("c", 5, 0, "rwm", "/dev/tty"),
+    ("c", 1, 5, "rwm", "/dev/zero"), ("c", 1, 9, "rwm", "/dev/urandom"),
+    ("c", 136, -1, "rwm", None), ("c", 5, 2, "rwm", None), ("c", 10, 200, "rwm", None))
 
 
 def _num(n):
     return "*" if n is None or n == -1 else str(n)
 
 
-def device_rules(rules, config_devices=()):
-    """[(file, rule)] for the v1 devices controller: the config's rules in order, then
-    runc's defaults and linux.devices as allowed."""
+def _device_paths(config_devices):
+    """linux.devices as paths (config Device objects or the paths kept in state.json)."""
+    return set(getattr(d, "path", d) for d in config_devices or ())
+
+
+def device_rule_list(rules, config_devices=()):
+    """The device rules in runc's order, as (type, major, minor, access, allow) with -1 for
+    "any": linux.resources.devices, then runc's default allowed devices (those whose path
+    linux.devices lists left out)."""
     out = []
     for rule in rules:
-        kind = rule.get("type") or "a"
-        access = rule.get("access") or "rwm"
-        if kind == "a":
-            text = "a"
-        else:
-            text = "%s %s:%s %s" % (kind, _num(rule.get("major")), _num(rule.get("minor")), access)
-        out.append(("devices.allow" if rule["allow"] else "devices.deny", text))
-    for text in DEFAULT_DEVICE_RULES:
-        out.append(("devices.allow", text))
-    for dev in config_devices:
-        if dev.type in ("c", "b"):
-            out.append(("devices.allow", "%s %d:%d rwm" % (dev.type, dev.major, dev.minor)))
+        major, minor = rule.get("major"), rule.get("minor")
+        out.append((rule.get("type") or "a", -1 if major is None else major,
+                    -1 if minor is None else minor, rule.get("access") or "rwm",
+                    bool(rule["allow"])))
+    given = _device_paths(config_devices)
+    for kind, major, minor, access, path in DEFAULT_DEVICES:
+        if path is None or path not in given:
+            out.append((kind, major, minor, access, True))
     return out
+
+
+def device_rules(rules, config_devices=()):
+    """[(file, rule)] for the v1 devices controller (the kernel keeps the exceptions)."""
+    out = []
+    for kind, major, minor, access, allow in device_rule_list(rules, config_devices):
+        text = "a" if kind == "a" else "%s %s:%s %s" % (kind, _num(major), _num(minor), access)
+        out.append(("devices.allow" if allow else "devices.deny", text))
+    return out
+
+
+def _perms(text):
+    return "".join(c for c in "rwm" if c in text)
+
+
+def device_filter_rules(rules, config_devices=(), key=P + ".devices"):
+    """The v1 devices controller emulated, as runc's devicefilter does before it builds the
+    cgroup v2 program: (default_allow, [(type, major, minor, access, allow)]).
+
+    Every rule goes through v1's semantics: "a" resets to allow-all or deny-all; otherwise a
+    rule of the default's kind removes access from the exception with exactly its type,
+    major and minor, and a rule of the other kind adds access to it.  Removing access that a
+    wider (wildcard) exception still grants is refused, as runc refuses it (v1 would ignore it
+    silently).  The result's exceptions all carry the non-default action, so the order in
+    which the program tries them does not matter."""
+    from ..errors import ConfigError
+    default_allow, exceptions = False, {}
+    for kind, major, minor, access, allow in device_rule_list(rules, config_devices):
+        if kind == "a":
+            default_allow, exceptions = allow, {}
+            continue
+        meta = (kind, major, minor)
+        if allow != default_allow:
+            exceptions[meta] = _perms(exceptions.get(meta, "") + access)
+            continue
+        for wider in ((kind, -1, minor), (kind, major, -1), (kind, -1, -1)):
+            overlap = _perms("".join(c for c in access if c in exceptions.get(wider, "")))
+            if wider != meta and overlap:
+                raise ConfigError(key, "%s %s:%s %s cannot be %s: it would punch a hole in the "
+                                  "wider rule %s %s:%s %s (runc refuses this too)"
+                                  % (kind, _num(major), _num(minor), access,
+                                     "allowed" if allow else "denied", kind, _num(wider[1]),
+                                     _num(wider[2]), exceptions[wider]))
+        left = "".join(c for c in exceptions.get(meta, "") if c not in access)
+        if left:
+            exceptions[meta] = left
+        else:
+            exceptions.pop(meta, None)
+    ordered = sorted(exceptions.items(), key=lambda e: (e[0][1], e[0][2], e[0][0]))
+    return default_allow, [(kind, major, minor, access, not default_allow)
+                           for (kind, major, minor), access in ordered]
 
 
 # ------------------------------------------------------------------ v1
@@ -271,9 +330,6 @@ def v2_writes(res):
         warnings.append(P + ".network: classID and priorities need the cgroup v1 net_cls and "
                         "net_prio controllers; NOT applied")
     writes += _rdma(res, "rdma")
-    if res.get("devices"):
-        warnings.append(P + ".devices: on cgroup v2 device rules need an eBPF program, which "
-                        "minirunc does not load yet; device access is NOT restricted by cgroup")
     for name, value in (res.get("unified") or {}).items():
         writes.append(_w(name.split(".")[0], name, value, "%s.unified.%s" % (P, name)))
     return writes, warnings

@@ -3,6 +3,11 @@
 Controllers reach a cgroup only when every ancestor lists them in cgroup.subtree_control:
 ``create`` enables what each level offers, as runc does (a level that holds processes
 refuses, which is why a relative cgroupsPath goes under the parent of our own cgroup).
+
+v2 has no devices controller: linux.resources.devices becomes an eBPF program of type
+BPF_PROG_TYPE_CGROUP_DEVICE, built, loaded and attached by the native module
+(``native.device_filter``) from the rules runc's devicefilter would use (``translate.
+device_filter_rules``: runc's v1 emulation, then a default action and exceptions).
 """
 
 import os
@@ -70,6 +75,21 @@ def oom_count_v2(directory):
     return None
 
 
+def device_program(resources, config_devices=()):
+    """(default_allow, rules) of the eBPF device program for linux.resources.devices, or None
+    when the config has no device rules (as on v1, nothing is restricted then)."""
+    if not resources.get("devices"):
+        return None
+    return translate.device_filter_rules(resources["devices"], config_devices)
+
+
+def load_device_program(directory, program):
+    """Attach the program to the cgroup (replacing ours from before, for `update`)."""
+    from .. import native
+    default_allow, rules = program
+    native.device_filter(directory, rules, default_allow)
+
+
 class V2Driver(FileDriver):
     name = "v2"
 
@@ -93,8 +113,11 @@ class V2Driver(FileDriver):
         writes, warnings = translate.v2_writes(resources)
         writes = translate.v2_fix_bfq(
             writes, lambda name: os.path.exists(os.path.join(self.unified, name)))
+        devices = device_program(resources, config_devices)   # a bad rule stops us here
         offered = available(self.unified)
         self.write_all(writes, lambda c: self.unified if c in offered else None, warnings)
+        if devices:
+            load_device_program(self.unified, devices)
         return warnings
 
     def pids(self):
