@@ -1252,14 +1252,26 @@ int main(int argc, char **argv)
     struct rec *ns = find(T_NS_NEW);
     unsigned long flags = ns ? ns->f[0].u : 0;
     new_userns = !!(flags & CLONE_NEWUSER);
+    /* Stage 2 waits on this pipe until our `P` is sent, so the runtime always learns
+     * the pid before any message of stage 2 (`U` needs it to write the maps). */
+    int p_sent[2];
+    if (pipe2(p_sent, O_CLOEXEC) < 0)
+        fail(errno, "pipe", "pipe2 for the stage order", NULL);
     long pid = syscall(SYS_clone, SIGCHLD | CLONE_PARENT | flags, 0, NULL, NULL, 0);
     if (pid < 0)
         fail(errno, "clone", "clone the container init (flags 0x", hex(nb, flags), ")", NULL);
-    if (pid == 0)
+    if (pid == 0) {
+        char c;
+        close(p_sent[1]);
+        if (read(p_sent[0], &c, 1) != 1)
+            _exit(1);   /* stage 1 died before telling the runtime our pid */
+        close(p_sent[0]);
         stage2(listen_fd, join_user);
+    }
     struct msg m = { .n = 0 };
     m_chr(&m, 'P');
     m_num(&m, pid);
-    send_packet(sync_fd, m.b, m.n, -1);
+    if (send_packet(sync_fd, m.b, m.n, -1) == 0)
+        (void)!write(p_sent[1], "p", 1);
     _exit(0);
 }

@@ -78,9 +78,8 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
     from . import native
     pid, master = None, None
     helper_reaped = False
-    ready = maps_wanted = False
     try:
-        while not (ready and pid):
+        while True:
             data, fd = native.recv(sock)
             if not data:
                 status = ""
@@ -93,6 +92,7 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
                 raise ContainerSetupError("init", "the container's init exited before it was "
                                           "ready%s" % status)
             kind, fields = native.parse_message(data)
+            # Stage 1's P always comes first: stage 2 waits for it before it says anything.
             if kind == "P":
                 pid = int(fields[0])
                 os.waitpid(helper_pid, 0)
@@ -106,14 +106,14 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
                 # in time for everything the container will run.
                 cgroup.add_pid(pid)
             elif kind == "U":
-                maps_wanted = True      # answered below, once P has told us the pid
+                _write_id_maps(pid, plan)
+                native.send(sock, b"u")
             elif kind == "N":
                 log.debug(fields[0])
             elif kind == "T":
                 master = fd
             elif kind == "R":
-                # Usually after P, but P1 may be scheduled late: then wait for its P.
-                ready = True
+                return pid, master
             elif kind == "E":
                 err, step, detail = int(fields[0] or 0), fields[1], fields[2]
                 if err == EACCES and plan.new_userns and plan.uid_mappings:
@@ -122,11 +122,6 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
                 raise ContainerSetupError(step, detail, err)
             else:
                 raise ContainerSetupError("sync", "unexpected message %r from the init" % data[:40])
-            if maps_wanted and pid:
-                maps_wanted = False
-                _write_id_maps(pid, plan)
-                native.send(sock, b"u")
-        return pid, master
     except BaseException:
         if master is not None:
             os.close(master)
