@@ -22,7 +22,7 @@ SRC = os.path.join(REPO, "src")
 def minirunc_command():
     binary = os.environ.get("MINIRUNC_BIN")
     if binary:
-        return [binary]
+        return [os.path.abspath(binary)]
     return [sys.executable, "-m", "minirunc"]
 
 
