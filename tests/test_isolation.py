@@ -216,3 +216,9 @@ def test_cwd_env_and_path_lookup(rt, make):
         c["process"]["env"].append("GREETING=hi there")
     out = run_ok(rt, make(["sh", "-c", "pwd; echo $GREETING; which sleep"], edit=edit))
     assert out == "/tmp\nhi there\n/bin/sleep\n"
+
+
+def test_oom_score_adj(rt, make):
+    out = run_ok(rt, make(["cat", "/proc/self/oom_score_adj"],
+                          edit=lambda c: c["process"].update(oomScoreAdj=500)))
+    assert out == "500\n"
