@@ -82,3 +82,30 @@ def test_run_detached_terminal_needs_console_socket(rt, make):
     r = rt("run", "-d", "--bundle", make(["true"], terminal=True), rt.new_id())
     assert r.returncode == 1
     assert "process.terminal" in r.stderr and "--console-socket" in r.stderr
+
+
+def test_window_size_change_reaches_the_container(rt, make):
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    script = "trap 'stty size' WINCH; echo ready; i=0; while [ $i -lt 60 ]; do sleep 0.1; i=$((i+1)); done"
+    bundle = make(["sh", "-c", script], terminal=True)
+    proc = subprocess.Popen(rt.cmd("run", "--bundle", bundle, rt.new_id()), stdin=slave,
+                            stdout=slave, stderr=slave, env=runtime_env(), start_new_session=True)
+    try:
+        out = b""
+        end = time.monotonic() + 20
+        while b"ready" not in out and time.monotonic() < end:
+            if select.select([master], [], [], 0.2)[0]:
+                out += os.read(master, 4096)
+        assert b"ready" in out, out
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+        proc.send_signal(28)  # SIGWINCH, as the terminal would send it
+        while b"50 132" not in out and time.monotonic() < end:
+            if select.select([master], [], [], 0.2)[0]:
+                out += os.read(master, 4096)
+        assert b"50 132" in out, out
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        os.close(master)
+        os.close(slave)
