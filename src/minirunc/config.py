@@ -8,7 +8,7 @@ type is an error.  linux.resources is checked strictly by cgroups/validate.py
 AppArmor/SELinux labels) are accepted and leave a sentence in
 ``Config.warnings``: the CLI prints them, so nothing is dropped silently.
 
-Only the standard modules json/os/stat are imported: this runs on every
+Only os, stat and our own small modules are imported: this runs on every
 ``create``/``run`` and start-up time matters.
 """
 
