@@ -134,6 +134,8 @@ def test_host_runs_hexo_bundles(boots, image):
         assert markers["root"][bundle]["path"] == expected_path, markers["root"][bundle]
     if expected_path == "chroot":
         assert "initramfs" in markers["root"]["hexo"]["note"]
+    else:
+        assert markers["root"]["hexo"]["note"].endswith("with pivot_root")
 
 
 CGROUP_STEPS = ("cgroup-controllers", "cgroup-pids", "cgroup-memory", "cgroup-devices",

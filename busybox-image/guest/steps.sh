@@ -28,10 +28,13 @@ for b in hexo-lite hexo; do
     show /tmp/$b-g.out
     grep -v 'minirunc: debug' /tmp/$b-g.err | show
     mark "$b-generate" $rc
-    if grep -qi 'chroot' /tmp/$b-g.err; then
+    # minirunc --debug says how it entered the rootfs: "with pivot_root" or "... chroot"
+    if grep -q 'with pivot_root' /tmp/$b-g.err; then
+        echo "@@ROOT $b path=pivot_root note=$(grep 'with pivot_root' /tmp/$b-g.err | head -n 1)"
+    elif grep -qi 'chroot' /tmp/$b-g.err; then
         echo "@@ROOT $b path=chroot note=$(grep -i chroot /tmp/$b-g.err | head -n 1)"
     else
-        echo "@@ROOT $b path=pivot_root"
+        echo "@@ROOT $b path=unknown"
     fi
     line=$(grep -o "[^>]*$TITLE[^<]*" blog/public/index.html 2>/dev/null | head -n 1)
     [ -n "$line" ]; rc=$?
