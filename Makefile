@@ -66,7 +66,8 @@ $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 	$(PY) -m pip install -q --disable-pip-version-check -r build/requirements.txt
 	touch $@
 
-BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py
+BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py \
+	build/exe_guard.c build/exe_guard.ld
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
 	$(PY) build/binary.py
 

@@ -18,7 +18,8 @@ one process).  Steps:
    registering the modules in the inittab and linking the archive; every extension module of
    lib-dynload is excluded so that nothing is copied beside the executable; libm comes from
    libm.a.  A staged copy of src/ gets a generated _commit.py (src/ itself is not touched).
-4. Check that the standalone folder holds the executable alone, strip it, copy to dist/minirunc,
+4. Check that the standalone folder holds the executable alone, strip it, seal it (seal(): the
+   entry guard that refuses a damaged copy, build/exe_guard.c), copy to dist/minirunc,
    and check ldd and a `--version` run.
 
 Rebuilds are fast: C objects are rebuilt only when missing (or their sources are newer) and
@@ -39,9 +40,6 @@ import time
 from plumbum import FG, ProcessExecutionError, local
 
 ROOT = local.path(__file__).dirname.dirname
-sys.path.insert(0, str(ROOT / "build"))
-from nuitka_builtins import TRAILER_MAGIC  # noqa: E402  (the plugin's C code checks it)
-sys.path.pop(0)
 WORK = ROOT / "build" / "binary"
 SRC_CACHE = WORK / "sources"
 OBJ = WORK / "obj"
@@ -350,6 +348,96 @@ __thread int errno;
 """
 
 
+# The entry guard (build/exe_guard.c, placed by build/exe_guard.ld): compiled with flags of its
+# own, since it runs before the dynamic loader: no stack protector (no TLS yet), no calls to
+# memset/memcpy that GCC may invent (no PLT yet), no unwind tables, no jump tables.
+GUARD_FLAGS = ["-O2", "-g0", "-fPIE", "-ffreestanding", "-fno-builtin", "-fno-stack-protector",
+               "-fno-tree-loop-distribute-patterns", "-fno-asynchronous-unwind-tables",
+               "-fno-unwind-tables", "-fcf-protection=none", "-fno-jump-tables", "-Wall", "-Werror"]
+GUARD_TAG = b"\0MINIRUNC-SIZE\0\0"   # + 8 bytes: the file size, written by seal()
+PT_INTERP, PT_LOAD, PF_W = 3, 1, 2
+PT_MINIRUNC_INTERP = 0x6D720003     # as in build/exe_guard.c
+GUARD_MAX_OFFSET = 64 * 1024        # what a copy must hold for the guard to run (< 1% of it)
+
+
+def build_guard():
+    """build/exe_guard.c -> an object whose every reference is resolved at link time."""
+    obj = OBJ / "exe_guard.o"
+    compile_all([(ROOT / "build" / "exe_guard.c", obj, GUARD_FLAGS)])
+    relocs = local["readelf"]("-rW", obj)
+    bad = [line for line in relocs.splitlines()
+           if "R_X86_64_" in line and not any(t in line for t in ("R_X86_64_PC32", "R_X86_64_PLT32"))]
+    if bad:
+        die("build/exe_guard.c needs relocations that only the dynamic loader could apply:\n" +
+            "\n".join(bad))
+    undefined = set(local["nm"]("-u", obj).split()) - {"U"}
+    if undefined - {"_start", "__ehdr_start"}:
+        die("build/exe_guard.c refers to %s" % ", ".join(sorted(undefined)))
+    return obj
+
+
+def seal(path):
+    """Finish the executable so that a damaged copy is refused before anything reads it (see
+    build/exe_guard.c and docs/binary.md):
+
+    - PT_INTERP becomes PT_MINIRUNC_INTERP: the kernel then starts the guard at once (the guard
+      maps the dynamic loader itself and turns the header back into PT_INTERP in memory);
+    - the file part of a writable segment followed by .bss is padded with zeros to a page
+      boundary: execve() zeroes the rest of that page and, if the file is cut before it, fails
+      past the point of no return (SIGSEGV, no message);
+    - the size of the finished file is written after GUARD_TAG, for the guard to compare."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        die("%s is not a little-endian ELF64 file" % path)
+    e_entry, e_phoff, e_shoff = struct.unpack_from("<QQQ", data, 24)
+    e_phentsize, e_phnum, e_shentsize, e_shnum = struct.unpack_from("<HHHH", data, 54)
+    phdrs = []
+    for i in range(e_phnum):
+        off = e_phoff + i * e_phentsize
+        phdrs.append([off] + list(struct.unpack_from("<IIQQQQQQ", data, off)))
+    # [where, p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align]
+    interp = [p for p in phdrs if p[1] == PT_INTERP]
+    if len(interp) != 1:
+        die("%s: expected one PT_INTERP, found %d" % (path, len(interp)))
+    struct.pack_into("<I", data, interp[0][0], PT_MINIRUNC_INTERP)
+    loads = [p for p in phdrs if p[1] == PT_LOAD]
+    guard = [p for p in loads if p[4] <= e_entry < p[4] + p[7]]
+    if not guard or guard[0][3] + guard[0][6] > GUARD_MAX_OFFSET or e_phoff > GUARD_MAX_OFFSET:
+        die("%s: the entry guard is not at the front of the file (see build/exe_guard.ld)" % path)
+    file_end = max(p[3] + p[6] for p in loads)
+    for p in loads:
+        where, _, flags, offset, vaddr, _, filesz, memsz, _ = p
+        end = vaddr + filesz
+        if not (flags & PF_W) or memsz <= filesz or end % 4096 == 0:
+            continue
+        pad = min(4096 - end % 4096, memsz - filesz)
+        at = offset + filesz
+        if at != file_end:
+            die("%s: a writable segment with .bss is not the last one in the file" % path)
+        data[at:at] = bytes(pad)
+        struct.pack_into("<Q", data, where + 32, filesz + pad)
+        if e_shoff >= at:
+            e_shoff += pad
+            struct.pack_into("<Q", data, 40, e_shoff)
+        for i in range(e_shnum):
+            off = e_shoff + i * e_shentsize
+            (sh_offset,) = struct.unpack_from("<Q", data, off + 24)
+            if sh_offset >= at:
+                struct.pack_into("<Q", data, off + 24, sh_offset + pad)
+        for q in phdrs:
+            if q[1] != PT_LOAD and q[3] >= at and q[6]:
+                die("%s: segment type %#x lies after the padded data" % (path, q[1]))
+        file_end = at + pad
+    if data.count(GUARD_TAG) != 1:
+        die("%s: the entry guard's size record is missing or not unique" % path)
+    tag = data.index(GUARD_TAG)
+    struct.pack_into("<Q", data, tag + len(GUARD_TAG), len(data))
+    with open(path, "wb") as f:
+        f.write(data)
+    return len(data)
+
+
 def libpython_a():
     ver = "%d.%d" % sys.version_info[:2]
     candidates = [
@@ -448,7 +536,7 @@ def check_trimmed_imports():
             "(take them out of TRIMMED_STDLIB):\n  " + "\n  ".join(sorted(bad)))
 
 
-def run_nuitka(entry, config_path, builtin_names):
+def run_nuitka(entry, config_path, builtin_names, guard_obj):
     excluded = sorted(set(dynload_modules()) | set(builtin_names))
     config = json.loads(config_path.read("utf-8"))
     # built-in ones too (they must not be copied either), and the trimmed stdlib modules
@@ -470,7 +558,10 @@ def run_nuitka(entry, config_path, builtin_names):
     env = {"MINIRUNC_BUILTINS": str(config_path), "PYTHONHASHSEED": "0",
            # the plugin's C file defines the no-op replacement (see nuitka_builtins.py)
            # no symbol of the static archives needs exporting: nothing is ever dlopen()ed
-           "LDFLAGS": "-Wl,--wrap=patchInspectModule -Wl,--exclude-libs,ALL"}
+           # the entry guard: first in the file, first to run (see seal())
+           "LDFLAGS": " ".join(["-Wl,--wrap=patchInspectModule", "-Wl,--exclude-libs,ALL",
+                                str(guard_obj), "-Wl,-T,%s" % (ROOT / "build" / "exe_guard.ld"),
+                                "-Wl,-e,minirunc_guard_entry"])}
     dist = NUITKA_OUT / (entry.stem + ".dist")
     if dist.exists():
         dist.delete()   # left-overs of an earlier build would hide what this one copied
@@ -507,13 +598,12 @@ def main():
     check_trimmed_imports()
     config_path, names = build_archive()
     entry = stage_sources()
-    built = run_nuitka(entry, config_path, names)
+    built = run_nuitka(entry, config_path, names, build_guard())
     DIST.mkdir()
     tmp = DIST / ".minirunc.tmp"
     shutil.copy2(str(built), str(tmp))
     local["strip"]("--strip-unneeded", tmp)
-    with open(str(tmp), "ab") as f:   # the size trailer checked at start (nuitka_builtins.py)
-        f.write(TRAILER_MAGIC + struct.pack("<Q", tmp.stat().st_size + 24))
+    seal(str(tmp))
     tmp.chmod(0o755)
     os.replace(str(tmp), str(OUTPUT))
     try:

@@ -52,46 +52,11 @@ def _trim_standard_library(excluded):
     PythonMainModule.setStandardLibraryModules = set_standard_library_modules
 
 
-# build/binary.py appends TRAILER_MAGIC and the file's total size (8 bytes, little endian)
-# to the finished executable.  Checked before main(): a copy cut short (or grown) stops with
-# a message instead of running damaged code.  (A copy cut inside its loaded segments never
-# gets this far: the dynamic loader dies on it with SIGBUS/SIGSEGV before any code runs.)
-TRAILER_MAGIC = b"\0MINIRUNC-SIZE\0\0"
-SIZE_CHECK = r"""
-#include <fcntl.h>
+# (The check of a damaged copy runs before the dynamic loader, hence not here: see
+# build/exe_guard.c.)
+LOCALE_CHECK = r"""
 #include <locale.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-__attribute__((constructor)) static void minirunc_check_size(void)
-{
-    static const char magic[16] = "\0MINIRUNC-SIZE\0\0";
-    unsigned char tail[24];
-    struct stat st;
-    unsigned long long expected = 0;
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;   /* no /proc: nothing to check against */
-    if (fstat(fd, &st) == 0 && st.st_size >= 24 &&
-        pread(fd, tail, 24, st.st_size - 24) == 24 && memcmp(tail, magic, 16) == 0) {
-        for (int i = 7; i >= 0; i--)
-            expected = (expected << 8) | tail[16 + i];
-        if (expected == (unsigned long long)st.st_size) {
-            close(fd);
-            return;
-        }
-    }
-    char msg[256];
-    int n = expected
-        ? snprintf(msg, sizeof msg, "minirunc: this executable is damaged: %lld bytes, %llu expected;"
-                   " copy dist/minirunc again\n", (long long)st.st_size, expected)
-        : snprintf(msg, sizeof msg, "minirunc: this executable is damaged: its end (size trailer) is"
-                   " missing or altered; copy dist/minirunc again\n");
-    if (n > 0)
-        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
-    _exit(127);
-}
+#include <stdlib.h>
 
 /* Nuitka 4.3.3 converts the executable's directory to wide characters with
  * newlocale(LC_CTYPE_MASK, ""), falling back to C.UTF-8/C.utf8/UTF-8, and abort()s with no
@@ -148,7 +113,7 @@ class MiniruncBuiltins(NuitkaPluginBase):
             " * inspect.getgeneratorstate/getcoroutinestate and types.coroutine about compiled\n"
             " * generators and coroutines.  minirunc has neither, and never imports inspect. */\n"
             "void __wrap_patchInspectModule(PyThreadState *tstate) { (void)tstate; }\n"
-            + SIZE_CHECK
+            + LOCALE_CHECK
         )
         return {"minirunc_inittab.c": code}
 

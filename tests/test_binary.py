@@ -190,18 +190,47 @@ def damaged_copy(binary, path, size=None, append=b""):
     return str(path)
 
 
-def test_damaged_copies_fail_clearly(binary, tmp_path):
+# Cut at these fractions of the file (and one byte short, and grown): each copy must stop
+# before running anything, with one line naming it, whatever part of the file is missing.
+CUTS = [0.01, 0.10, 0.25, 0.50, 0.75, 0.90, 0.99]
+
+
+@pytest.mark.parametrize("damage", ["cut-%g%%" % (f * 100) for f in CUTS] + ["one-byte-short", "grown"])
+def test_damaged_copy_fails_clearly(binary, tmp_path, damage):
     size = os.path.getsize(binary)
-    # Cut short at the end, or grown: refused before anything runs, with a message.
-    for name, kw in (("cut", {"size": size - 100}), ("grown", {"append": b"\0" * 10})):
-        copy = damaged_copy(binary, tmp_path / name, **kw)
-        r = run([copy, "--version"], timeout=20)
-        assert r.returncode == 127, (name, r.returncode, r.stderr)
-        assert "this executable is damaged" in r.stderr
-        assert r.stdout == ""
-    # Cut inside the loaded segments: the dynamic loader itself dies on it (SIGBUS/SIGSEGV),
-    # at once; it must not hang or print a version.
-    copy = damaged_copy(binary, tmp_path / "half", size=size // 2)
+    if damage == "grown":
+        copy = damaged_copy(binary, tmp_path / "minirunc", append=b"\0" * 10)
+        have = size + 10
+    else:
+        have = size - 1 if damage == "one-byte-short" else int(size * float(damage[4:-1]) / 100)
+        copy = damaged_copy(binary, tmp_path / "minirunc", size=have)
     r = run([copy, "--version"], timeout=20)
-    assert r.returncode != 0
-    assert "minirunc version" not in r.stdout
+    assert r.returncode == 127, (damage, r.returncode, r.stderr)
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0] == "minirunc: %s is damaged (%d of %d bytes): copy it again" % (copy, have, size)
+
+
+def test_damage_guard_is_at_the_front(binary):
+    """What must be intact for the guard to run (headers, guard) is the first pages; the file
+    has no PT_INTERP for the kernel (the guard loads ld.so) and its writable segment's file part
+    ends on a page boundary (execve() would otherwise touch the end of the file)."""
+    headers = run(["readelf", "-lhW", binary]).stdout
+    entry = int(re.search(r"Entry point address:\s+0x([0-9a-f]+)", headers).group(1), 16)
+    loads = [tuple(int(x, 16) for x in m.groups()) for m in re.finditer(
+        r"^\s+LOAD\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+) 0x([0-9a-f]+) ",
+        headers, re.M)]
+    guard = [(off, vaddr, filesz) for off, vaddr, filesz, memsz in loads if vaddr <= entry < vaddr + filesz]
+    assert guard and guard[0][0] + guard[0][2] < os.path.getsize(binary) // 100, headers
+    assert not re.search(r"^\s+INTERP\s", headers, re.M), headers
+    for off, vaddr, filesz, memsz in loads:
+        if memsz > filesz:
+            assert (vaddr + filesz) % 4096 == 0, headers
+
+
+def test_started_through_the_dynamic_loader(binary):
+    """`ld.so dist/minirunc`: the guard then checks argv[0] and goes straight to _start."""
+    r = run(["/lib64/ld-linux-x86-64.so.2", binary, "--version"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("minirunc version ")
