@@ -11,7 +11,7 @@ import os
 from minirunc import caps
 from minirunc import mountopts
 from minirunc import planformat
-from minirunc.mountinfo import parse as parse_mountinfo
+from minirunc.procfs import parse_cgroup, parse_mountinfo, read_text
 from minirunc.config import SECCOMP_ARCHES, SECCOMP_FLAGS, sysctl_file
 
 CLONE_FLAGS = {
@@ -186,33 +186,13 @@ class _HostText:
 
     def mountinfo(self):
         if self._mountinfo is None:
-            self._mountinfo = _read_text("/proc/self/mountinfo")
+            self._mountinfo = read_text("/proc/self/mountinfo")
         return self._mountinfo
 
     def proc_cgroup(self):
         if self._cgroup is None:
-            self._cgroup = _read_text("/proc/self/cgroup")
+            self._cgroup = read_text("/proc/self/cgroup")
         return self._cgroup
-
-
-def _read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def parse_proc_cgroup(text):
-    """{controller or "name=x" or "" (v2): path} from /proc/self/cgroup text."""
-    paths = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        for controller in parts[1].split(",") if parts[1] else [""]:
-            paths[controller] = parts[2]
-    return paths
 
 
 def _v1_subsystems(super_options):
@@ -241,7 +221,7 @@ def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new
     opts = mount.opts
     dest = os.path.normpath(mount.destination)
     mounts = parse_mountinfo(mountinfo_text)
-    own = parse_proc_cgroup(cgroup_text)
+    own = parse_cgroup(cgroup_text)
     flags = opts.flags & ~(mountopts.MS_BIND | mountopts.MS_REC)
     if any(m[1] == "/sys/fs/cgroup" and m[2] == "cgroup2" for m in mounts):
         if new_userns and not cgroupns:

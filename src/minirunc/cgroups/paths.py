@@ -17,7 +17,7 @@ A ``..`` component is refused: it could leave the hierarchy.
 import os
 
 from ..errors import ConfigError
-from ..mountinfo import parse
+from ..procfs import parse_cgroup, parse_mountinfo, read_text
 
 CONTROLLERS_V1 = frozenset((
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
@@ -27,29 +27,9 @@ SYSTEMD_PREFIX = "minirunc"
 WHERE = "linux.cgroupsPath"
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def cgroup_mounts(mountinfo_text):
     """[(mount root, mount point, fstype, super options)] of the cgroup/cgroup2 mounts."""
-    return parse(mountinfo_text, ("cgroup", "cgroup2"))
-
-
-def parse_proc_cgroup(text):
-    """{controller, "name=x", or "" (v2): path} from /proc/self/cgroup text."""
-    paths = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        for controller in parts[1].split(",") if parts[1] else [""]:
-            paths[controller] = parts[2]
-    return paths
+    return parse_mountinfo(mountinfo_text, ("cgroup", "cgroup2"))
 
 
 class Layout:
@@ -60,7 +40,7 @@ class Layout:
     def __init__(self, v1, unified, own):
         self.v1 = v1            # controller or "name=x" -> (mount point, mount root)
         self.unified = unified  # (mount point, mount root) of cgroup2, or None
-        self.own = own          # parse_proc_cgroup of the runtime itself
+        self.own = own          # parse_cgroup of the runtime itself
 
     @property
     def mode(self):
@@ -71,9 +51,9 @@ class Layout:
 
 def host_layout(mountinfo_text=None, proc_cgroup_text=None):
     if mountinfo_text is None:
-        mountinfo_text = _read("/proc/self/mountinfo")
+        mountinfo_text = read_text("/proc/self/mountinfo")
     if proc_cgroup_text is None:
-        proc_cgroup_text = _read("/proc/self/cgroup")
+        proc_cgroup_text = read_text("/proc/self/cgroup")
     v1, unified = {}, None
     for root, mountpoint, fstype, options in cgroup_mounts(mountinfo_text):
         if fstype == "cgroup2":
@@ -85,7 +65,7 @@ def host_layout(mountinfo_text=None, proc_cgroup_text=None):
         for word in options.split(","):
             if (word in CONTROLLERS_V1 or word.startswith("name=")) and word not in v1:
                 v1[word] = (mountpoint, root)
-    return Layout(v1, unified, parse_proc_cgroup(proc_cgroup_text))
+    return Layout(v1, unified, parse_cgroup(proc_cgroup_text))
 
 
 # ------------------------------------------------------------ cgroupsPath

@@ -1,4 +1,5 @@
-"""Reading /proc/self/mountinfo: used by the plan (cgroup mounts) and the cgroup drivers."""
+"""Reading /proc/self/mountinfo and /proc/self/cgroup: for the plan (cgroup mounts) and the
+cgroup drivers."""
 
 
 def unescape(field):
@@ -16,7 +17,7 @@ def unescape(field):
     return "".join(out)
 
 
-def parse(text, fstypes=None):
+def parse_mountinfo(text, fstypes=None):
     """[(root, mount point, fstype, super options)], optionally only of the given fstypes."""
     result = []
     for line in text.splitlines():
@@ -31,3 +32,24 @@ def parse(text, fstypes=None):
         result.append((unescape(fields[3]), unescape(fields[4]), fields[sep + 1],
                        fields[sep + 3]))
     return result
+
+
+def parse_cgroup(text):
+    """{controller, "name=x", or "" (v2): path} from /proc/self/cgroup text."""
+    paths = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            paths[controller] = parts[2]
+    return paths
+
+
+def read_text(path):
+    """The text of a /proc file, or "" when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
