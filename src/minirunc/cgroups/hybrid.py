@@ -34,13 +34,7 @@ class HybridDriver(V1Driver):
         return record
 
     def apply(self, resources, config_devices=(), current=None):
-        current_swap = None
-        memory = self.paths.get("memory")
-        if memory:
-            from .base import read_text
-            text = read_text(os.path.join(memory, "memory.memsw.limit_in_bytes"), "")
-            current_swap = int(text) if text.strip().isdigit() else None
-        writes, warnings = translate.v1_writes(resources, current_swap, config_devices)
+        writes, warnings = translate.v1_writes(resources, self.current_swap(), config_devices)
         devices = None
         if "devices" not in self.paths:
             # No v1 devices hierarchy: the cgroup2 directory gets the eBPF program instead.

@@ -45,13 +45,16 @@ class V1Driver(FileDriver):
         if cpuset:
             _fill_cpuset(cpuset)
 
-    def apply(self, resources, config_devices=(), current=None):
-        current_swap = None
+    def current_swap(self):
+        """memory.memsw.limit_in_bytes now (the memory writes are ordered by it), or None."""
         memory = self.paths.get("memory")
-        if memory:
-            text = read_text(os.path.join(memory, "memory.memsw.limit_in_bytes"), "")
-            current_swap = int(text) if text.strip().isdigit() else None
-        writes, warnings = translate.v1_writes(resources, current_swap, config_devices)
+        if not memory:
+            return None
+        text = read_text(os.path.join(memory, "memory.memsw.limit_in_bytes"), "")
+        return int(text) if text.strip().isdigit() else None
+
+    def apply(self, resources, config_devices=(), current=None):
+        writes, warnings = translate.v1_writes(resources, self.current_swap(), config_devices)
         self.write_all(writes, self.dir_for, warnings)
         return warnings
 
