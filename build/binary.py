@@ -158,7 +158,9 @@ def fetch_cpython():
     SRC_CACHE.mkdir()
     tarball = SRC_CACHE / CPYTHON_ORIG
     if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
-        if not local["apt-cache"]("showsrc", "python3.11").strip():
+        # Without deb-src URIs apt-cache exits 100 ("You must put some 'deb-src' URIs").
+        rc, listed, _ = local["apt-cache"].run(["showsrc", "python3.11"], retcode=None)
+        if rc != 0 or not listed.strip():
             say("adding deb-src entries (/etc/apt/sources.list.d/minirunc-deb-src.sources)")
             with open("/etc/apt/sources.list.d/minirunc-deb-src.sources", "w") as f:
                 f.write(DEB_SRC)
