@@ -5,12 +5,11 @@ state.json (no host detection needed) and works through it.  `events` holds the 
 while it reads the state, so it never blocks other commands.
 """
 
-import json
 import os
 import sys
 import time
 
-from . import log
+from . import jsontext, log
 from .errors import ConfigError, StateError, UsageError
 from .state import Container, check_id, process_start_time
 
@@ -98,7 +97,7 @@ def _stats_event(container_id, driver, pid):
 
 
 def _emit(event):
-    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+    sys.stdout.write(jsontext.dumps(event) + "\n")
     sys.stdout.flush()
 
 
@@ -162,14 +161,13 @@ def ps(root, container_id, fmt="table", ps_args=()):
         raise UsageError("ps: --format must be table or json, not %r" % fmt)
     with Container(root, container_id).lock(shared=True) as c:
         c.load()
-        if c.status() == "stopped":
-            pids = [p for p in container_pids(c)] if c.data.get("cgroup") else []
-        else:
-            pids = container_pids(c)
+        # A stopped container may still have processes in its cgroups (its init's orphans).
+        stopped_without_cgroups = c.status() == "stopped" and not c.data.get("cgroup")
+        pids = [] if stopped_without_cgroups else container_pids(c)
     if fmt == "json":
         if ps_args:
             raise UsageError("ps: options for ps cannot be combined with --format json")
-        sys.stdout.write(json.dumps(sorted(pids)) + "\n")
+        sys.stdout.write(jsontext.dumps(sorted(pids)) + "\n")
         return
     _ps_table(pids, list(ps_args) or ["-ef"])
 
@@ -259,7 +257,7 @@ def update_delta(options, stdin=None):
             else:
                 with open(source) as f:
                     text = f.read()
-            delta = json.loads(text)
+            delta = jsontext.loads(text)
         except OSError as e:
             raise UsageError("--resources %s: %s" % (source, e.strerror)) from None
         except ValueError as e:
