@@ -375,17 +375,17 @@ def test_deprecated_kernel_limits_warn_and_are_dropped():
 # ------------------------------------------------------------------ command line
 
 def test_ps_takes_trailing_ps_options():
-    command, _, options, positionals = cli.parse(["ps", "--format", "table", "c1", "-o", "pid"])
+    command, options, positionals = cli.parse_command(["ps", "--format", "table", "c1", "-o", "pid"])
     assert command == "ps" and options == {"format": "table"}
     assert positionals == ["c1", ("-o", "pid")]
-    assert cli.parse(["ps", "c1"])[3] == ["c1"]
+    assert cli.parse_command(["ps", "c1"])[2] == ["c1"]
     with pytest.raises(UsageError):
-        cli.parse(["ps"])
+        cli.parse_command(["ps"])
 
 
 def test_update_flags_and_sizes():
-    _, _, options, positionals = cli.parse(["update", "--memory", "64m", "--cpu-share", "512",
-                                            "--pids-limit=9", "c1"])
+    _, options, positionals = cli.parse_command(["update", "--memory", "64m", "--cpu-share", "512",
+                                                 "--pids-limit=9", "c1"])
     assert options == {"memory": "64m", "cpu-shares": "512", "pids-limit": "9"}
     assert parse_bytes("64m", "memory") == 64 << 20
     assert parse_bytes("1G", "memory") == 1 << 30

@@ -151,11 +151,15 @@ def _parse_flags(args, flags, where, stop_at_positional):
     return options, positionals
 
 
-def parse(argv):
-    """argv without the program name -> (command, global options, options, positionals)."""
-    glob, rest = _parse_flags(argv, GLOBAL_FLAGS, "minirunc", stop_at_positional=True)
-    if glob.get("help") or glob.get("version") or not rest:
-        return None, glob, {}, rest
+def parse_globals(argv):
+    """The global flags before the command, and the rest of argv (command first)."""
+    return _parse_flags(argv, GLOBAL_FLAGS, "minirunc", stop_at_positional=True)
+
+
+def parse_command(rest):
+    """The rest of argv -> (command or None, options, positionals)."""
+    if not rest:
+        return None, {}, rest
     command = rest[0]
     if command not in COMMANDS:
         from .commands import LATER
@@ -168,7 +172,7 @@ def parse(argv):
     # With trailing options for another program (ps), flags end at the first positional.
     options, positionals = _parse_flags(rest[1:], flags, command, stop_at_positional=varargs)
     if options.get("help"):
-        return command, glob, options, positionals
+        return command, options, positionals
     if varargs:
         names = names[:-1]
         if len(positionals) > len(names):
@@ -181,15 +185,17 @@ def parse(argv):
                             " ".join(n.rstrip("?").upper() for n in names)))
     if len(positionals) > len(names):
         raise UsageError("%s: unexpected argument %r" % (command, positionals[len(names)]))
-    return command, glob, options, positionals
+    return command, options, positionals
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or "-debug" in argv
     try:
-        command, glob, options, positionals = parse(argv)
+        glob, rest = parse_globals(argv)
         from . import log
+        # The log is set up before the command is parsed: callers such as containerd read
+        # --log for the reason of any failure, a wrong command line included.
         log.configure(debug=bool(glob.get("debug")), log_path=glob.get("log"),
                       log_format=glob.get("log-format", "text"))
         if glob.get("log-format", "text") not in ("text", "json"):
@@ -197,6 +203,7 @@ def main(argv=None):
         if glob.get("version"):
             sys.stdout.write(version_text())
             return 0
+        command, options, positionals = (None, {}, rest) if glob.get("help") else parse_command(rest)
         if glob.get("help") or options.get("help"):
             sys.stdout.write(usage_text())
             return 0
