@@ -38,6 +38,8 @@ def _print_json(obj):
 
 
 def cmd_create(root, options, container_id):
+    from . import cgroupwarm
+    cgroupwarm.start()
     from .container import create
     create(root, container_id, options.get("bundle") or ".",
            console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
@@ -54,6 +56,8 @@ def cmd_start(root, options, container_id):
 
 
 def cmd_run(root, options, container_id):
+    from . import cgroupwarm
+    cgroupwarm.start()
     from . import container
     detach = options.get("detach", False)
     console_socket = options.get("console-socket")

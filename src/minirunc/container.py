@@ -9,7 +9,7 @@ The CLI (`commands.py`) only turns runc's command line into these calls.
 import os
 import time
 
-from . import log
+from . import cgroupwarm, log
 from .errors import ConfigError, ContainerSetupError, HostError, MiniruncError, StateError, UsageError
 from .state import Container, check_id, process_start_time, write_pid_file
 
@@ -104,6 +104,7 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
                 container.save(state)
                 # The init cannot exec the user's process before `start`: joining here is
                 # in time for everything the container will run.
+                cgroupwarm.wait()
                 cgroup.add_pid(pid)
             elif kind == "U":
                 _write_id_maps(pid, plan)
@@ -155,6 +156,7 @@ def _spawn_in_cgroup(cgroup, plan, resources, spawn):
     spawn, and the pids limit, which would count it too, is written after it left."""
     if not plan.clone_flags & CLONE_NEWCGROUP or cgroup.name == "none":
         return spawn()
+    cgroupwarm.wait()
     cgroup.visit()
     try:
         return spawn()
