@@ -174,3 +174,25 @@ def test_waiting_init_exe_is_a_sealed_memfd(rt, make):
     assert "rc=0" not in r.stdout and "rc2=0" not in r.stdout
     assert runtime_files() == before
     assert rt("start", first).returncode == 0
+
+
+def test_runtime_exe_is_out_of_reach_while_it_waits(rt, make):
+    """A container in the host pid namespace sees the waiting `run` as its parent, but
+    /proc/<runtime>/exe cannot be read or opened from inside: the runtime is not dumpable
+    and holds capabilities the container lacks."""
+    before = runtime_files()
+
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"]
+        c["mounts"].append({"destination": "/proc", "type": "bind", "source": "/proc",
+                            "options": ["rbind", "nosuid", "noexec", "nodev"]})
+        c["linux"]["maskedPaths"] = []
+        c["linux"]["readonlyPaths"] = []
+    script = ("cat /proc/$PPID/comm; readlink /proc/$PPID/exe || echo readlink-denied; "
+              "echo pwned >> /proc/$PPID/exe; echo rc=$?")
+    r = rt.run(make(["sh", "-c", script], edit=edit))
+    lines = r.stdout.split("\n")
+    assert lines[0] in ("python", "minirunc"), r.stdout + r.stderr  # really the runtime
+    assert "readlink-denied" in r.stdout and "rc=0" not in r.stdout, r.stdout
+    assert runtime_files() == before
