@@ -499,3 +499,37 @@ def test_device_filter_errors_name_the_step_and_the_directory(tmp_path):
         native.device_filter(str(tmp_path), [("c", 1, 3, "rwm", True)], False)
     assert info.value.host_path == str(tmp_path) and info.value.errno
     assert "device filter" in str(info.value) and "bpf BPF_PROG_" in str(info.value)
+
+
+def test_stats_record_has_runc_shape(rt, make):
+    cid, _ = start_detached(rt, make, ["sh", "-c", "sleep 100 & sleep 101; true"],
+                            {"pids": {"limit": 50}, "memory": {"limit": 64 * MIB}})
+    assert wait_for(lambda: len(json.loads(rt("ps", "--format", "json", cid).stdout)) == 3)
+    stats = json.loads(rt("events", "--stats", cid).stdout)
+    assert stats["type"] == "stats" and stats["id"] == cid
+    data = stats["data"]
+    for group in ("cpu", "memory", "pids", "blkio", "hugetlb"):
+        assert group in data, group
+    assert data["pids"]["current"] == 3 and data["pids"]["limit"] == 50
+    assert data["memory"]["usage"]["limit"] == 64 * MIB and data["memory"]["usage"]["usage"] > 0
+    assert data["cpu"]["usage"]["total"] > 0
+    # Counters come from the container's own network namespace, lo left out: a new one
+    # has nothing else.
+    assert data["network_interfaces"] == []
+    rt("delete", "--force", cid)
+
+
+def test_stats_count_the_interfaces_of_a_shared_network_namespace(rt, make):
+    def edit(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                         if n["type"] != "network"]
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"]
+    cid = rt.new_id("cg")
+    assert rt("run", "-d", "--bundle", make(["sleep", "100"], edit=edit), cid).returncode == 0
+    stats = json.loads(rt("events", "--stats", cid).stdout)
+    with open("/proc/net/dev") as f:
+        host = sorted(l.split(":")[0].strip() for l in f.read().splitlines()[2:])
+    names = sorted(i["name"] for i in stats["data"]["network_interfaces"])
+    assert names and names == [n for n in host if n != "lo"]
+    assert all(i["rx_bytes"] >= 0 and "tx_packets" in i for i in stats["data"]["network_interfaces"])
+    rt("delete", "--force", cid)
