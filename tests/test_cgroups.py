@@ -533,3 +533,27 @@ def test_stats_count_the_interfaces_of_a_shared_network_namespace(rt, make):
     assert names and names == [n for n in host if n != "lo"]
     assert all(i["rx_bytes"] >= 0 and "tx_packets" in i for i in stats["data"]["network_interfaces"])
     rt("delete", "--force", cid)
+
+
+def test_pure_v1_layout(rt, make):
+    """This host without its cgroup2 mount is a plain v1 host: the v1 driver alone."""
+    bundle = make(["sleep", "100"], edit=with_resources({"pids": {"limit": 7},
+                                                         "memory": {"limit": 48 * MIB}}))
+    cid = rt.new_id("cg")
+    script = ("umount /sys/fs/cgroup/unified || exit 99; set -e; "
+              "$M run -d --bundle %s %s </dev/null >/dev/null 2>&1; $M pause %s; $M state %s | grep -o paused; "
+              "$M resume %s" % (bundle, cid, cid, cid, cid))
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], env=runtime_env(dict(M=" ".join(rt.cmd()))),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    if r.returncode == 99:
+        pytest.skip("no cgroup2 mount to take away")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "paused" in r.stdout
+    record, dirs = cgroup_dirs(rt, cid)
+    assert record["driver"] == "v1" and not record.get("unified")
+    assert read(controller_file(rt, cid, "pids", "pids.max")) == "7"
+    assert read(controller_file(rt, cid, "memory", "memory.limit_in_bytes")) == str(48 * MIB)
+    pid = rt.state(cid)["pid"]
+    assert str(pid) in read(controller_file(rt, cid, "pids", "cgroup.procs")).split()
+    assert rt("delete", "--force", cid).returncode == 0
+    assert not any(os.path.exists(d) for d in dirs)
