@@ -556,6 +556,9 @@ def run_nuitka(entry, config_path, builtin_names, guard_obj):
         "--output-dir=%s" % NUITKA_OUT, "--output-filename=minirunc-bin",
         "--assume-yes-for-downloads", "--quiet", "--no-progressbar",
         "--python-flag=no_docstrings",   # nothing reads __doc__; saves ~1 MB
+        # Nuitka refuses an argv holding "-c" (a fork bomb guard for programs that run
+        # sys.executable -c); `minirunc exec ID sh -c ...` and `exec -c CAP` need it.
+        "--no-deployment-flag=self-execution",
     ] + ["--nofollow-import-to=%s" % m for m in excluded + TRIMMED_STDLIB + CJK_ENCODINGS] + [entry]
     env = {"MINIRUNC_BUILTINS": str(config_path), "PYTHONHASHSEED": "0",
            # the plugin's C file defines the no-op replacement (see nuitka_builtins.py)

@@ -227,7 +227,7 @@ def test_log_file_json(rt, tmp_path):
 def test_log_file_gets_command_line_errors_too(rt, tmp_path):
     # containerd reads --log to explain a failed call, even for a verb we do not have
     log = tmp_path / "log.json"
-    r = rt("--log", log, "--log-format", "json", "exec", "some-id", "true")
+    r = rt("--log", log, "--log-format", "json", "checkpoint", "some-id")
     assert r.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
-    assert entry["level"] == "error" and "`exec` is not supported yet" in entry["msg"]
+    assert entry["level"] == "error" and "`checkpoint` is not supported yet" in entry["msg"]

@@ -12,7 +12,8 @@ import sys
 from . import __version__, SPEC_VERSION
 from .errors import MiniruncError, UsageError
 
-# flag spec: canonical name -> (aliases, takes a value)
+# flag spec: canonical name -> (aliases, takes a value); "list" collects every use of a
+# repeatable flag (`-e A=1 -e B=2`) into a list
 GLOBAL_FLAGS = {
     "root": (("--root",), True),
     "debug": (("--debug",), False),
@@ -72,6 +73,16 @@ COMMANDS = {
                ("id",), "change the resource limits of a container"),
     "events": ({"stats": (("--stats",), False), "interval": (("--interval",), True)}, ("id",),
                "print stats every --interval and OOM events as JSON (--stats: once)"),
+    "exec": ({"process": (("--process", "-p"), True), "tty": (("--tty", "-t"), False),
+              "console-socket": _CONSOLE, "detach": (("--detach", "-d"), False),
+              "pid-file": _PIDFILE, "cwd": (("--cwd",), True), "env": (("--env", "-e"), "list"),
+              "user": (("--user", "-u"), True),
+              "additional-gids": (("--additional-gids", "-g"), "list"),
+              "cap": (("--cap", "-c"), "list"), "no-new-privs": (("--no-new-privs",), False),
+              "preserve-fds": _PRESERVE, "process-label": (("--process-label",), True),
+              "apparmor": (("--apparmor",), True)},
+             ("id", "command*"),
+             "run another process in a running container (COMMAND [ARG...] or --process)"),
     "ps": ({"format": (("--format", "-f"), True)}, ("id", "ps-options*"),
            "list the container's processes (ps options may follow the id)"),
 }
@@ -137,7 +148,10 @@ def _parse_flags(args, flags, where, stop_at_positional):
                     if i >= len(args):
                         raise UsageError("%s: flag %s needs a value" % (where, key))
                     value = args[i]
-                options[name] = value
+                if takes_value == "list":
+                    options.setdefault(name, []).append(value)
+                else:
+                    options[name] = value
             else:
                 if eq and value.lower() not in ("true", "false", "1", "0"):
                     raise UsageError("%s: flag %s takes no value" % (where, key))

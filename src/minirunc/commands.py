@@ -12,7 +12,6 @@ from .errors import ConfigError, StateError, UsageError
 
 # Verbs of runc that later issues add; named here so the error says why.
 LATER = {
-    "exec": "exec comes with a later issue",
     "checkpoint": "checkpoint (CRIU) is not implemented",
     "restore": "restore (CRIU) is not implemented",
     "features": "features is not implemented",
@@ -93,6 +92,56 @@ def cmd_run(root, options, container_id):
         if not options.get("keep"):
             container.remove_after_run(root, container_id)
     return code
+
+
+def cmd_exec(root, options, container_id, command=()):
+    from . import cgroupwarm
+    cgroupwarm.start()
+    from . import container, log
+    if command and command[0] == "--":
+        command = command[1:]
+    process_file = options.get("process")
+    if process_file is None and not command:
+        raise UsageError("exec: missing COMMAND (usage: minirunc exec [options] ID COMMAND "
+                         "[ARG...], or --process FILE)")
+    if process_file is not None and command:
+        raise UsageError("exec: give either --process FILE or a COMMAND, not both")
+    preserve_fds = _int_option(options, "preserve-fds")
+    for flag, what in (("apparmor", "AppArmor"), ("process-label", "SELinux")):
+        if options.get(flag):
+            log.warning("--%s: %s is not supported; the process runs without it" % (flag, what))
+
+    def make_process(config):
+        from . import config as cfg
+        if process_file is not None:
+            warnings = []
+            process = cfg.load_process_file(process_file, warnings)
+            for warning in warnings:
+                log.warning(warning)
+            return process
+        return cfg.exec_process(config.process, command, cwd=options.get("cwd"),
+                                env=options.get("env", ()), user=options.get("user"),
+                                additional_gids=options.get("additional-gids", ()),
+                                cap_add=options.get("cap", ()),
+                                no_new_privs=options.get("no-new-privs", False),
+                                terminal=options.get("tty", False))
+
+    detach = options.get("detach", False)
+    forwarder = None
+    if not detach:
+        from .foreground import SignalForwarder
+        forwarder = SignalForwarder()
+    pid, master = container.exec_process(
+        root, container_id, make_process, console_socket=options.get("console-socket"),
+        pid_file=options.get("pid-file"), preserve_fds=preserve_fds, keep_terminal=not detach,
+        exec_flags=process_file is None)
+    if detach:
+        return 0
+    from . import foreground
+    forwarder.attach(pid)
+    if master is not None:
+        return foreground.relay_terminal(master, pid, forwarder)
+    return foreground.wait(pid)
 
 
 def run_here(root):

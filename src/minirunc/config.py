@@ -18,7 +18,7 @@ import stat
 from minirunc import jsontext
 from minirunc import caps
 from minirunc import mountopts
-from minirunc.errors import ConfigError
+from minirunc.errors import ConfigError, UsageError
 
 SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2))
 SUPPORTED_TEXT = "1.0.x, 1.1.x and 1.2.x"
@@ -374,12 +374,17 @@ def _require(obj, key, path, check, *extra):
 def read_config_file(bundle_dir):
     """The parsed JSON of <bundle>/config.json."""
     path = os.path.join(bundle_dir, "config.json")
+    return path, _read_json_object(path, "no such file; run `minirunc spec` to create one, or "
+                                   "pass --bundle with the bundle directory")
+
+
+def _read_json_object(path, missing):
+    """The parsed JSON object in ``path``; ``missing`` is the problem when it does not exist."""
     try:
         with open(path, "rb") as f:
             text = f.read()
     except FileNotFoundError:
-        raise ConfigError("", "no such file; run `minirunc spec` to create one, or pass "
-                          "--bundle with the bundle directory", file=path) from None
+        raise ConfigError("", missing, file=path) from None
     except OSError as e:
         raise ConfigError("", "cannot read: %s" % (e.strerror or e).lower(), file=path) from None
     try:
@@ -391,7 +396,7 @@ def read_config_file(bundle_dir):
                           file=path) from None
     if not isinstance(data, dict):
         raise ConfigError("", "invalid config: the top level must be a JSON object", file=path)
-    return path, data
+    return data
 
 
 def load_bundle(bundle_dir):
@@ -484,6 +489,92 @@ def _parse_process(value, path, warnings):
     if value.get("ioPriority") is not None or value.get("scheduler") is not None:
         warnings.append("%s: ioPriority and scheduler are not supported yet; they were NOT applied"
                         % path)
+    return proc
+
+
+# ------------------------------------------------------ exec's process
+
+def load_process_file(path, warnings):
+    """``exec --process FILE``: an OCI process object, checked like config.json's process.
+    Errors name the file and the JSON path inside it (``p.json: args: must be ...``)."""
+    data = _read_json_object(path, "no such file (--process names a JSON file holding an OCI "
+                             "process object)")
+    try:
+        return _parse_process(data, "", warnings)
+    except ConfigError as e:
+        raise ConfigError("%s: %s" % (path, e.path) if e.path else path, e.problem) from None
+
+
+def _copy_process(base):
+    proc = Process()
+    for name in Process.__slots__:
+        setattr(proc, name, getattr(base, name))
+    u = base.user
+    proc.user = User(u.uid, u.gid, u.umask, u.additional_gids)
+    if base.capabilities is not None:
+        proc.capabilities = Capabilities(**{n: getattr(base.capabilities, n) for n in CAP_SETS})
+    proc.args = list(base.args)
+    proc.env = list(base.env)
+    proc.rlimits = list(base.rlimits)
+    return proc
+
+
+def _cap_name(text):
+    name = text.strip().upper()
+    if not name.startswith("CAP_"):
+        name = "CAP_" + name
+    if name not in caps.NUMBERS:
+        raise UsageError('--cap "%s": unknown capability (use names such as CAP_NET_ADMIN)'
+                         % text)
+    return name
+
+
+def _u32_flag(text, flag, what, given=None, hint=""):
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= U32_MAX:
+        raise UsageError('%s "%s": %s must be a number from 0 to %d%s'
+                         % (flag, text if given is None else given, what, U32_MAX, hint))
+    return value
+
+
+def exec_process(base, args, cwd=None, env=(), user=None, additional_gids=(), cap_add=(),
+                 no_new_privs=False, terminal=False):
+    """The process `exec COMMAND` runs: the container's own process (``base``) with runc's
+    overrides: args replaced, --cwd, --env (a NAME given again replaces the old entry),
+    --user UID[:GID], --additional-gids and --cap added (to every set but ambient, as
+    runc 1.1), --no-new-privs, and the terminal off unless --tty."""
+    proc = _copy_process(base)
+    proc.args = _parse_args(list(args), "COMMAND")
+    proc.terminal = bool(terminal)
+    if cwd is not None:
+        proc.cwd = _want_abs_path(cwd, "--cwd")
+    for entry in env:
+        if "=" not in entry or entry.startswith("="):
+            raise UsageError('--env "%s": must have the form NAME=value' % entry)
+        if "\0" in entry:
+            raise UsageError("--env: must not contain a NUL character")
+        name = entry.split("=", 1)[0] + "="
+        proc.env = [e for e in proc.env if not e.startswith(name)] + [entry]
+    if user is not None:
+        uid, sep, gid = user.partition(":")
+        hint = " (the form is UID[:GID]; user names are not supported)"
+        proc.user.uid = _u32_flag(uid, "--user", "the uid", user, hint)
+        if sep:
+            proc.user.gid = _u32_flag(gid, "--user", "the gid", user, hint)
+    for gid in additional_gids:
+        proc.user.additional_gids.append(_u32_flag(gid, "--additional-gids", "a gid"))
+    names = [_cap_name(c) for c in cap_add]
+    if names:
+        if proc.capabilities is None:
+            proc.capabilities = Capabilities()
+        for set_name in ("bounding", "effective", "permitted", "inheritable"):
+            current = getattr(proc.capabilities, set_name)
+            current.extend(n for n in names if n not in current)
+    if no_new_privs:
+        proc.no_new_privileges = True
     return proc
 
 

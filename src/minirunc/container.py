@@ -73,7 +73,45 @@ def _describe_exit(status):
     return "exit status %d" % os.WEXITSTATUS(status)
 
 
-def _follow_init(container, plan, sock, helper_pid, state, cgroup):
+def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None):
+    """Start the C init for ``plan`` and follow it until it is ready; returns (pid, pty
+    master or None).  Shared by create and exec: the init listens for `S` at
+    ``listen_path``; when its `P` arrives, ``on_pid(pid)`` runs (create records the pid)
+    and the process joins ``cgroup`` (a driver, or None).  ``spawn_wrapper(spawn)`` may
+    run the spawn in other surroundings (create's visit of a new cgroup namespace).
+    On any failure the init is killed and reaped."""
+    from . import native
+    native.set_dumpable(False)
+    fds = []
+    sock = None
+    try:
+        fds.append(native.init_memfd())
+        fds.append(native.plan_memfd(plan.encode()))
+        sock, child_sock = native.socketpair()
+        fds.append(child_sock)
+        fds.append(native.listen_unix(listen_path))
+        exe_fd, plan_fd, _, listen_fd = fds
+        first_fd = 3 + plan.preserve_fds
+        argv = ["minirunc-init", str(first_fd), str(first_fd + 1), str(first_fd + 2)]
+
+        def spawn():
+            return native.spawn(exe_fd, argv, [child_sock, plan_fd, listen_fd], first_fd)
+
+        helper_pid = spawn_wrapper(spawn) if spawn_wrapper else spawn()
+    except BaseException:
+        if sock is not None:
+            os.close(sock)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        return _follow_init(plan, sock, helper_pid, cgroup, on_pid)
+    finally:
+        os.close(sock)
+
+
+def _follow_init(plan, sock, helper_pid, cgroup, on_pid):
     """Read the init's messages until it is ready; returns (pid, pty master or None)."""
     from . import native
     pid, master = None, None
@@ -97,15 +135,13 @@ def _follow_init(container, plan, sock, helper_pid, state, cgroup):
                 pid = int(fields[0])
                 os.waitpid(helper_pid, 0)
                 helper_reaped = True
-                # Recorded at once so that `delete --force` can find the init even if this
-                # process dies before the container is ready.
-                state["pid"] = pid
-                state["pid_start"] = process_start_time(pid)
-                container.save(state)
-                # The init cannot exec the user's process before `start`: joining here is
-                # in time for everything the container will run.
-                cgroupwarm.wait()
-                cgroup.add_pid(pid)
+                if on_pid is not None:
+                    on_pid(pid)
+                # The init cannot exec the user's process before `S`: joining here is
+                # in time for everything the process will run.
+                if cgroup is not None:
+                    cgroupwarm.wait()
+                    cgroup.add_pid(pid)
             elif kind == "U":
                 _write_id_maps(pid, plan)
                 native.send(sock, b"u")
@@ -179,6 +215,16 @@ def destroy_cgroup(c):
                                        if os.path.isdir(d))))
 
 
+def _check_terminal(plan, console_socket, keep_terminal, exec_flags=False):
+    if plan.terminal and console_socket is None and not keep_terminal:
+        raise ConfigError("process.terminal", "is true, but there is no terminal to attach: pass "
+                          "--console-socket PATH, or set process.terminal to false")
+    if console_socket is not None and not plan.terminal:
+        raise UsageError("--console-socket was given but %s" %
+                         ("the process has no terminal (add --tty)" if exec_flags else
+                          "process.terminal is false in config.json"))
+
+
 def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
            preserve_fds=0, keep_terminal=False, systemd_cgroup=False):
     """Create a container whose init waits for `start`.
@@ -186,7 +232,6 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     Returns (Container, pid, pty master fd or None); the master is returned only when
     `keep_terminal` (a foreground `run` relays it) and no console socket was given.
     """
-    from . import native
     from .config import load_bundle
     from .plan import build_plan
 
@@ -198,11 +243,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     if listen_fds:
         plan.add_env("LISTEN_FDS=%d" % listen_fds)
         plan.add_env("LISTEN_PID=1")
-    if plan.terminal and console_socket is None and not keep_terminal:
-        raise ConfigError("process.terminal", "is true, but there is no terminal to attach: pass "
-                          "--console-socket PATH, or set process.terminal to false")
-    if console_socket is not None and not plan.terminal:
-        raise UsageError("--console-socket was given but process.terminal is false in config.json")
+    _check_terminal(plan, console_socket, keep_terminal)
     _check_inherited_fds(preserve_fds + listen_fds)
     for warning in plan.warnings:
         log.warning(warning)
@@ -220,23 +261,17 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
         cgroup = _setup_cgroup(container, state, config, systemd_cgroup,
                                {k: v for k, v in resources.items()
                                 if not (cgroupns and k == "pids")})
-        native.set_dumpable(False)
-        exe_fd = native.init_memfd()
-        plan_fd = native.plan_memfd(plan.encode())
-        sock, child_sock = native.socketpair()
-        listen_fd = native.listen_unix(container.start_socket_path())
-        first_fd = 3 + plan.preserve_fds
-        argv = ["minirunc-init", str(first_fd), str(first_fd + 1), str(first_fd + 2)]
-        try:
-            helper_pid = _spawn_in_cgroup(cgroup, plan, resources, lambda: native.spawn(
-                exe_fd, argv, [child_sock, plan_fd, listen_fd], first_fd))
-        finally:
-            for fd in (exe_fd, plan_fd, child_sock, listen_fd):
-                os.close(fd)
-        try:
-            pid, master = _follow_init(container, plan, sock, helper_pid, state, cgroup)
-        finally:
-            os.close(sock)
+
+        def record_pid(pid):
+            # Recorded at once so that `delete --force` can find the init even if this
+            # process dies before the container is ready.
+            state["pid"] = pid
+            state["pid_start"] = process_start_time(pid)
+            container.save(state)
+
+        pid, master = _launch_init(
+            plan, container.start_socket_path(), cgroup, record_pid,
+            lambda spawn: _spawn_in_cgroup(cgroup, plan, resources, spawn))
         try:
             if master is not None and console_socket is not None:
                 _send_console(console_socket, master)
@@ -292,18 +327,123 @@ def start(root, container_id):
         except HostError as e:
             raise StateError(container_id, "its init process is gone (%s); delete it"
                              % e.errno) from None
-        try:
-            native.send(sock, b"S")
-            data, _ = native.recv(sock)
-        finally:
-            os.close(sock)
+        data = _send_start(sock)
         os.unlink(path)
-        if data:
-            kind, fields = native.parse_message(data)
-            if kind == "E":
-                raise ContainerSetupError(fields[1], fields[2], int(fields[0] or 0))
-            raise ContainerSetupError("start", "unexpected answer %r from the init" % data[:40])
+        _check_start_answer(data)
         log.debug("container %s started" % container_id)
+
+
+def _send_start(sock):
+    """Send `S` on a connection to an init's start socket; returns its answer (b"": the
+    init has exec'd).  Closes the socket."""
+    from . import native
+    try:
+        native.send(sock, b"S")
+        data, _ = native.recv(sock)
+    finally:
+        os.close(sock)
+    return data
+
+
+def _check_start_answer(data):
+    from . import native
+    if data:
+        kind, fields = native.parse_message(data)
+        if kind == "E":
+            raise ContainerSetupError(fields[1], fields[2], int(fields[0] or 0))
+        raise ContainerSetupError("start", "unexpected answer %r from the init" % data[:40])
+
+
+def _init_namespaces(container_id, pid):
+    """{type: /proc/<pid>/ns/<name>} of the init's namespaces that are not the runtime's
+    own (joining an identical one is harmless, but pointless)."""
+    from .plan import JOIN_ORDER, NS_FILES
+    result = {}
+    for ns_type in JOIN_ORDER:
+        name = NS_FILES[ns_type]
+        try:
+            ours = os.stat("/proc/self/ns/" + name)
+        except FileNotFoundError:
+            continue    # this kernel has no such namespace
+        path = "/proc/%d/ns/%s" % (pid, name)
+        try:
+            theirs = os.stat(path)
+        except (FileNotFoundError, ProcessLookupError):
+            raise StateError(container_id, "is not running (its init has exited)") from None
+        except OSError as e:
+            raise HostError("read the namespace", path, e.errno) from None
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            result[ns_type] = path
+    return result
+
+
+def exec_process(root, container_id, make_process, console_socket=None, pid_file=None,
+                 preserve_fds=0, keep_terminal=False, exec_flags=True):
+    """Start another process in a created or running container (runc's `exec`).
+
+    ``make_process(config)`` returns the config.Process to run, given the container's
+    Config (read from the bundle recorded in state.json).  The container's lock is held
+    only while its state is read.  The process joins the init's namespaces and cgroups;
+    it is our child (CLONE_PARENT).  Returns (pid, pty master or None), the master only
+    when ``keep_terminal`` and no console socket.
+    """
+    from . import native
+    from .config import load_bundle
+    from .plan import build_exec_plan
+
+    check_id(container_id)
+    with Container(root, container_id).lock(shared=True) as c:
+        c.load()
+        status = c.status()
+        if status not in ("running", "created"):
+            hint = " (resume it first)" if status == "paused" else ""
+            raise StateError(container_id, "cannot exec in a %s container%s"
+                             % (status, hint))
+        namespaces = _init_namespaces(container_id, c.pid)
+        record = c.data.get("cgroup")
+        bundle = c.data.get("bundle") or ""
+        state_dir = c.dir
+    config = load_bundle(bundle)
+    process = make_process(config)
+    plan = build_exec_plan(process, config.linux.seccomp, namespaces, preserve_fds)
+    _check_terminal(plan, console_socket, keep_terminal, exec_flags)
+    _check_inherited_fds(preserve_fds)
+    for warning in plan.warnings:
+        log.warning(warning)
+    cgroup = None
+    if record and record.get("driver") not in (None, "none"):
+        from .cgroups import driver_from_record
+        cgroup = driver_from_record(record)
+
+    path = os.path.join(state_dir, "exec-%s.sock" % os.urandom(8).hex())
+    pid = master = None
+    try:
+        pid, master = _launch_init(plan, path, cgroup)
+        sock = native.connect_unix(path)
+        os.unlink(path)
+        if master is not None and console_socket is not None:
+            _send_console(console_socket, master)
+            os.close(master)
+            master = None
+        if master is not None and os.isatty(0):
+            from .foreground import copy_window_size
+            copy_window_size(0, master)   # before `S`: the process sees its size at once
+        _check_start_answer(_send_start(sock))
+        if pid_file:
+            write_pid_file(pid_file, pid)
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        if pid:
+            _kill_and_reap(pid)
+        raise
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    log.debug("container %s: exec'd pid %d" % (container_id, pid))
+    return pid, master
 
 
 def load(root, container_id):

@@ -124,6 +124,38 @@ def build_plan(config, no_pivot=False, preserve_fds=0, mountinfo=None, proc_cgro
     return plan
 
 
+# ------------------------------------------------------------------- exec
+
+# The order the init joins namespaces in (user first: it grants the rights over the rest;
+# mount last: the paths of the others may not be reachable from the container's mounts).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+# linux.namespaces type -> the name of its file in /proc/<pid>/ns
+NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+            "cgroup": "cgroup", "time": "time", "mount": "mnt"}
+
+
+def build_exec_plan(process, seccomp, namespaces, preserve_fds=0):
+    """The Plan of `exec`: join ``namespaces`` ({type: path}, those of the container's init
+    that differ from the runtime's own), then set up ``process`` (a config.Process) as
+    create would, with the container's ``seccomp`` (or None).  No rootfs, mounts, devices,
+    sysctls or new namespaces: the container has them already."""
+    plan = Plan()
+    plan.terminal = process.terminal
+    plan.preserve_fds = preserve_fds
+    for ns_type in JOIN_ORDER:
+        path = namespaces.get(ns_type)
+        if path:
+            plan.add("NS_JOIN", CLONE_FLAGS[ns_type], path)
+            plan.joined_namespaces[ns_type] = path
+    unknown = set(namespaces) - set(JOIN_ORDER)
+    if unknown:
+        raise ValueError("unknown namespace type(s): %s" % ", ".join(sorted(unknown)))
+    if process.oom_score_adj is not None:
+        plan.add("OOM_SCORE_ADJ", process.oom_score_adj)
+    _add_process(plan, process, seccomp, preserve_fds)
+    return plan
+
+
 # ------------------------------------------------------------- namespaces
 
 def _add_namespaces(plan, linux):
@@ -317,12 +349,18 @@ def _add_process_setup(plan, config, preserve_fds):
         plan.add("MASKED", path)
     for path in linux.readonly_paths:
         plan.add("READONLY", path)
+    _add_process(plan, proc, linux.seccomp, preserve_fds, linux.personality)
+
+
+def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
+    """The records of the process itself, shared by create and exec: terminal, rlimits,
+    no_new_privs, capabilities, user, seccomp, fds, cwd, env and args."""
     if proc.terminal:
         plan.add("TERMINAL", proc.console_rows, proc.console_cols)
     for rlimit in proc.rlimits:
         plan.add("RLIMIT", rlimit.resource, rlimit.soft, rlimit.hard)
-    if linux.personality is not None:
-        plan.add("PERSONALITY", linux.personality)
+    if personality is not None:
+        plan.add("PERSONALITY", personality)
     plan.add("NO_NEW_PRIVS", int(proc.no_new_privileges))
     masks = capability_masks(proc.capabilities)
     plan.add("CAPS", *masks)
@@ -335,8 +373,8 @@ def _add_process_setup(plan, config, preserve_fds):
     user = proc.user
     umask = DEFAULT_UMASK if user.umask is None else user.umask
     plan.add("USER", user.uid, user.gid, umask, list(user.additional_gids))
-    if linux.seccomp is not None:
-        plan.records.extend(seccomp_records(linux.seccomp))
+    if seccomp is not None:
+        plan.records.extend(seccomp_records(seccomp))
     plan.add("PRESERVE_FDS", preserve_fds)
     plan.add("CWD", proc.cwd)
     for entry in proc.env:
