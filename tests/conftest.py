@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -17,6 +18,16 @@ from make_bundle import base_config, make_bundle, write_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(REPO, "src")
+
+
+def wait_for(predicate, timeout=10.0):
+    """Poll ``predicate`` every 50 ms until it is true (True) or ``timeout`` passes (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def minirunc_command():
@@ -104,4 +115,5 @@ def make(tmp_path):
     return factory
 
 
-__all__ = ["Runtime", "base_config", "make_bundle", "write_config", "minirunc_command"]
+__all__ = ["Runtime", "base_config", "make_bundle", "write_config", "minirunc_command",
+           "wait_for"]

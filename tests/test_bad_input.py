@@ -1,12 +1,10 @@
 """Bad input: one clear line, a non-zero exit, and nothing left behind."""
 
-import json
 import os
 import shutil
 
 import pytest
 
-from make_bundle import write_config
 
 
 def host_mounts():

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from conftest import runtime_env
-from test_lifecycle import wait_for
+from conftest import runtime_env, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup"),
                                 reason="needs root and a cgroup filesystem")

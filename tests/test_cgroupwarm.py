@@ -1,6 +1,5 @@
 """The background no-op migration that starts the kernel's cgroup grace period early."""
 
-import os
 import subprocess
 import sys
 

@@ -5,8 +5,7 @@ import os
 import subprocess
 import time
 
-from conftest import runtime_env
-from test_lifecycle import wait_for
+from conftest import runtime_env, wait_for
 
 
 def test_spec_writes_runc_like_default_and_refuses_overwrite(rt, tmp_path):

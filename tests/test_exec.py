@@ -12,22 +12,13 @@ import time
 
 import pytest
 
-from conftest import runtime_env
+from conftest import runtime_env, wait_for
 from minirunc import cli
 from minirunc import config as cfgmod
 from minirunc import plan as planmod
 from minirunc.errors import ConfigError, UsageError
 
 from make_bundle import base_config
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def running(rt, make, args=("sleep", "1000"), edit=None):

@@ -1,9 +1,7 @@
 """Namespaces, mounts and devices, each checked from inside a real container."""
 
 import os
-import stat
 
-import pytest
 
 
 def run_ok(rt, bundle, *extra):

@@ -7,16 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import runtime_env
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from conftest import runtime_env, wait_for
 
 
 def test_run_true_exits_zero_and_leaves_nothing(rt, make):

@@ -5,7 +5,6 @@ state.json (no host detection needed) and works through it.  `events` holds the 
 while it reads the state, so it never blocks other commands.
 """
 
-import os
 import sys
 import time
 
