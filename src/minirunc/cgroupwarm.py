@@ -11,6 +11,8 @@ every failure is ignored.
 import _thread
 import os
 
+from .procfs import write_file
+
 _done = None
 
 
@@ -39,11 +41,7 @@ def _own_procs_file():
 
 def _write(path):
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, b"%d" % os.getpid())
-        finally:
-            os.close(fd)
+        write_file(path, b"%d" % os.getpid())
     except OSError:
         pass
     finally:

@@ -12,6 +12,7 @@ import time
 from . import cgroupwarm, log
 from .errors import ConfigError, ContainerSetupError, HostError, MiniruncError, StateError, UsageError
 from .state import Container, check_id, process_start_time, write_pid_file
+from .procfs import write_file
 
 SIGKILL = 9
 EACCES = 13
@@ -44,11 +45,7 @@ def _write_id_maps(pid, plan):
         path = "/proc/%d/%s" % (pid, name)
         text = "".join("%d %d %d\n" % tuple(m) for m in mappings)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
+            write_file(path, text.encode())
         except OSError as e:
             raise HostError("write %s" % name.replace("_", " "), path, e.errno,
                             hint="check linux.%s in config.json" %

@@ -1,5 +1,7 @@
-"""Reading /proc/self/mountinfo and /proc/self/cgroup: for the plan (cgroup mounts) and the
-cgroup drivers."""
+"""Kernel files: reading /proc/self/mountinfo and /proc/self/cgroup (for the plan's cgroup
+mounts and the cgroup drivers), and writing /proc and cgroupfs files."""
+
+import os
 
 
 def unescape(field):
@@ -44,6 +46,15 @@ def parse_cgroup(text):
         for controller in parts[1].split(",") if parts[1] else [""]:
             paths[controller] = parts[2]
     return paths
+
+
+def write_file(path, data):
+    """Write ``data`` (bytes) to an existing kernel file (/proc, cgroupfs); OSError on failure."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def read_text(path):

@@ -11,6 +11,7 @@ import os
 import time
 
 from ..errors import ConfigError, HostError, errno_text
+from ..procfs import write_file
 
 EBUSY = 16
 SIGKILL = 9
@@ -29,11 +30,7 @@ def read_text(path, default=None):
 def write_value(path, value, key=None):
     """Write one value to a cgroup file; a refusal names the file, the value and the key."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        write_file(path, value.encode())
     except OSError as e:
         if key:
             raise ConfigError(key, "the kernel refused %r in %s: %s"
