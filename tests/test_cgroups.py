@@ -117,10 +117,16 @@ def test_memory_hog_is_oom_killed_and_events_report_it(rt, make, tmp_path):
 
 
 def test_fork_loop_stops_at_pids_max(rt, make, tmp_path):
-    cid, r = start_detached(rt, make, ["sh", "-c", "seq 30 | xargs -n1 -P30 sleep 100"],
-                            {"pids": {"limit": 6}})
+    # The list comes from a here-document, not a pipe: a `seq` still exiting when the limit
+    # is hit would leave the group one below it. xargs keeps waiting for its sleeps after the
+    # refused fork, so the count stays at the limit.
+    listing = "\n".join(str(i) for i in range(30))
+    script = "xargs -n1 -P30 sleep 100 <<EOF\n%s\nEOF\n" % listing
+    cid, r = start_detached(rt, make, ["sh", "-c", script], {"pids": {"limit": 6}})
     current = controller_file(rt, cid, "pids", "pids.current")
-    assert wait_for(lambda: read(current) == "6")
+    assert wait_for(lambda: read(current) == "6"), read(current)
+    refused = controller_file(rt, cid, "pids", "pids.events")
+    assert wait_for(lambda: int(read(refused).split()[1]) > 0), read(refused)
     time.sleep(0.3)
     assert read(current) == "6"
     pids = json.loads(rt("ps", "--format", "json", cid).stdout)

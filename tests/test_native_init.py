@@ -383,8 +383,8 @@ mount --make-rprivate /
 top=$(mktemp -d /tmp/minirunc-chroot-XXXXXX)
 mount -t tmpfs none "$top"
 mkdir "$top/r"
-for d in usr lib lib64 bin sbin etc root tmp proc dev work; do
-    [ -e "/$d" ] || continue
+for d in usr lib lib64 bin sbin etc root tmp proc dev $TOPS; do
+    [ -e "/$d" ] && [ ! -e "$top/r/$d" ] || continue
     if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$top/r/$d"; continue; fi
     mkdir "$top/r/$d"
     mount --rbind "/$d" "$top/r/$d"
@@ -413,7 +413,12 @@ def test_pivot_root_einval_falls_back(rootfs, tmp_path):
     here = os.path.dirname(os.path.abspath(__file__))
     code = PIVOT_EINVAL_CODE % {"src": os.path.join(os.path.dirname(here), "src"),
                                 "tests": here, "rootfs": rootfs}
-    env = dict(os.environ, PY=sys.executable, CODE=code)
+    # The chroot needs the interpreter, the checkout and the rootfs, wherever they live
+    # (CI clones somewhere else than a session's checkout).
+    needed = [sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
+              here, rootfs]
+    tops = sorted({p.split("/")[1] for p in needed})
+    env = dict(os.environ, PY=sys.executable, CODE=code, TOPS=" ".join(tops))
     r = subprocess.run(["unshare", "-m", "sh", "-c", PIVOT_EINVAL_SCRIPT], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
