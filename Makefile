@@ -50,7 +50,7 @@ demo: binary
 # The real-container tests run twice: from source, then through the single binary.
 CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_security.py \
 	tests/test_bad_input.py tests/test_terminal.py tests/test_commands.py tests/test_cgroups.py \
-	tests/test_exec.py
+	tests/test_exec.py tests/test_hooks.py
 test: native binary images
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)

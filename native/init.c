@@ -25,6 +25,7 @@
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -37,7 +38,9 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -58,7 +61,8 @@ enum {
     T_SYSCTL = 12, T_RLIMIT = 13, T_CAPS = 14, T_USER = 15, T_NO_NEW_PRIVS = 16,
     T_OOM_SCORE_ADJ = 17, T_CWD = 18, T_ENV = 19, T_ARG = 20, T_TERMINAL = 21,
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
-    T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_MAX = 28
+    T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
+    T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_MAX = 32
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -70,7 +74,8 @@ static const char *const KINDS[T_MAX] = {
     [T_OOM_SCORE_ADJ] = "i", [T_CWD] = "s", [T_ENV] = "s", [T_ARG] = "s",
     [T_TERMINAL] = "uu", [T_SECCOMP_INIT] = "uu", [T_SECCOMP_RULE] = "suL",
     [T_PRESERVE_FDS] = "u", [T_SECCOMP_ARCH] = "s", [T_DEV_SETUP] = "u",
-    [T_PERSONALITY] = "u",
+    [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
+    [T_HOOK_ENV] = "s",
 };
 
 #define MAXF 10
@@ -1079,6 +1084,43 @@ static void preflight(void)
 
 /* ------------------------------------------------------- start and exec */
 
+/* A HOOK record with the argv and envp of the HOOK_ARG/HOOK_ENV records after it;
+ * built before the clone, like the process's own vectors. */
+struct hook { struct rec *rec; char **argv; char **envp; };
+static struct hook *hooks;
+static size_t nhooks;
+
+static int build_hooks(void)
+{
+    FOR_EACH(r, T_HOOK) nhooks++;
+    if (!nhooks)
+        return 0;
+    hooks = calloc(nhooks, sizeof *hooks);
+    if (!hooks)
+        return -1;
+    size_t h = 0;
+    for (size_t i = 0; i < nrecs; i++) {
+        if (recs[i].tag != T_HOOK)
+            continue;
+        size_t end = i + 1, na = 0, ne = 0;
+        for (; end < nrecs && (recs[end].tag == T_HOOK_ARG || recs[end].tag == T_HOOK_ENV); end++)
+            recs[end].tag == T_HOOK_ARG ? na++ : ne++;
+        hooks[h].rec = &recs[i];
+        hooks[h].argv = calloc(na + 1, sizeof(char *));
+        hooks[h].envp = calloc(ne + 1, sizeof(char *));
+        if (!hooks[h].argv || !hooks[h].envp)
+            return -1;
+        na = ne = 0;
+        for (size_t k = i + 1; k < end; k++)
+            if (recs[k].tag == T_HOOK_ARG)
+                hooks[h].argv[na++] = recs[k].f[0].s;
+            else
+                hooks[h].envp[ne++] = recs[k].f[0].s;
+        h++;
+    }
+    return 0;
+}
+
 static int build_vectors(void)
 {
     size_t na = 0, ne = 0, i = 0, j = 0;
@@ -1090,14 +1132,187 @@ static int build_vectors(void)
         return -1;
     FOR_EACH(r, T_ARG) argv_c[i++] = r->f[0].s;
     FOR_EACH(r, T_ENV) envp_c[j++] = r->f[0].s;
-    return 0;
+    return build_hooks();
+}
+
+/* ------------------------------------------------------------------ hooks */
+
+/* Read one whole packet into fresh memory (the state JSON can be long); the caller
+ * checks its first byte.  Returns the length, or -1. */
+static ssize_t recv_whole(int fd, char **out)
+{
+    ssize_t n;
+    do n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC); while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -1;
+    char *buf = mmap(NULL, n + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return -1;
+    ssize_t got;
+    do got = recv(fd, buf, n, 0); while (got < 0 && errno == EINTR);
+    if (got != n)
+        return -1;
+    buf[n] = 0;
+    *out = buf;
+    return n;
+}
+
+/* Feed `state` to a hook's stdin through a pipe big enough to hold it all, so that
+ * neither side can block on the other. */
+static int state_pipe(const char *state, size_t len)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    if (len > 4096)
+        fcntl(p[1], F_SETPIPE_SZ, (int)len);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(p[1], state + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(p[0]);
+            close(p[1]);
+            errno = w < 0 ? errno : EPIPE;
+            return -1;
+        }
+        off += w;
+    }
+    close(p[1]);
+    return p[0];
+}
+
+/* Wait for `pid`, at most `timeout` seconds (0: no limit); SIGCHLD is blocked.
+ * Returns 0 with *status, or -1 on timeout (the hook is killed and reaped). */
+static int wait_hook(pid_t pid, uint64_t timeout, const sigset_t *chld, int *status)
+{
+    struct timespec now, end;
+    if (!timeout) {
+        while (waitpid(pid, status, 0) < 0)
+            if (errno != EINTR)
+                return -1;
+        return 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct timespec left = { end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec };
+        if (left.tv_nsec < 0) {
+            left.tv_sec--;
+            left.tv_nsec += 1000000000L;
+        }
+        if (left.tv_sec < 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+                ;
+            return -1;
+        }
+        sigtimedwait(chld, NULL, &left);
+    }
+}
+
+/* The last line a hook printed (at most 300 bytes), for its error message. */
+static const char *last_line(int fd, char *buf, size_t size)
+{
+    struct stat st;
+    buf[0] = 0;
+    if (fstat(fd, &st) < 0 || st.st_size == 0)
+        return buf;
+    off_t from = st.st_size > (off_t)size - 1 ? st.st_size - (off_t)size + 1 : 0;
+    ssize_t n = pread(fd, buf, size - 1, from);
+    if (n <= 0)
+        return buf;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = 0;
+    char *nl = memrchr(buf, '\n', n);
+    return nl ? nl + 1 : buf;
+}
+
+/* Run one hook with `state` on its stdin and its output in a memfd (shown on failure,
+ * like the runtime's own hooks); any failure ends the init with `E`. */
+static void run_hook(struct hook *h, const char *state, size_t len, const char *kind)
+{
+    struct rec *r = h->rec;
+    const char *where = r->f[1].s, *path = r->f[2].s;
+    char nb[24], said[304];
+    int in = state_pipe(state, len), report[2];
+    if (in < 0)
+        fail(errno, kind, where, " \"", path, "\": a pipe for the state on its stdin", NULL);
+    if (pipe2(report, O_CLOEXEC) < 0)
+        fail(errno, kind, where, " \"", path, "\": a pipe for its exec error", NULL);
+    int out = memfd_create("minirunc-hook-output", MFD_CLOEXEC);
+    if (out < 0)
+        fail(errno, kind, where, " \"", path, "\": a memfd for its output", NULL);
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    pid_t pid = fork();
+    if (pid < 0)
+        fail(errno, kind, where, " \"", path, "\": fork", NULL);
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (dup2(in, 0) == 0 && dup2(out, 1) == 1 && dup2(out, 2) == 2)
+            execve(path, h->argv, h->envp);
+        int e = errno;
+        (void)!write(report[1], &e, sizeof e);
+        _exit(127);
+    }
+    close(in);
+    close(report[1]);
+    int status = 0, exec_errno = 0;
+    int waited = wait_hook(pid, r->f[3].u, &chld, &status);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    ssize_t got = read(report[0], &exec_errno, sizeof exec_errno);
+    close(report[0]);
+    if (waited < 0)
+        fail(0, kind, where, " \"", path, "\": did not finish within its timeout of ",
+             num(nb, r->f[3].u), " s (killed)", NULL);
+    if (got == sizeof exec_errno)
+        fail(exec_errno, kind, where, " \"", path, "\": cannot execute it", NULL);
+    const char *tail = last_line(out, said, sizeof said);
+    close(out);
+    if (WIFSIGNALED(status))
+        fail(0, kind, where, " \"", path, "\": killed by signal ", num(nb, WTERMSIG(status)),
+             *tail ? ": " : "", tail, NULL);
+    if (WEXITSTATUS(status))
+        fail(0, kind, where, " \"", path, "\": exited with status ", num(nb, WEXITSTATUS(status)),
+             *tail ? ": " : "", tail, NULL);
+}
+
+static void run_hooks(unsigned stage, const char *state, size_t len, const char *kind)
+{
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].rec->f[0].u == stage)
+            run_hook(&hooks[i], state, len, kind);
+}
+
+/* After the mounts: let the runtime run prestart and createRuntime hooks (`H`), take
+ * the state it sends back with `h`, and run the createContainer hooks. */
+static void hook_sync(void)
+{
+    char *msg;
+    if (send_packet(sync_fd, "H", 1, -1) < 0)
+        _exit(1);
+    ssize_t n = recv_whole(sync_fd, &msg);
+    if (n < 1 || msg[0] != 'h')
+        _exit(1);   /* the runtime failed its own hooks and is killing us */
+    run_hooks(0, msg + 1, n - 1, "createContainer");
+    munmap(msg, n + 1);
 }
 
 /* Block until `start` sends `S`, then exec.  Errors after this point go to
  * the start connection (the runtime that created us may be gone). */
 static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_filter_ctx late)
 {
-    char c = 0;
     struct rec *pf = find(T_PRESERVE_FDS);
     int keep = 3 + (pf ? (int)pf->f[0].u : 0);
     if (send_packet(sync_fd, "R", 1, -1) < 0)
@@ -1109,8 +1324,12 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
     close(sync_fd);
     sync_fd = conn;
     close(listen_fd);
-    if (recv(conn, &c, 1, 0) != 1 || c != 'S')
+    /* `S`, then the state JSON for the startContainer hooks. */
+    char *msg;
+    ssize_t n = recv_whole(conn, &msg);
+    if (n < 1 || msg[0] != 'S')
         _exit(1);
+    run_hooks(1, msg + 1, n - 1, "startContainer");
     load_seccomp(late, conn);
     for (int fd = 0; fd < keep; fd++) {
         int fl = fcntl(fd, F_GETFD);
@@ -1159,6 +1378,8 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
         FOR_EACH(r, T_DEVICE) make_device(r);
         FOR_EACH(r, T_SYMLINK) make_symlink(r);
     }
+    if (find(T_HOOK_SYNC))
+        hook_sync();
     write_sysctls();
     if (root) {
         enter_rootfs(root->f[3].u);

@@ -283,6 +283,20 @@ ERROR_CASES = [
      "linux.personality.flags", "personality flags are not supported"),
     (_set(["linux", "resources"], []), "linux.resources", "must be an object"),
     (_set(["hooks"], []), "hooks", "must be an object"),
+    (_set(["hooks"], {"prestart": {"path": "/x"}}), "hooks.prestart", "must be a list"),
+    (_set(["hooks"], {"poststop": [{"args": ["x"]}]}), "hooks.poststop[0].path", "is required"),
+    (_set(["hooks"], {"createRuntime": [{"path": "usr/bin/hook"}]}),
+     "hooks.createRuntime[0].path", 'must be an absolute path (got "usr/bin/hook")'),
+    (_set(["hooks"], {"poststart": [{"path": "/x", "args": "x"}]}), "hooks.poststart[0].args",
+     "must be a list"),
+    (_set(["hooks"], {"createContainer": [{"path": "/x", "env": ["NOEQUALS"]}]}),
+     "hooks.createContainer[0].env[0]", 'must have the form NAME=value (no "=" in "NOEQUALS")'),
+    (_set(["hooks"], {"startContainer": [{"path": "/x", "timeout": 0}]}),
+     "hooks.startContainer[0].timeout",
+     "must be a whole number of seconds, at least 1 (leave it out for no timeout)"),
+    (_set(["hooks"], {"prestart": [{"path": "/x", "timeout": 1.5}]}),
+     "hooks.prestart[0].timeout",
+     "must be a whole number of seconds, at least 1 (leave it out for no timeout)"),
 ]
 
 
@@ -434,14 +448,15 @@ def test_empty_resources_do_not_warn(bundle):
     assert load(bundle, data).warnings == []
 
 
-def test_hooks_and_labels_warn(bundle):
+def test_unknown_hook_kind_and_labels_warn(bundle):
     data = minimal()
-    data["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    data["hooks"] = {"prestart": [{"path": "/bin/true"}], "preflight": [{"path": "/bin/true"}]}
     data["process"]["apparmorProfile"] = "docker-default"
     data["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"
     data["linux"]["mountLabel"] = "x"
     warnings = load(bundle, data).warnings
-    assert cfgmod.HOOKS_WARNING in warnings
+    assert ("hooks.preflight: unknown hook kind (minirunc knows prestart, createRuntime, "
+            "createContainer, startContainer, poststart, poststop); not run") in warnings
     assert any(w.startswith("process.apparmorProfile: AppArmor is not supported") for w in warnings)
     assert any(w.startswith("process.selinuxLabel: SELinux is not supported") for w in warnings)
     assert any(w.startswith("linux.mountLabel:") for w in warnings)
@@ -450,8 +465,22 @@ def test_hooks_and_labels_warn(bundle):
 
 def test_empty_hooks_do_not_warn(bundle):
     data = minimal()
-    data["hooks"] = {"prestart": []}
-    assert load(bundle, data).warnings == []
+    data["hooks"] = {"prestart": [], "poststop": None}
+    config = load(bundle, data)
+    assert config.warnings == [] and config.hooks == {}
+
+
+def test_hooks_are_parsed(bundle):
+    data = minimal()
+    data["hooks"] = {"createRuntime": [{"path": "/usr/bin/nvidia-hook"},
+                                       {"path": "/bin/sh", "args": ["sh", "-c", "x"],
+                                        "env": ["A=1"], "timeout": 5}]}
+    first, second = load(bundle, data).hooks["createRuntime"]
+    # Without args, argv is the path alone (runc); without env, env stays None (inherit).
+    assert (first.where, first.args, first.env, first.timeout) == \
+        ("hooks.createRuntime[0]", ["/usr/bin/nvidia-hook"], None, 0)
+    assert (second.where, second.path, second.args, second.env, second.timeout) == \
+        ("hooks.createRuntime[1]", "/bin/sh", ["sh", "-c", "x"], ["A=1"], 5)
 
 
 # -------------------------------------------------------------------- mounts

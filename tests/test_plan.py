@@ -615,3 +615,41 @@ def test_ambient_needs_inheritable_and_permitted(bundle):
     assert plan.notes == [
         "process.capabilities.ambient: CAP_CHOWN ignored: an ambient capability must also be "
         "permitted and inheritable (runc ignores these too)"]
+
+
+def test_hooks_in_plan(bundle):
+    data = minimal()
+    data["hooks"] = {
+        "createContainer": [{"path": "/hook", "args": ["hook", "a"], "env": ["X=1"],
+                             "timeout": 3},
+                            {"path": "/second"}],
+        "startContainer": [{"path": "/in/container"}],
+        "poststart": [{"path": "/runtime/side"}],
+    }
+    decoded = planformat.decode(make_plan(bundle, data).encode())
+    hooks = [(name, values) for name, values in decoded if name.startswith("HOOK")]
+    assert hooks == [
+        ("HOOK_SYNC", {"enabled": 1}),
+        ("HOOK", {"stage": 0, "where": "hooks.createContainer[0]", "path": "/hook",
+                  "timeout": 3}),
+        ("HOOK_ARG", {"arg": "hook"}), ("HOOK_ARG", {"arg": "a"}),
+        ("HOOK_ENV", {"entry": "X=1"}),
+        ("HOOK", {"stage": 0, "where": "hooks.createContainer[1]", "path": "/second",
+                  "timeout": 0}),
+        ("HOOK_ARG", {"arg": "/second"}),
+        ("HOOK", {"stage": 1, "where": "hooks.startContainer[0]", "path": "/in/container",
+                  "timeout": 0}),
+        ("HOOK_ARG", {"arg": "/in/container"}),
+    ]
+
+
+@pytest.mark.parametrize("kinds,sync", [
+    (("prestart",), True), (("createRuntime",), True), (("createContainer",), True),
+    (("startContainer", "poststart", "poststop"), False), ((), False)])
+def test_hook_sync_only_for_hooks_before_pivot(bundle, kinds, sync):
+    data = minimal()
+    data["hooks"] = {kind: [{"path": "/h"}] for kind in kinds}
+    names = make_plan(bundle, data).names()
+    assert ("HOOK_SYNC" in names) == sync
+    # The runtime-side kinds never reach the init.
+    assert names.count("HOOK") == sum(k in ("createContainer", "startContainer") for k in kinds)

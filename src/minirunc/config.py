@@ -4,8 +4,8 @@
 ``ConfigError`` carrying the JSON path (``linux.namespaces[2].type``).  Unknown
 keys are ignored (newer spec versions add fields), but a known key of the wrong
 type is an error.  linux.resources is checked strictly by cgroups/validate.py
-(unknown keys there are errors).  Features minirunc does not apply yet (hooks,
-AppArmor/SELinux labels) are accepted and leave a sentence in
+(unknown keys there are errors).  Features minirunc does not apply (AppArmor/SELinux
+labels, hook kinds newer than the spec it knows) are accepted and leave a sentence in
 ``Config.warnings``: the CLI prints them, so nothing is dropped silently.
 
 Only os, stat and our own small modules are imported: this runs on every
@@ -69,7 +69,9 @@ MAX_ID_MAPPINGS = 340
 U32_MAX = 0xFFFFFFFF
 U64_MAX = 0xFFFFFFFFFFFFFFFF
 
-HOOKS_WARNING = "hooks: hooks are not supported yet; they were NOT run"
+# Hook kinds in the order of the lifecycle (runtime-spec config.md, "POSIX-platform Hooks").
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
 
 
 # ---------------------------------------------------------------- the model
@@ -131,6 +133,19 @@ class Process(_Model):
         self.oom_score_adj = None
         self.apparmor_profile = ""
         self.selinux_label = ""
+
+
+class Hook(_Model):
+    """One hook; ``env`` None means absent from config.json; ``timeout`` 0 means none."""
+
+    __slots__ = ("where", "path", "args", "env", "timeout")
+
+    def __init__(self, where, path, args, env, timeout):
+        self.where = where          # "hooks.createRuntime[0]", for messages
+        self.path = path
+        self.args = args
+        self.env = env
+        self.timeout = timeout
 
 
 class Root(_Model):
@@ -273,7 +288,7 @@ class Config(_Model):
         self.mounts = []
         self.linux = Linux()
         self.annotations = {}
-        self.hooks = {}
+        self.hooks = {}             # kind -> [Hook], only kinds that have hooks
         self.warnings = []
 
     @property
@@ -417,9 +432,7 @@ def parse_config(data, bundle, config_path="config.json"):
     config.annotations = _get(data, "annotations", "", _parse_annotations, {})
     config.linux = _get(data, "linux", "", _parse_linux, None, config.warnings) or Linux()
     config.mounts = _get(data, "mounts", "", _parse_mounts, [], bundle)
-    config.hooks = _get(data, "hooks", "", _want_object, {})
-    if any(config.hooks.values()):
-        config.warnings.append(HOOKS_WARNING)
+    config.hooks = _get(data, "hooks", "", _parse_hooks, {}, config.warnings)
     _check_namespaces(config)
     return config
 
@@ -451,6 +464,42 @@ def _parse_root(value, path, bundle):
         raise ConfigError(_at(path, "path"), "rootfs %s is not a directory" % host)
     readonly = _get(value, "readonly", path, _want_bool, False)
     return Root(rel, host, readonly)
+
+
+def _parse_hooks(value, path, warnings):
+    _want_object(value, path)
+    hooks = {}
+    for kind, entries in value.items():
+        where = _at(path, kind)
+        if kind not in HOOK_KINDS:
+            if entries:
+                warnings.append("%s: unknown hook kind (minirunc knows %s); not run"
+                                % (where, ", ".join(HOOK_KINDS)))
+            continue
+        if entries is None:
+            continue
+        _want_list(entries, where)
+        parsed = [_parse_hook(entry, _item(where, i)) for i, entry in enumerate(entries)]
+        if parsed:
+            hooks[kind] = parsed
+    return hooks
+
+
+def _parse_hook(value, path):
+    _want_object(value, path)
+    hook_path = _require(value, "path", path, _want_string)
+    if not hook_path.startswith("/"):
+        raise ConfigError(_at(path, "path"), 'must be an absolute path (got "%s")' % hook_path)
+    args = _get(value, "args", path, _want_strings, None)
+    env = _get(value, "env", path, _parse_env, None)
+    timeout = 0
+    if value.get("timeout") is not None:
+        timeout = value["timeout"]
+        if type(timeout) is not int or not 1 <= timeout <= U32_MAX:
+            raise ConfigError(_at(path, "timeout"), "must be a whole number of seconds, "
+                              "at least 1 (leave it out for no timeout)")
+    # runc: without args, argv[0] is the path.
+    return Hook(path, hook_path, list(args) if args else [hook_path], env, timeout)
 
 
 def _parse_annotations(value, path):

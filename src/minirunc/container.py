@@ -70,13 +70,14 @@ def _describe_exit(status):
     return "exit status %d" % os.WEXITSTATUS(status)
 
 
-def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None):
+def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None, on_hooks=None):
     """Start the C init for ``plan`` and follow it until it is ready; returns (pid, pty
     master or None).  Shared by create and exec: the init listens for `S` at
     ``listen_path``; when its `P` arrives, ``on_pid(pid)`` runs (create records the pid)
     and the process joins ``cgroup`` (a driver, or None).  ``spawn_wrapper(spawn)`` may
     run the spawn in other surroundings (create's visit of a new cgroup namespace).
-    On any failure the init is killed and reaped."""
+    When the init stops for hooks (`H`), ``on_hooks()`` runs the runtime's own and
+    returns the state JSON for the init's.  On any failure the init is killed and reaped."""
     from . import native
     native.set_dumpable(False)
     fds = []
@@ -103,12 +104,12 @@ def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None):
         for fd in fds:
             os.close(fd)
     try:
-        return _follow_init(plan, sock, helper_pid, cgroup, on_pid)
+        return _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks)
     finally:
         os.close(sock)
 
 
-def _follow_init(plan, sock, helper_pid, cgroup, on_pid):
+def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
     """Read the init's messages until it is ready; returns (pid, pty master or None)."""
     from . import native
     pid, master = None, None
@@ -142,6 +143,8 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid):
             elif kind == "U":
                 _write_id_maps(pid, plan)
                 native.send(sock, b"u")
+            elif kind == "H" and on_hooks is not None:
+                native.send(sock, b"h" + on_hooks())
             elif kind == "N":
                 log.debug(fields[0])
             elif kind == "T":
@@ -251,6 +254,9 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
              "owner": "", "annotations": config.annotations, "creating": True,
              "resources": config.linux.resources,
              "devicePaths": [d.path for d in config.linux.devices]}
+    if config.hooks:
+        from . import hooks
+        state["hooks"] = hooks.to_record(config.hooks)
     cgroup = None
     try:
         resources = config.linux.resources
@@ -266,9 +272,18 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             state["pid_start"] = process_start_time(pid)
             container.save(state)
 
+        def run_create_hooks():
+            # prestart (deprecated, same moment) and createRuntime: in our namespaces,
+            # while the init waits after its mounts.
+            from . import hooks
+            document = hooks.state_json(state, "creating")
+            hooks.run(config.hooks.get("prestart", []) + config.hooks.get("createRuntime", []),
+                      document)
+            return document
+
         pid, master = _launch_init(
             plan, container.start_socket_path(), cgroup, record_pid,
-            lambda spawn: _spawn_in_cgroup(cgroup, plan, resources, spawn))
+            lambda spawn: _spawn_in_cgroup(cgroup, plan, resources, spawn), run_create_hooks)
         try:
             if master is not None and console_socket is not None:
                 _send_console(console_socket, master)
@@ -288,6 +303,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             cgroup.destroy()
         elif state.get("cgroup"):
             destroy_cgroup(container)
+        _run_poststop(state)
         container.remove_dir()
         raise
     finally:
@@ -324,18 +340,27 @@ def start(root, container_id):
         except HostError as e:
             raise StateError(container_id, "its init process is gone (%s); delete it"
                              % e.errno) from None
-        data = _send_start(sock)
+        record = c.data.get("hooks")
+        message = b"S"
+        if record and "startContainer" in record:
+            from . import hooks
+            message += hooks.state_json(c.data, "created")
+        data = _send_start(sock, message)
         os.unlink(path)
         _check_start_answer(data)
         log.debug("container %s started" % container_id)
+        if record and "poststart" in record:
+            from . import hooks
+            hooks.run(hooks.from_record(record, "poststart"), hooks.state_json(c.data, "running"),
+                      fatal=False)
 
 
-def _send_start(sock):
-    """Send `S` on a connection to an init's start socket; returns its answer (b"": the
-    init has exec'd).  Closes the socket."""
+def _send_start(sock, message=b"S"):
+    """Send `S` (and the state JSON for startContainer hooks) on a connection to an init's
+    start socket; returns its answer (b"": the init has exec'd).  Closes the socket."""
     from . import native
     try:
-        native.send(sock, b"S")
+        native.send(sock, message)
         data, _ = native.recv(sock)
     finally:
         os.close(sock)
@@ -565,8 +590,19 @@ def delete(root, container_id, force=False):
                 finally:
                     os.close(pidfd)
         destroy_cgroup(c)
+        _run_poststop(c.data)
         c.remove_dir()
     log.debug("container %s deleted" % container_id)
+
+
+def _run_poststop(state):
+    """poststop hooks: after the container is gone, before delete returns; a failure is
+    a warning (runtime-spec)."""
+    record = state.get("hooks")
+    if record and "poststop" in record:
+        from . import hooks
+        hooks.run(hooks.from_record(record, "poststop"), hooks.state_json(state, "stopped"),
+                  fatal=False)
 
 
 def _thaw(c):
@@ -585,6 +621,7 @@ def remove_after_run(root, container_id):
             try:
                 c.load()
                 destroy_cgroup(c)
+                _run_poststop(c.data)
             except MiniruncError:
                 pass
             c.remove_dir()

@@ -72,3 +72,16 @@ class ContainerSetupError(MiniruncError):
         self.detail = detail
         self.errno = err
         super().__init__(detail + (": " + errno_text(err) if err else ""))
+
+
+class HookError(MiniruncError):
+    """A hook the runtime ran failed: ``where`` is its JSON path (hooks.prestart[0])."""
+
+    def __init__(self, where, path, problem, err=0):
+        self.where = where
+        self.hook_path = path
+        self.errno = err
+        text = '%s "%s": %s' % (where, path, problem)
+        if err:
+            text += ": " + errno_text(err)
+        super().__init__(text)

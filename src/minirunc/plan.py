@@ -60,6 +60,11 @@ DEV_SYMLINKS = (
     ("/proc/self/fd/2", "/dev/stderr"),
 )
 
+# HOOK stages: where the init runs a container-side hook.
+HOOK_STAGES = {"createContainer": 0, "startContainer": 1}
+# Hooks the runtime runs while the init waits after its mounts: they make the `h` sync.
+HOOKS_BEFORE_PIVOT = ("prestart", "createRuntime", "createContainer")
+
 # The tmpfs runc puts under a cgroup v1 mount.
 CGROUP_TMPFS_FLAGS = mountopts.MS_NOEXEC | mountopts.MS_NOSUID | mountopts.MS_NODEV
 
@@ -120,8 +125,25 @@ def build_plan(config, no_pivot=False, preserve_fds=0, mountinfo=None, proc_cgro
     _add_devices(plan, config)
     for key, value in config.linux.sysctl.items():
         plan.add("SYSCTL", sysctl_file(key), value)
+    _add_hooks(plan, config.hooks)
     _add_process_setup(plan, config, preserve_fds)
     return plan
+
+
+def _add_hooks(plan, hooks):
+    """The container-side hooks, run by the init itself: createContainer after the mounts
+    (paths resolve on the host, before pivot_root), startContainer after `start` (paths
+    resolve in the container).  Without ``env`` they get an empty environment, as runc's
+    init gives them; the runtime-side hooks are run by hooks.py."""
+    if any(kind in hooks for kind in HOOKS_BEFORE_PIVOT):
+        plan.add("HOOK_SYNC", 1)
+    for kind, stage in HOOK_STAGES.items():
+        for hook in hooks.get(kind, ()):
+            plan.add("HOOK", stage, hook.where, hook.path, hook.timeout)
+            for arg in hook.args:
+                plan.add("HOOK_ARG", arg)
+            for entry in hook.env or ():
+                plan.add("HOOK_ENV", entry)
 
 
 # ------------------------------------------------------------------- exec

@@ -48,6 +48,13 @@ RECORDS = {
     25: ("SECCOMP_ARCH", "s", ("name",)),
     26: ("DEV_SETUP", "u", ("enabled",)),
     27: ("PERSONALITY", "u", ("domain",)),
+    # Stop after the mounts (before pivot_root) and wait for the runtime's `h`, which
+    # carries the state JSON for the container-side hooks.
+    28: ("HOOK_SYNC", "u", ("enabled",)),
+    # A hook the init runs itself; the HOOK_ARG and HOOK_ENV records after it are its own.
+    29: ("HOOK", "ussu", ("stage", "where", "path", "timeout")),
+    30: ("HOOK_ARG", "s", ("arg",)),
+    31: ("HOOK_ENV", "s", ("entry",)),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
