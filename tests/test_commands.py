@@ -92,3 +92,44 @@ def test_command_help(rt):
     assert r.returncode == 0 and "create" in r.stdout
     r = rt("--help")
     assert r.returncode == 0 and all(v in r.stdout for v in ("create", "start", "delete", "spec"))
+
+
+def test_features_lists_what_the_config_accepts(rt, tmp_path):
+    """`features` (runc's JSON shape) names only what a config.json may really use."""
+    from minirunc import config as cfgmod
+    from minirunc import plan as planmod
+    from make_bundle import base_config
+    r = rt("features")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["ociVersionMin"], doc["ociVersionMax"]) == ("1.0.0", "1.2.0")
+    assert doc["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
+                            "poststart", "poststop"]
+    linux = doc["linux"]
+    assert {"rro", "rbind", "nosymfollow", "rprivate"} <= set(doc["mountOptions"])
+    assert "tmpcopyup" not in doc["mountOptions"] and "idmap" not in doc["mountOptions"]
+    assert "SCMP_ACT_NOTIFY" not in linux["seccomp"]["actions"]
+    assert linux["apparmor"] == {"enabled": False} and linux["selinux"] == {"enabled": False}
+    assert "CAP_CHECKPOINT_RESTORE" in linux["capabilities"]
+
+    (tmp_path / "rootfs").mkdir()
+    config = base_config(["true"])
+    config["mounts"] = [{"destination": "/m%d" % i, "type": "tmpfs", "source": str(tmp_path),
+                         "options": [option]} for i, option in enumerate(doc["mountOptions"])]
+    config["linux"]["namespaces"] = [{"type": t} for t in linux["namespaces"]]
+    config["linux"]["uidMappings"] = config["linux"]["gidMappings"] = [
+        {"containerID": 0, "hostID": 100000, "size": 1}]
+    config["process"]["capabilities"] = {"bounding": linux["capabilities"]}
+    seccomp = linux["seccomp"]
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": seccomp["archs"],
+        "flags": seccomp["supportedFlags"],
+        "syscalls": [{"names": ["getcwd"], "action": action,
+                      "args": [{"index": 0, "value": 1, "op": op}]}
+                     for action in seccomp["actions"] if action != "SCMP_ACT_ALLOW"
+                     for op in seccomp["operators"]]}
+    parsed = cfgmod.parse_config(config, str(tmp_path))
+    plan = planmod.build_plan(parsed)
+    assert plan.names().count("SECCOMP_RULE") == \
+        (len(seccomp["actions"]) - 1) * len(seccomp["operators"])
+    assert not [w for w in parsed.warnings if "not" in w], parsed.warnings

@@ -53,6 +53,7 @@ COMMANDS = {
              "list containers"),
     "spec": ({"bundle": _BUNDLE, "rootless": (("--rootless",), False)}, (),
              "write a default config.json"),
+    "features": ({}, (), "print what this build implements as JSON (runtime-spec features)"),
     "pause": ({}, ("id",), "freeze every process of the container (cgroup freezer)"),
     "resume": ({}, ("id",), "thaw a paused container"),
     "update": ({"resources": (("--resources", "-r"), True),

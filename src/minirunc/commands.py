@@ -14,7 +14,6 @@ from .errors import ConfigError, StateError, UsageError
 LATER = {
     "checkpoint": "checkpoint (CRIU) is not implemented",
     "restore": "restore (CRIU) is not implemented",
-    "features": "features is not implemented",
 }
 
 
@@ -240,6 +239,13 @@ def cmd_ps(root, options, container_id, ps_options=()):
     if ps_options and ps_options[0] == "--":
         ps_options = ps_options[1:]
     ps(root, container_id, options.get("format") or "table", ps_options)
+    return 0
+
+
+def cmd_features(root, options):
+    from .features import features
+    from .jsontext import dumps
+    sys.stdout.write(dumps(features(), indent=4) + "\n")
     return 0
 
 
