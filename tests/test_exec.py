@@ -326,3 +326,110 @@ def test_exec_in_a_created_container(rt, make):
     r = rt("exec", cid, "hostname")
     assert r.returncode == 0 and r.stdout == "minirunc\n", r.stderr
     assert rt.state(cid)["status"] == "created"
+
+
+def _cgroup_record(rt, cid):
+    with open(os.path.join(rt.root, cid, "state.json")) as f:
+        return json.load(f)["cgroup"]
+
+
+def _cgroup_lines(pid):
+    """{controllers field: path} of /proc/<pid>/cgroup ("" is the cgroup2 line)."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        return {fields[1]: fields[2] for fields in
+                (line.split(":", 2) for line in f.read().splitlines())}
+
+
+def _procs(directory):
+    with open(os.path.join(directory, "cgroup.procs")) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _make_sub_cgroup(parent, name):
+    """What a caller does before `exec --cgroup`: make the sub-cgroup (a v1 cpuset one
+    starts with no cpus and mems)."""
+    sub = os.path.join(parent, name)
+    os.mkdir(sub)
+    for key in ("cpuset.cpus", "cpuset.mems"):
+        if os.path.exists(os.path.join(sub, key)):
+            with open(os.path.join(parent, key)) as f:
+                value = f.read().strip()
+            with open(os.path.join(sub, key), "w") as f:
+                f.write(value)
+
+
+def test_exec_into_a_sub_cgroup(rt, make, tmp_path):
+    cid, _, init = running(rt, make)
+    record = _cgroup_record(rt, cid)
+    if record.get("driver") in (None, "none"):
+        pytest.skip("no cgroup filesystem on this host")
+    paths = record.get("paths") or {}
+    dirs = sorted(set(paths.values()) | ({record["unified"]} if record.get("unified") else set()))
+    for d in dirs:
+        _make_sub_cgroup(d, "sub")
+    pid_file = tmp_path / "exec.pid"
+    r = rt("exec", "-d", "--cgroup", "sub", "--pid-file", pid_file, cid, "sleep", "300")
+    assert r.returncode == 0, r.stderr
+    pid = int(pid_file.read_text())
+    for d in dirs:   # every hierarchy of the container: its sub-cgroup, not the container's
+        assert pid in _procs(os.path.join(d, "sub")), d
+        assert pid not in _procs(d)
+    init_lines, exec_lines = _cgroup_lines(init), _cgroup_lines(pid)
+    assert [k for k in init_lines if exec_lines[k] == init_lines[k] + "/sub"]
+
+    if "memory" in paths and "pids" in paths:
+        _make_sub_cgroup(paths["memory"], "only")
+        pid_file.unlink()
+        r = rt("exec", "-d", "--cgroup", "memory:only", "--pid-file", pid_file, cid,
+               "sleep", "300")
+        assert r.returncode == 0, r.stderr
+        pid = int(pid_file.read_text())
+        assert pid in _procs(os.path.join(paths["memory"], "only"))
+        assert pid in _procs(paths["pids"])    # the other hierarchies: the container's own
+
+    # delete removes the sub-cgroups with the container's (runc does too)
+    r = rt("delete", "--force", cid)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert not [d for d in dirs if os.path.exists(d)]
+
+
+def test_exec_cgroup_errors(rt, make):
+    cid, _, _ = running(rt, make)
+    record = _cgroup_record(rt, cid)
+    if record.get("driver") in (None, "none"):
+        pytest.skip("no cgroup filesystem on this host")
+    before = sorted(json.loads(rt("ps", "--format", "json", cid).stdout))
+    for args, problem in (
+            (["--cgroup", "nosuch"], "does not exist (exec joins an existing sub-cgroup; "
+                                     "create it first)"),
+            (["--cgroup", "../escape"], 'must name a sub-cgroup inside the container\'s cgroup'),
+            (["--cgroup", "bogus:sub"], "controller bogus is not one of the container's"),
+            (["--cgroup", "a", "--cgroup", "b"], "only a single such --cgroup is allowed")):
+        r = rt("exec", *args, cid, "true")
+        assert r.returncode == 1, (args, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and problem in r.stderr, (args, r.stderr)
+    assert no_exec_sockets(rt, cid)
+    assert sorted(json.loads(rt("ps", "--format", "json", cid).stdout)) == before
+
+
+def test_exec_ignore_paused_runs_after_resume(rt, make, tmp_path):
+    cid, _, _ = running(rt, make)
+    if rt("pause", cid).returncode != 0:
+        pytest.skip("no freezer on this host")
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        proc = subprocess.Popen(rt.cmd("exec", "--ignore-paused", cid, "echo", "after-resume"),
+                                env=runtime_env(), stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1)
+        # It joined the frozen cgroup: nothing ran yet.
+        assert proc.poll() is None and out.read_text() == ""
+        assert rt.state(cid)["status"] == "paused"
+        assert rt("resume", cid).returncode == 0
+        assert proc.wait(timeout=30) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.read_text() == "after-resume\n"

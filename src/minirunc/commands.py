@@ -133,7 +133,8 @@ def cmd_exec(root, options, container_id, command=()):
     pid, master = container.exec_process(
         root, container_id, make_process, console_socket=options.get("console-socket"),
         pid_file=options.get("pid-file"), preserve_fds=preserve_fds, keep_terminal=not detach,
-        exec_flags=process_file is None)
+        exec_flags=process_file is None, sub_cgroups=options.get("cgroup", ()),
+        ignore_paused=options.get("ignore-paused", False))
     if detach:
         return 0
     from . import foreground

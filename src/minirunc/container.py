@@ -400,14 +400,17 @@ def _init_namespaces(container_id, pid):
 
 
 def exec_process(root, container_id, make_process, console_socket=None, pid_file=None,
-                 preserve_fds=0, keep_terminal=False, exec_flags=True):
+                 preserve_fds=0, keep_terminal=False, exec_flags=True, sub_cgroups=(),
+                 ignore_paused=False):
     """Start another process in a created or running container (runc's `exec`).
 
     ``make_process(config)`` returns the config.Process to run, given the container's
     Config (read from the bundle recorded in state.json).  The container's lock is held
     only while its state is read.  The process joins the init's namespaces and cgroups;
     it is our child (CLONE_PARENT).  Returns (pid, pty master or None), the master only
-    when ``keep_terminal`` and no console socket.
+    when ``keep_terminal`` and no console socket.  ``sub_cgroups``: runc's --cgroup
+    arguments; ``ignore_paused``: exec into a paused container (the process stays frozen
+    with it until `resume`, as with runc).
     """
     from . import native
     from .config import load_bundle
@@ -417,8 +420,9 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
     with Container(root, container_id).lock(shared=True) as c:
         c.load()
         status = c.status()
-        if status not in ("running", "created"):
-            hint = " (resume it first)" if status == "paused" else ""
+        allowed = ("running", "created", "paused") if ignore_paused else ("running", "created")
+        if status not in allowed:
+            hint = " (resume it first, or pass --ignore-paused)" if status == "paused" else ""
             raise StateError(container_id, "cannot exec in a %s container%s"
                              % (status, hint))
         namespaces = _init_namespaces(container_id, c.pid)
@@ -433,7 +437,10 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
     for warning in plan.warnings:
         log.warning(warning)
     cgroup = None
-    if record and record.get("driver") not in (None, "none"):
+    if sub_cgroups:
+        from .cgroups.subgroup import SubgroupJoiner, target_dirs
+        cgroup = SubgroupJoiner(target_dirs(record, sub_cgroups))
+    elif record and record.get("driver") not in (None, "none"):
         from .cgroups import driver_from_record
         cgroup = driver_from_record(record)
 

@@ -61,7 +61,15 @@ def make_dirs(path):
 
 
 def remove_dir(path, timeout=2.0):
-    """Kill what is left in the cgroup and remove it; False if it stays busy."""
+    """Kill what is left in the cgroup and remove it, its sub-cgroups first (the container
+    or `exec --cgroup` may have made some; runc removes them too); False if one stays busy."""
+    try:
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        children = []
+    removed = [remove_dir(child, timeout) for child in children]
+    if not all(removed):
+        return False
     end = time.monotonic() + timeout
     while True:
         try:

@@ -1,0 +1,81 @@
+"""`exec --cgroup [<controller>[,<controller>]:]<path>`: put the process into existing
+sub-cgroups of the container's cgroups instead of the container's own (runc 1.1).
+
+A path without a controller applies to every hierarchy (only one such argument is
+allowed); ``ctrl:path`` to that v1 controller.  Paths are relative to the container's
+cgroup and must already exist: exec never creates or removes cgroups."""
+
+import os
+
+from minirunc.cgroups.base import write_value
+from minirunc.errors import HostError, UsageError
+
+ENOSPC = 28
+UNIFIED = ""   # the key of the cgroup2 directory (v2, or hybrid's unified tree)
+
+
+def parse(specs):
+    """{controller or "": relative path} from the --cgroup arguments."""
+    paths = {}
+    for spec in specs:
+        controllers, sep, path = spec.rpartition(":")
+        if not sep:
+            if len(specs) != 1:
+                raise UsageError("--cgroup %s names no controller; only a single such --cgroup "
+                                 "is allowed (or use CONTROLLER:PATH for each)" % spec)
+            controllers = UNIFIED
+        rel = path.strip("/")
+        if not rel or ".." in rel.split("/"):
+            raise UsageError("--cgroup %s: the path must name a sub-cgroup inside the "
+                             "container's cgroup (no \"..\")" % spec)
+        for controller in controllers.split(",") if controllers else [UNIFIED]:
+            paths[controller] = rel
+    return paths
+
+
+def target_dirs(record, specs):
+    """The directories the exec'd process joins, from the container's state.json cgroup
+    ``record`` and the --cgroup arguments."""
+    wanted = parse(specs)
+    record = record or {}
+    own = dict(record.get("paths") or {})
+    if record.get("unified"):
+        own[UNIFIED] = record["unified"]
+    if not own:
+        raise UsageError("--cgroup: the container has no cgroups (no cgroup filesystem is "
+                         "mounted on this host)")
+    unknown = sorted(c for c in wanted if c != UNIFIED and c not in own)
+    if unknown:
+        raise UsageError("--cgroup: controller %s is not one of the container's (%s)"
+                         % (", ".join(unknown), ", ".join(sorted(c for c in own if c))
+                            or "cgroup v2 only: give the path without a controller"))
+    default = wanted.get(UNIFIED)
+    dirs = []
+    for controller, directory in sorted(own.items()):
+        rel = wanted.get(controller, default)
+        target = os.path.join(directory, rel) if rel else directory
+        if target not in dirs:
+            dirs.append(target)
+        if rel and not os.path.isdir(target):
+            raise UsageError("--cgroup: %s does not exist (exec joins an existing sub-cgroup; "
+                             "create it first)" % target)
+    return dirs
+
+
+class SubgroupJoiner:
+    """What exec's launch needs of a driver: add_pid into the chosen directories."""
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    def add_pid(self, pid):
+        for d in self.dirs:
+            path = os.path.join(d, "cgroup.procs")
+            try:
+                write_value(path, str(pid))
+            except HostError as e:
+                hint = None
+                if e.errno == ENOSPC and "cpuset" in d:
+                    hint = "a new v1 cpuset cgroup needs cpuset.cpus and cpuset.mems written"
+                raise HostError("move the exec'd process (pid %d) into cgroup" % pid,
+                                path, e.errno, hint) from None
