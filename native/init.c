@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -62,7 +63,7 @@ enum {
     T_OOM_SCORE_ADJ = 17, T_CWD = 18, T_ENV = 19, T_ARG = 20, T_TERMINAL = 21,
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
-    T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_MAX = 32
+    T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32, T_MAX = 33
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -75,7 +76,7 @@ static const char *const KINDS[T_MAX] = {
     [T_TERMINAL] = "uu", [T_SECCOMP_INIT] = "uu", [T_SECCOMP_RULE] = "suL",
     [T_PRESERVE_FDS] = "u", [T_SECCOMP_ARCH] = "s", [T_DEV_SETUP] = "u",
     [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
-    [T_HOOK_ENV] = "s",
+    [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
 };
 
 #define MAXF 10
@@ -1353,6 +1354,39 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
 
 /* --------------------------------------------------------------- stages */
 
+/* Leave the caller's session keyring for the container's own (runc does the same; a
+ * kernel without keyrings only gets a note). */
+static void join_session_keyring(void)
+{
+    struct rec *k = find(T_SESSION_KEYRING);
+    char desc[512], nb[24];
+    if (!k)
+        return;
+    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, k->f[0].s);
+    if (id < 0 && errno == ENOSYS) {
+        note("this kernel has no keyrings: the session keyring ", k->f[0].s, " was not made", NULL);
+        return;
+    }
+    if (id < 0)
+        fail(errno, "keyring", "join the session keyring ", k->f[0].s,
+             " (run with --no-new-keyring to keep the caller's)", NULL);
+    /* "type;uid;gid;perm;description": the permissions are the fourth field, in hex. */
+    long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc - 1);
+    if (n < 0)
+        fail(errno, "keyring", "describe the session keyring ", k->f[0].s, NULL);
+    desc[n < (long)sizeof desc ? n : (long)sizeof desc - 1] = 0;
+    char *p = desc;
+    for (int field = 0; field < 3 && p; field++)
+        if ((p = strchr(p, ';')))
+            p++;
+    if (!p)
+        fail(EINVAL, "keyring", "unexpected description of the session keyring: ", desc, NULL);
+    unsigned long perm = strtoul(p, NULL, 16) | k->f[1].u;
+    if (syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm) < 0)
+        fail(errno, "keyring", "set the permissions of the session keyring ", k->f[0].s,
+             " to 0x", hex(nb, perm), NULL);
+}
+
 /* Stage 2: the container's pid 1, inside the new namespaces. */
 static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
 {
@@ -1369,6 +1403,7 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
         if (setresuid(0, 0, 0) < 0)
             fail(errno, "setresuid", "setresuid 0 in the user namespace (is uid 0 mapped?)", NULL);
     }
+    join_session_keyring();
     mode_t old_umask = umask(0);   /* device modes and directories as planned */
     set_names();
     struct rec *root = find(T_ROOTFS);

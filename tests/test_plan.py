@@ -653,3 +653,10 @@ def test_hook_sync_only_for_hooks_before_pivot(bundle, kinds, sync):
     assert ("HOOK_SYNC" in names) == sync
     # The runtime-side kinds never reach the init.
     assert names.count("HOOK") == sum(k in ("createContainer", "startContainer") for k in kinds)
+
+
+@pytest.mark.parametrize("user_namespace,perm", [(False, 0x00080000), (True, 0x00000008)])
+def test_session_keyring_record(bundle, user_namespace, perm):
+    plan = make_plan(bundle, minimal())
+    plan.add_session_keyring("web-1", user_namespace)
+    assert records(plan, "SESSION_KEYRING") == [{"name": "_ses.web-1", "add_perm": perm}]

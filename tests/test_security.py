@@ -196,3 +196,47 @@ def test_runtime_exe_is_out_of_reach_while_it_waits(rt, make):
     assert lines[0] in ("python", "minirunc"), r.stdout + r.stderr  # really the runtime
     assert "readlink-denied" in r.stdout and "rc=0" not in r.stdout, r.stdout
     assert runtime_files() == before
+
+
+def _session_keyrings(text, name):
+    """Lines of a /proc/keys listing for keyrings called ``name``: [(perm, line)]."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and fields[7] == "keyring" and fields[8] == name + ":":
+            found.append((int(fields[4], 16), line))
+    return found
+
+
+def _host_keys():
+    with open("/proc/keys") as f:
+        return f.read()
+
+
+def _unmask_proc_keys(config):
+    config["linux"]["maskedPaths"].remove("/proc/keys")
+
+
+def test_container_gets_its_own_session_keyring(rt, make):
+    """Like runc: not the caller's session keyring but `_ses.<id>`, searchable by the
+    container's user, and `exec` joins that same keyring instead of making another."""
+    cid = rt.new_id("key")
+    bundle = make(["sleep", "100"], edit=_unmask_proc_keys)
+    assert rt("run", "-d", "--bundle", bundle, cid).returncode == 0
+    rings = _session_keyrings(_host_keys(), "_ses." + cid)
+    assert len(rings) == 1, _host_keys()
+    assert rings[0][0] & 0x00080000   # KEY_USR_SEARCH
+    r = rt("exec", cid, "cat", "/proc/keys")
+    assert r.returncode == 0, r.stderr
+    assert len(_session_keyrings(r.stdout, "_ses." + cid)) == 1, r.stdout
+    assert len(_session_keyrings(_host_keys(), "_ses." + cid)) == 1
+
+
+def test_no_new_keyring_keeps_the_callers(rt, make):
+    cid = rt.new_id("key")
+    bundle = make(["sleep", "100"], edit=_unmask_proc_keys)
+    assert rt("run", "-d", "--no-new-keyring", "--bundle", bundle, cid).returncode == 0
+    r = rt("exec", cid, "cat", "/proc/keys")
+    assert r.returncode == 0, r.stderr
+    assert _session_keyrings(r.stdout, "_ses." + cid) == []
+    assert _session_keyrings(_host_keys(), "_ses." + cid) == []

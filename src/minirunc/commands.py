@@ -43,7 +43,8 @@ def cmd_create(root, options, container_id):
            console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
            no_pivot=options.get("no-pivot", False),
            preserve_fds=_int_option(options, "preserve-fds"),
-           systemd_cgroup=options.get("systemd-cgroup", False))
+           systemd_cgroup=options.get("systemd-cgroup", False),
+           no_new_keyring=options.get("no-new-keyring", False))
     return 0
 
 
@@ -67,7 +68,8 @@ def cmd_run(root, options, container_id):
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
         preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach,
-        systemd_cgroup=options.get("systemd-cgroup", False))
+        systemd_cgroup=options.get("systemd-cgroup", False),
+        no_new_keyring=options.get("no-new-keyring", False))
     if master is not None and os.isatty(0):
         from .foreground import copy_window_size
         copy_window_size(0, master)  # before start, so the process sees its size at once

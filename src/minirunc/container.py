@@ -226,7 +226,7 @@ def _check_terminal(plan, console_socket, keep_terminal, exec_flags=False):
 
 
 def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
-           preserve_fds=0, keep_terminal=False, systemd_cgroup=False):
+           preserve_fds=0, keep_terminal=False, systemd_cgroup=False, no_new_keyring=False):
     """Create a container whose init waits for `start`.
 
     Returns (Container, pid, pty master fd or None); the master is returned only when
@@ -243,6 +243,8 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     if listen_fds:
         plan.add_env("LISTEN_FDS=%d" % listen_fds)
         plan.add_env("LISTEN_PID=1")
+    if not no_new_keyring:
+        plan.add_session_keyring(container_id, config.linux.namespace("user") is not None)
     _check_terminal(plan, console_socket, keep_terminal)
     _check_inherited_fds(preserve_fds + listen_fds)
     for warning in plan.warnings:
@@ -257,6 +259,8 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     if config.hooks:
         from . import hooks
         state["hooks"] = hooks.to_record(config.hooks)
+    if no_new_keyring:
+        state["noNewKeyring"] = True     # exec then keeps the caller's keyring too
     cgroup = None
     try:
         resources = config.linux.resources
@@ -429,9 +433,12 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
         record = c.data.get("cgroup")
         bundle = c.data.get("bundle") or ""
         state_dir = c.dir
+        new_keyring = not c.data.get("noNewKeyring")
     config = load_bundle(bundle)
     process = make_process(config)
     plan = build_exec_plan(process, config.linux.seccomp, namespaces, preserve_fds)
+    if new_keyring:
+        plan.add_session_keyring(container_id, config.linux.namespace("user") is not None)
     _check_terminal(plan, console_socket, keep_terminal, exec_flags)
     _check_inherited_fds(preserve_fds)
     for warning in plan.warnings:

@@ -26,6 +26,8 @@ CLONE_FLAGS = {
 }
 
 DEFAULT_UMASK = 0o022
+KEY_USR_SEARCH = 0x00080000
+KEY_OTH_SEARCH = 0x00000008
 EPERM = 1
 
 # libseccomp's SCMP_ACT_* values; ERRNO and TRACE carry a 16-bit number.
@@ -95,6 +97,13 @@ class Plan:
         names = self.names()
         at = names.index("ARG") if "ARG" in names else len(names)
         self.records.insert(at, ("ENV", (entry,)))
+
+    def add_session_keyring(self, container_id, user_namespace):
+        """A session keyring of the container's own instead of the caller's, named so that
+        `exec` joins the same one (runc's `_ses.<id>`); searchable by the container's
+        root: 'other' search inside a user namespace, 'user' search without one."""
+        self.add("SESSION_KEYRING", "_ses." + container_id,
+                 KEY_OTH_SEARCH if user_namespace else KEY_USR_SEARCH)
 
     def encode(self):
         return planformat.encode(self.records)

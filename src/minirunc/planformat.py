@@ -55,6 +55,8 @@ RECORDS = {
     29: ("HOOK", "ussu", ("stage", "where", "path", "timeout")),
     30: ("HOOK_ARG", "s", ("arg",)),
     31: ("HOOK_ENV", "s", ("entry",)),
+    # Join (or create) this session keyring and add `add_perm` to its permissions.
+    32: ("SESSION_KEYRING", "su", ("name", "add_perm")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
