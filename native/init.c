@@ -63,7 +63,8 @@ enum {
     T_OOM_SCORE_ADJ = 17, T_CWD = 18, T_ENV = 19, T_ARG = 20, T_TERMINAL = 21,
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
-    T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32, T_MAX = 33
+    T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
+    T_TIME_OFFSET = 33, T_MAX = 34
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -77,6 +78,7 @@ static const char *const KINDS[T_MAX] = {
     [T_PRESERVE_FDS] = "u", [T_SECCOMP_ARCH] = "s", [T_DEV_SETUP] = "u",
     [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
+    [T_TIME_OFFSET] = "siu",
 };
 
 #define MAXF 10
@@ -1458,6 +1460,26 @@ static int parse_fd(const char *s)
     return v;
 }
 
+/* A new time namespace cannot come from clone(): its flag shares bits with the exit
+ * signal there.  unshare() it instead, so that the clone lands in it, and set its clock
+ * offsets while nothing is inside yet. */
+static void new_time_namespace(void)
+{
+    struct msg m = { .n = 0 };
+    if (unshare(CLONE_NEWTIME) < 0)
+        fail(errno, "unshare", "unshare a new time namespace", NULL);
+    FOR_EACH(r, T_TIME_OFFSET) {
+        m_add(&m, r->f[0].s);
+        m_chr(&m, ' ');
+        m_num(&m, (long long)r->f[1].u);
+        m_chr(&m, ' ');
+        m_num(&m, (long long)r->f[2].u);
+        m_chr(&m, '\n');
+    }
+    if (m.n && write_file("/proc/self/timens_offsets", m.b, m.n) < 0)
+        fail(errno, "timens", "write linux.timeOffsets to /proc/self/timens_offsets", NULL);
+}
+
 /* Stage 1: read the plan, join namespaces, clone stage 2. */
 int main(int argc, char **argv)
 {
@@ -1508,6 +1530,10 @@ int main(int argc, char **argv)
     struct rec *ns = find(T_NS_NEW);
     unsigned long flags = ns ? ns->f[0].u : 0;
     new_userns = !!(flags & CLONE_NEWUSER);
+    if (flags & CLONE_NEWTIME) {
+        new_time_namespace();
+        flags &= ~(unsigned long)CLONE_NEWTIME;
+    }
     /* Stage 2 waits on this pipe until our `P` is sent, so the runtime always learns
      * the pid before any message of stage 2 (`U` needs it to write the maps). */
     int p_sent[2];

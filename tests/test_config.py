@@ -282,6 +282,13 @@ ERROR_CASES = [
     (_set(["linux", "personality"], {"domain": "LINUX", "flags": ["X"]}),
      "linux.personality.flags", "personality flags are not supported"),
     (_set(["linux", "resources"], []), "linux.resources", "must be an object"),
+    (_set(["linux", "timeOffsets"], {"realtime": {"secs": 1}}), "linux.timeOffsets.realtime",
+     "unknown clock (the time namespace offsets monotonic and boottime)"),
+    (_set(["linux", "timeOffsets"], {"boottime": {"nanosecs": 1000000000}}),
+     "linux.timeOffsets.boottime.nanosecs", "must be an integer from 0 to 999999999"),
+    (_set(["linux", "timeOffsets"], {"boottime": {"secs": 5}}), "linux.timeOffsets",
+     'offsets need a new time namespace (add {"type": "time"} without a path to '
+     'linux.namespaces)'),
     (_set(["hooks"], []), "hooks", "must be an object"),
     (_set(["hooks"], {"prestart": {"path": "/x"}}), "hooks.prestart", "must be a list"),
     (_set(["hooks"], {"poststop": [{"args": ["x"]}]}), "hooks.poststop[0].path", "is required"),
@@ -548,3 +555,10 @@ def test_mountopts_parse_is_used(bundle):
     data["mounts"] = [{"destination": "/x", "type": "tmpfs", "options": ["ro", "nosuid"]}]
     opts = load(bundle, data).mounts[0].opts
     assert opts.flags == mountopts.MS_RDONLY | mountopts.MS_NOSUID
+
+
+def test_intel_rdt_warns(bundle):
+    data = minimal()
+    data["linux"]["intelRdt"] = {"closID": "guaranteed_group", "l3CacheSchema": "L3:0=7f0"}
+    assert load(bundle, data).warnings == [
+        "linux.intelRdt: Intel RDT is not supported; it was NOT applied"]

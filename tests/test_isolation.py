@@ -39,6 +39,28 @@ def test_namespaces_differ_from_host(rt, make):
         assert value != os.readlink("/proc/self/ns/%s" % kind), kind
 
 
+def test_time_namespace_with_offsets(rt, make):
+    """A new time namespace really is one (legacy clone() cannot make it), with the
+    boottime and monotonic offsets of linux.timeOffsets; exec lands in it too."""
+    ten_days = 10 * 86400
+
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": ten_days},
+                                     "monotonic": {"secs": ten_days, "nanosecs": 5}}
+    cid = rt.new_id("time")
+    r = rt("run", "-d", "--bundle", make(["sleep", "100"], edit=edit), cid)
+    assert r.returncode == 0, r.stderr
+    r = rt("exec", cid, "sh", "-c", "readlink /proc/self/ns/time; cat /proc/uptime")
+    assert r.returncode == 0, r.stderr
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    ns, uptime = r.stdout.split()[:2]
+    assert ns != os.readlink("/proc/self/ns/time")
+    assert ns == os.readlink("/proc/%d/ns/time" % rt.state(cid)["pid"])
+    assert ten_days - 60 < float(uptime) - host_uptime < ten_days + 60
+
+
 def test_user_namespace_uid_map(rt, make):
     def edit(c):
         c["linux"]["namespaces"].append({"type": "user"})

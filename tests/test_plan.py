@@ -660,3 +660,16 @@ def test_session_keyring_record(bundle, user_namespace, perm):
     plan = make_plan(bundle, minimal())
     plan.add_session_keyring("web-1", user_namespace)
     assert records(plan, "SESSION_KEYRING") == [{"name": "_ses.web-1", "add_perm": perm}]
+
+
+def test_time_offsets_follow_the_new_namespace(bundle):
+    data = minimal()
+    data["linux"]["namespaces"].append({"type": "time"})
+    data["linux"]["timeOffsets"] = {"monotonic": {"secs": -5, "nanosecs": 7},
+                                    "boottime": {"secs": 86400}}
+    plan = make_plan(bundle, data)
+    names = plan.names()
+    assert names.index("TIME_OFFSET") == names.index("NS_NEW") + 1
+    assert records(plan, "TIME_OFFSET") == [
+        {"clock": "monotonic", "secs": -5, "nanosecs": 7},
+        {"clock": "boottime", "secs": 86400, "nanosecs": 0}]

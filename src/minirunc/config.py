@@ -247,7 +247,7 @@ class Seccomp(_Model):
 class Linux(_Model):
     __slots__ = ("namespaces", "uid_mappings", "gid_mappings", "devices", "sysctl",
                  "masked_paths", "readonly_paths", "rootfs_propagation", "seccomp",
-                 "resources", "cgroups_path", "personality", "mount_label")
+                 "resources", "cgroups_path", "personality", "mount_label", "time_offsets")
 
     def __init__(self):
         self.namespaces = []
@@ -263,6 +263,7 @@ class Linux(_Model):
         self.cgroups_path = ""
         self.personality = None     # domain number, or None
         self.mount_label = ""
+        self.time_offsets = {}      # "monotonic"/"boottime" -> (secs, nanosecs)
 
     def namespace(self, type):
         """The Namespace of that type, or None."""
@@ -761,7 +762,28 @@ def _parse_linux(value, path, warnings):
     linux.mount_label = _get(value, "mountLabel", path, _want_string, "")
     if linux.mount_label:
         warnings.append("linux.mountLabel: SELinux is not supported; the label was NOT applied")
+    linux.time_offsets = _get(value, "timeOffsets", path, _parse_time_offsets, {})
+    if value.get("intelRdt") is not None:
+        warnings.append("linux.intelRdt: Intel RDT is not supported; it was NOT applied")
     return linux
+
+
+TIME_CLOCKS = ("monotonic", "boottime")
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _parse_time_offsets(value, path):
+    _want_object(value, path)
+    offsets = {}
+    for clock, entry in value.items():
+        where = _at(path, clock)
+        if clock not in TIME_CLOCKS:
+            raise ConfigError(where, "unknown clock (the time namespace offsets %s)"
+                              % " and ".join(TIME_CLOCKS))
+        _want_object(entry, where)
+        offsets[clock] = (_get(entry, "secs", where, _want_int, 0, I64_MIN, I64_MAX),
+                          _get(entry, "nanosecs", where, _want_int, 0, 0, 999999999))
+    return offsets
 
 
 def _parse_cgroups_path(value, path):
@@ -936,6 +958,7 @@ def _check_namespaces(config):
             raise ConfigError(key, "cannot be set without a UTS namespace "
                               '(add {"type": "uts"} to linux.namespaces)')
     _check_sysctl_namespaces(linux)
+    _check_time_namespace(linux)
 
 
 def _check_user_namespace(config):
@@ -956,6 +979,13 @@ def _check_user_namespace(config):
     for key, maps in (("uidMappings", linux.uid_mappings), ("gidMappings", linux.gid_mappings)):
         if not maps:
             raise ConfigError("linux." + key, "a new user namespace needs at least one mapping")
+
+
+def _check_time_namespace(linux):
+    time_ns = linux.namespace("time")
+    if linux.time_offsets and (time_ns is None or time_ns.path):
+        raise ConfigError("linux.timeOffsets", "offsets need a new time namespace (add "
+                          '{"type": "time"} without a path to linux.namespaces)')
 
 
 def _check_sysctl_namespaces(linux):

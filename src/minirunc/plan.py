@@ -199,6 +199,8 @@ def _add_namespaces(plan, linux):
         if not ns.path:
             plan.clone_flags |= CLONE_FLAGS[ns.type]
     plan.add("NS_NEW", plan.clone_flags)
+    for clock, (secs, nanosecs) in linux.time_offsets.items():
+        plan.add("TIME_OFFSET", clock, secs, nanosecs)
     user = linux.namespace("user")
     plan.new_userns = user is not None and not user.path
     if plan.new_userns:

@@ -57,6 +57,8 @@ RECORDS = {
     31: ("HOOK_ENV", "s", ("entry",)),
     # Join (or create) this session keyring and add `add_perm` to its permissions.
     32: ("SESSION_KEYRING", "su", ("name", "add_perm")),
+    # An offset of the new time namespace's clock (written before anything enters it).
+    33: ("TIME_OFFSET", "siu", ("clock", "secs", "nanosecs")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
