@@ -64,7 +64,7 @@ enum {
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
-    T_TIME_OFFSET = 33, T_MAX = 34
+    T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MAX = 36
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -78,7 +78,7 @@ static const char *const KINDS[T_MAX] = {
     [T_PRESERVE_FDS] = "u", [T_SECCOMP_ARCH] = "s", [T_DEV_SETUP] = "u",
     [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
-    [T_TIME_OFFSET] = "siu",
+    [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
 };
 
 #define MAXF 10
@@ -858,6 +858,26 @@ static void limits_and_flags(void)
     struct rec *n = find(T_NO_NEW_PRIVS);
     if (n && n->f[0].u && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail(errno, "no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", NULL);
+    /* While we still hold CAP_SYS_NICE / CAP_SYS_ADMIN: real-time classes need them. */
+    struct rec *s = find(T_SCHEDULER);
+    if (s) {
+        struct { uint32_t size, policy; uint64_t flags; int32_t nice; uint32_t priority;
+                 uint64_t runtime, deadline, period; } attr = {
+            sizeof attr, s->f[0].u, s->f[1].u, (int32_t)s->f[2].u, s->f[3].u,
+            s->f[4].u, s->f[5].u, s->f[6].u };
+        static const char *const policies[] = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",
+            "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE" };
+        int rt = s->f[0].u == 1 || s->f[0].u == 2;
+        if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+            fail(errno, "scheduler", "sched_setattr for process.scheduler (",
+                 s->f[0].u < 7 ? policies[s->f[0].u] : num(nb, s->f[0].u), ")",
+                 rt && errno == EPERM ? "; with real-time group scheduling the container's "
+                 "cgroup needs linux.resources.cpu.realtimeRuntime" : "", NULL);
+    }
+    struct rec *io = find(T_IO_PRIORITY);
+    if (io && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0,
+                      (int)(io->f[0].u << 13 | io->f[1].u)) < 0)
+        fail(errno, "ioprio", "ioprio_set for process.ioPriority", NULL);
 }
 
 /* ------------------------------------------------------------- seccomp */

@@ -289,6 +289,30 @@ ERROR_CASES = [
     (_set(["linux", "timeOffsets"], {"boottime": {"secs": 5}}), "linux.timeOffsets",
      'offsets need a new time namespace (add {"type": "time"} without a path to '
      'linux.namespaces)'),
+    (_set(["process", "scheduler"], {"nice": 1}), "process.scheduler.policy", "is required"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_FAST"}), "process.scheduler.policy",
+     'unknown value "SCHED_FAST" (use one of: SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, '
+     'SCHED_ISO, SCHED_IDLE, SCHED_DEADLINE)'),
+    (_set(["process", "scheduler"], {"policy": "SCHED_FIFO"}), "process.scheduler.priority",
+     "must be from 1 to 99 for SCHED_FIFO"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_OTHER", "priority": 5}),
+     "process.scheduler.priority", "must be 0 for SCHED_OTHER (only SCHED_FIFO and SCHED_RR "
+     "have priorities)"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_OTHER", "nice": 20}),
+     "process.scheduler.nice", "must be an integer from -20 to 19"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_X"]}),
+     "process.scheduler.flags[0]", 'unknown value "SCHED_FLAG_X" (use one of: '
+     'SCHED_FLAG_RESET_ON_FORK, SCHED_FLAG_RECLAIM, SCHED_FLAG_DL_OVERRUN, '
+     'SCHED_FLAG_KEEP_POLICY, SCHED_FLAG_KEEP_PARAMS, SCHED_FLAG_UTIL_CLAMP_MIN, '
+     'SCHED_FLAG_UTIL_CLAMP_MAX)'),
+    (_set(["process", "scheduler"], {"policy": "SCHED_DEADLINE", "runtime": 10,
+                                     "deadline": 5}),
+     "process.scheduler", "SCHED_DEADLINE needs 0 < runtime <= deadline <= period "
+     "(period 0 means deadline)"),
+    (_set(["process", "ioPriority"], {"class": "IOPRIO_CLASS_BE", "priority": 8}),
+     "process.ioPriority.priority", "must be an integer from 0 to 7"),
+    (_set(["process", "ioPriority"], {"priority": 1}), "process.ioPriority.class",
+     "is required"),
     (_set(["hooks"], []), "hooks", "must be an object"),
     (_set(["hooks"], {"prestart": {"path": "/x"}}), "hooks.prestart", "must be a list"),
     (_set(["hooks"], {"poststop": [{"args": ["x"]}]}), "hooks.poststop[0].path", "is required"),

@@ -117,7 +117,7 @@ class Capabilities(_Model):
 class Process(_Model):
     __slots__ = ("terminal", "console_rows", "console_cols", "user", "args", "env", "cwd",
                  "capabilities", "rlimits", "no_new_privileges", "oom_score_adj",
-                 "apparmor_profile", "selinux_label")
+                 "apparmor_profile", "selinux_label", "scheduler", "io_priority")
 
     def __init__(self):
         self.terminal = False
@@ -133,6 +133,8 @@ class Process(_Model):
         self.oom_score_adj = None
         self.apparmor_profile = ""
         self.selinux_label = ""
+        self.scheduler = None       # Scheduler, or None: leave the runtime's
+        self.io_priority = None     # (class number, priority), or None
 
 
 class Hook(_Model):
@@ -146,6 +148,21 @@ class Hook(_Model):
         self.args = args
         self.env = env
         self.timeout = timeout
+
+
+class Scheduler(_Model):
+    """process.scheduler as sched_setattr(2) takes it (numbers)."""
+
+    __slots__ = ("policy", "flags", "nice", "priority", "runtime", "deadline", "period")
+
+    def __init__(self, policy, flags, nice, priority, runtime, deadline, period):
+        self.policy = policy
+        self.flags = flags
+        self.nice = nice
+        self.priority = priority
+        self.runtime = runtime
+        self.deadline = deadline
+        self.period = period
 
 
 class Root(_Model):
@@ -536,10 +553,48 @@ def _parse_process(value, path, warnings):
             system = "AppArmor" if key == "apparmorProfile" else "SELinux"
             warnings.append("%s: %s is not supported; the process runs without it"
                             % (_at(path, key), system))
-    if value.get("ioPriority") is not None or value.get("scheduler") is not None:
-        warnings.append("%s: ioPriority and scheduler are not supported yet; they were NOT applied"
-                        % path)
+    proc.scheduler = _get(value, "scheduler", path, _parse_scheduler)
+    proc.io_priority = _get(value, "ioPriority", path, _parse_io_priority)
     return proc
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _parse_scheduler(value, path):
+    _want_object(value, path)
+    policy = _require(value, "policy", path, _want_one_of, tuple(SCHED_POLICIES))
+    flags = 0
+    for i, name in enumerate(_get(value, "flags", path, _want_strings, [])):
+        flags |= SCHED_FLAGS[_want_one_of(name, _item(_at(path, "flags"), i), tuple(SCHED_FLAGS))]
+    nice = _get(value, "nice", path, _want_int, 0, -20, 19)
+    priority = _get(value, "priority", path, _want_int, 0, 0, 99)
+    # The kernel's rules (sched_setattr(2)), said with the field's name before it refuses.
+    if policy in ("SCHED_FIFO", "SCHED_RR") and priority < 1:
+        raise ConfigError(_at(path, "priority"), "must be from 1 to 99 for %s" % policy)
+    if policy not in ("SCHED_FIFO", "SCHED_RR") and priority:
+        raise ConfigError(_at(path, "priority"), "must be 0 for %s (only SCHED_FIFO and "
+                          "SCHED_RR have priorities)" % policy)
+    times = [_get(value, key, path, _want_u64, 0) for key in ("runtime", "deadline", "period")]
+    if policy == "SCHED_DEADLINE":
+        runtime, deadline, period = times
+        if not 0 < runtime <= deadline <= (period or deadline):
+            raise ConfigError(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period "
+                              "(period 0 means deadline)")
+    return Scheduler(SCHED_POLICIES[policy], flags, nice, priority, *times)
+
+
+def _parse_io_priority(value, path):
+    _want_object(value, path)
+    klass = _require(value, "class", path, _want_one_of, tuple(IOPRIO_CLASSES))
+    priority = _get(value, "priority", path, _want_int, 0, 0, 7)
+    return IOPRIO_CLASSES[klass], priority
 
 
 # ------------------------------------------------------ exec's process

@@ -394,6 +394,12 @@ def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
         plan.add("RLIMIT", rlimit.resource, rlimit.soft, rlimit.hard)
     if personality is not None:
         plan.add("PERSONALITY", personality)
+    if proc.scheduler is not None:
+        s = proc.scheduler
+        plan.add("SCHEDULER", s.policy, s.flags, s.nice, s.priority, s.runtime, s.deadline,
+                 s.period)
+    if proc.io_priority is not None:
+        plan.add("IO_PRIORITY", *proc.io_priority)
     plan.add("NO_NEW_PRIVS", int(proc.no_new_privileges))
     masks = capability_masks(proc.capabilities)
     plan.add("CAPS", *masks)

@@ -59,6 +59,9 @@ RECORDS = {
     32: ("SESSION_KEYRING", "su", ("name", "add_perm")),
     # An offset of the new time namespace's clock (written before anything enters it).
     33: ("TIME_OFFSET", "siu", ("clock", "secs", "nanosecs")),
+    34: ("SCHEDULER", "uuiuuuu",
+         ("policy", "flags", "nice", "priority", "runtime", "deadline", "period")),
+    35: ("IO_PRIORITY", "uu", ("class", "priority")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 

@@ -14,6 +14,7 @@ from ..errors import ConfigError, HostError, errno_text
 from ..procfs import write_file
 
 EBUSY = 16
+EINVAL = 22
 SIGKILL = 9
 
 
@@ -177,8 +178,12 @@ class FileDriver(Driver):
             try:
                 write_value(path, str(pid))
             except HostError as e:
+                hint = None
+                if e.errno == EINVAL and os.path.exists(os.path.join(d, "cpu.rt_runtime_us")):
+                    hint = ("a real-time process (process.scheduler) needs "
+                            "linux.resources.cpu.realtimeRuntime on this host")
                 raise HostError("move the container's init (pid %d) into cgroup" % pid,
-                                path, e.errno) from None
+                                path, e.errno, hint) from None
 
     def pids(self):
         return read_procs(self.dirs()[0]) if self.dirs() else []
