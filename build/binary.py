@@ -90,6 +90,9 @@ TRIMMED_STDLIB = [
     # Nuitka's start-up imports these only to patch inspect, which this build skips
     # (see nuitka_builtins.py): ~250 kB.
     "inspect", "ast", "dis",
+    # Only functools.singledispatch's register() imports it, and nothing here uses that:
+    # ~120 kB of bytecode.
+    "typing",
 ]
 # The CJK codecs' Python halves: their C halves (_codecs_jp, _multibytecodec...) are not
 # built in, so these could only fail.
