@@ -1112,6 +1112,7 @@ static void preflight(void)
 struct hook { struct rec *rec; char **argv; char **envp; };
 static struct hook *hooks;
 static size_t nhooks;
+static mode_t hook_umask = 022;   /* the umask the init was started with */
 
 static int build_hooks(void)
 {
@@ -1283,6 +1284,7 @@ static void run_hook(struct hook *h, const char *state, size_t len, const char *
         fail(errno, kind, where, " \"", path, "\": fork", NULL);
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
+        umask(hook_umask);   /* not the 0 the init uses while it makes devices */
         if (dup2(in, 0) == 0 && dup2(out, 1) == 1 && dup2(out, 2) == 2)
             execve(path, h->argv, h->envp);
         int e = errno;
@@ -1427,6 +1429,7 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
     }
     join_session_keyring();
     mode_t old_umask = umask(0);   /* device modes and directories as planned */
+    hook_umask = old_umask;
     set_names();
     struct rec *root = find(T_ROOTFS);
     if (root) {

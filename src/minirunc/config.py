@@ -5,7 +5,7 @@
 keys are ignored (newer spec versions add fields), but a known key of the wrong
 type is an error.  linux.resources is checked strictly by cgroups/validate.py
 (unknown keys there are errors).  Features minirunc does not apply (AppArmor/SELinux
-labels, hook kinds newer than the spec it knows) are accepted and leave a sentence in
+labels, Intel RDT, hook kinds newer than the spec it knows) are accepted and leave a sentence in
 ``Config.warnings``: the CLI prints them, so nothing is dropped silently.
 
 Only os, stat and our own small modules are imported: this runs on every
