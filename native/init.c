@@ -52,6 +52,12 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
 
 /* ------------------------------------------------------------------ plan */
 
@@ -64,7 +70,7 @@ enum {
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
-    T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MAX = 36
+    T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36, T_MAX = 37
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -79,6 +85,7 @@ static const char *const KINDS[T_MAX] = {
     [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
+    [T_MOUNT_IDMAP] = "uss",
 };
 
 #define MAXF 10
@@ -637,14 +644,26 @@ static void prepare_rootfs(struct rec *root)
 }
 
 /* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
+/* Detached idmapped trees made by stage 1, by MOUNT record index (-1: none). */
+static int *idmapped_tree;
+
 static void do_one_mount(struct rec *r)
 {
     uint64_t kind = r->f[0].u, flags = r->f[4].u, prop = r->f[5].u;
     const char *src = r->f[1].s, *dest = r->f[2].s, *fstype = r->f[3].s, *data = r->f[8].s;
     char pb[64];
     int fd = resolve_or_fail(dest, (int)r->f[9].u, "mount destination");
+    int tree = idmapped_tree ? idmapped_tree[r - recs] : -1;
+    if (tree >= 0) {
+        /* The destination by its fd: move_mount refuses the /proc/self/fd magic link. */
+        if (syscall(SYS_move_mount, tree, "", fd, "",
+                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            fail(errno, "idmap", "move the idmapped mount of ", src, " onto ", dest, NULL);
+        close(tree);
+    }
     if (kind == 1) {
-        do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
+        if (tree < 0)
+            do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
         unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
         close(fd);
         if (rest) {
@@ -1483,6 +1502,92 @@ static int parse_fd(const char *s)
     return v;
 }
 
+/* A user namespace holding `uid_map`/`gid_map`, for mount_setattr(MOUNT_ATTR_IDMAP):
+ * a child unshares it and waits while we write its maps and open it.  Returns its fd. */
+static int idmap_userns(const char *uid_map, const char *gid_map, const char *dest)
+{
+    int ready[2], hold[2];
+    char path[64], nb[24];
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
+        fail(errno, "idmap", "pipes for the user namespace of the idmapped mount on ", dest, NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        fail(errno, "idmap", "fork for the user namespace of the idmapped mount on ", dest, NULL);
+    if (pid == 0) {
+        char c;
+        close(ready[0]);
+        close(hold[1]);
+        if (unshare(CLONE_NEWUSER) < 0)
+            _exit(1);
+        (void)!write(ready[1], "r", 1);
+        (void)!read(hold[0], &c, 1);   /* until stage 1 closes its end */
+        _exit(0);
+    }
+    char c;
+    close(ready[1]);
+    close(hold[0]);
+    int ok = read(ready[0], &c, 1) == 1;
+    close(ready[0]);
+    int fd = -1, err = EPERM;
+    const char *what = "unshare a user namespace";
+    if (ok) {
+        memcpy(path, "/proc/", 6);
+        strcpy(path + 6, num(nb, pid));
+        size_t n = strlen(path);
+        strcpy(path + n, "/uid_map");
+        what = "write its uid_map";
+        if (write_file(path, uid_map, strlen(uid_map)) == 0) {
+            strcpy(path + n, "/gid_map");
+            what = "write its gid_map";
+            if (write_file(path, gid_map, strlen(gid_map)) == 0) {
+                strcpy(path + n, "/ns/user");
+                what = "open it";
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+            }
+        }
+        err = errno;
+    }
+    close(hold[1]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (fd < 0)
+        fail(err, "idmap", "user namespace for the idmapped mount on ", dest, ": ", what,
+             " (check mounts[].uidMappings/gidMappings)", NULL);
+    return fd;
+}
+
+/* Stage 1, still in the host's mount namespace: each idmapped bind becomes a detached
+ * tree (open_tree), idmapped there (mount_setattr needs the host's privileges over the
+ * filesystem), for stage 2 to move into the rootfs. */
+static void prepare_idmapped_mounts(void)
+{
+    for (size_t i = 0; i + 1 < nrecs; i++) {
+        struct rec *m = &recs[i], *id = &recs[i + 1];
+        if (m->tag != T_MOUNT || id->tag != T_MOUNT_IDMAP)
+            continue;
+        if (!idmapped_tree) {
+            idmapped_tree = malloc(nrecs * sizeof *idmapped_tree);
+            if (!idmapped_tree)
+                fail(ENOMEM, "idmap", "allocate the idmapped mount table", NULL);
+            for (size_t k = 0; k < nrecs; k++)
+                idmapped_tree[k] = -1;
+        }
+        const char *src = m->f[1].s, *dest = m->f[2].s;
+        unsigned rec_flag = id->f[0].u ? AT_RECURSIVE : 0;
+        int tree = syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec_flag);
+        if (tree < 0)
+            fail(errno, "idmap", "open_tree (clone) of the bind source ", src, NULL);
+        int userns = idmap_userns(id->f[1].s, id->f[2].s, dest);
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns };
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec_flag, &attr, sizeof attr) < 0)
+            fail(errno, "idmap", "idmap the bind of ", src, " for ", dest,
+                 " (mount_setattr MOUNT_ATTR_IDMAP; the filesystem must support idmapped mounts)",
+                 NULL);
+        close(userns);
+        idmapped_tree[i] = tree;
+    }
+}
+
 /* A new time namespace cannot come from clone(): its flag shares bits with the exit
  * signal there.  unshare() it instead, so that the clone lands in it, and set its clock
  * offsets while nothing is inside yet. */
@@ -1550,6 +1655,7 @@ int main(int argc, char **argv)
             close(join_fd[i]);
         }
 
+    prepare_idmapped_mounts();
     struct rec *ns = find(T_NS_NEW);
     unsigned long flags = ns ? ns->f[0].u : 0;
     new_userns = !!(flags & CLONE_NEWUSER);

@@ -107,15 +107,23 @@ def test_features_lists_what_the_config_accepts(rt, tmp_path):
                             "poststart", "poststop"]
     linux = doc["linux"]
     assert {"rro", "rbind", "nosymfollow", "rprivate"} <= set(doc["mountOptions"])
-    assert "tmpcopyup" not in doc["mountOptions"] and "idmap" not in doc["mountOptions"]
+    assert "tmpcopyup" not in doc["mountOptions"]
+    assert {"idmap", "ridmap"} <= set(doc["mountOptions"])
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert "SCMP_ACT_NOTIFY" not in linux["seccomp"]["actions"]
     assert linux["apparmor"] == {"enabled": False} and linux["selinux"] == {"enabled": False}
     assert "CAP_CHECKPOINT_RESTORE" in linux["capabilities"]
 
     (tmp_path / "rootfs").mkdir()
     config = base_config(["true"])
-    config["mounts"] = [{"destination": "/m%d" % i, "type": "tmpfs", "source": str(tmp_path),
-                         "options": [option]} for i, option in enumerate(doc["mountOptions"])]
+    # Every option on a bind mount (idmap needs mappings there), then on a tmpfs.
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 1}]
+    config["mounts"] = [{"destination": "/b%d" % i, "type": "bind", "source": str(tmp_path),
+                         "options": [option], "uidMappings": mapping, "gidMappings": mapping}
+                        for i, option in enumerate(doc["mountOptions"])]
+    config["mounts"] += [{"destination": "/t%d" % i, "type": "tmpfs", "source": "tmpfs",
+                          "options": [option]} for i, option in enumerate(doc["mountOptions"])
+                         if option not in ("idmap", "ridmap", "bind", "rbind")]
     config["linux"]["namespaces"] = [{"type": t} for t in linux["namespaces"]]
     config["linux"]["uidMappings"] = config["linux"]["gidMappings"] = [
         {"containerID": 0, "hostID": 100000, "size": 1}]

@@ -61,21 +61,30 @@ def test_time_namespace_with_offsets(rt, make):
     assert ten_days - 60 < float(uptime) - host_uptime < ten_days + 60
 
 
-def test_user_namespace_uid_map(rt, make):
-    def edit(c):
-        c["linux"]["namespaces"].append({"type": "user"})
-        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys"]
-        c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-    bundle = make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=edit)
-    # The mapped root (host uid 100000) must be able to reach the rootfs.
-    for parent in bundle.parents:
+def _in_user_namespace(c):
+    """Edit a config: a user namespace whose root is host uid/gid 100000 (sysfs bound from
+    the host: a new sysfs needs a network namespace owned by the user namespace)."""
+    c["linux"]["namespaces"].append({"type": "user"})
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys"]
+    c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+
+
+def _reachable_by_mapped_root(path):
+    """The mapped root (host uid 100000) must be able to reach ``path``."""
+    for parent in [path] + list(path.parents):
         if str(parent) == "/tmp":
             break
         parent.chmod(parent.stat().st_mode | 0o111)
-    out = run_ok(rt, bundle)
+    return path
+
+
+def test_user_namespace_uid_map(rt, make):
+    bundle = make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
+                  edit=_in_user_namespace)
+    out = run_ok(rt, _reachable_by_mapped_root(bundle))
     lines = [l.split() for l in out.splitlines()]
     assert lines[0] == ["0", "100000", "65536"]
     assert lines[1] == ["0", "100000", "65536"]
@@ -107,6 +116,67 @@ def test_standard_mounts_in_mountinfo(rt, make):
     sysfs = mountinfo_line(info, "/sys")
     assert sysfs.split()[5].startswith("ro,")
     assert mountinfo_line(info, "/").split()[5].startswith("ro")  # root.readonly
+
+
+def _owned_files(tmp_path):
+    """A host directory holding files of uid/gid 0 and 1000."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "by-root").write_text("")
+    (data / "by-1000").write_text("")
+    os.chown(data / "by-1000", 1000, 1000)
+    return data
+
+
+def _owners(listing):
+    """{name: (uid, gid)} from `ls -ln` output."""
+    owners = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if line.startswith("-") and len(fields) >= 9:
+            owners[fields[-1].rsplit("/", 1)[-1]] = (int(fields[2]), int(fields[3]))
+    return owners
+
+
+def test_idmapped_mount_in_a_user_namespace(rt, make, tmp_path):
+    """"idmap" without mappings takes the container's: host files keep their owners inside
+    the user namespace, and what container root writes is owned by host root."""
+    data = _owned_files(tmp_path)
+
+    def edit(c):
+        _in_user_namespace(c)
+        c["mounts"] += [
+            {"destination": "/tmp/idmapped", "type": "bind", "source": str(data),
+             "options": ["bind", "idmap"]},
+            {"destination": "/tmp/plain", "type": "bind", "source": str(data),
+             "options": ["bind"]}]
+    _reachable_by_mapped_root(data)
+    bundle = make(["sh", "-c", "ls -ln /tmp/idmapped; echo ==; ls -ln /tmp/plain; "
+                               "touch /tmp/idmapped/made-inside"], edit=edit)
+    out = run_ok(rt, _reachable_by_mapped_root(bundle))
+    idmapped, plain = out.split("==\n")
+    assert _owners(idmapped) == {"by-root": (0, 0), "by-1000": (1000, 1000)}
+    assert _owners(plain) == {"by-root": (65534, 65534), "by-1000": (65534, 65534)}
+    made = os.stat(data / "made-inside")
+    assert (made.st_uid, made.st_gid) == (0, 0)
+
+
+def test_idmapped_mount_with_its_own_mappings(rt, make, tmp_path):
+    """Mappings on the mount itself, no user namespace: on-disk uid 1000 is shown as 0."""
+    data = _owned_files(tmp_path)
+
+    def edit(c):
+        c["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                            "options": ["rbind", "ro"],
+                            "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+                            "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]})
+    out = run_ok(rt, make(["sh", "-c", "ls -ln /data; echo ==; cat /proc/self/mountinfo; "
+                                       "touch /data/x 2>&1 || true"], edit=edit))
+    listing, mounts = out.split("==\n")
+    assert _owners(listing)["by-1000"] == (0, 0)
+    assert _owners(listing)["by-root"] == (65534, 65534)   # on-disk 0 has no mapping
+    assert "idmapped" in mountinfo_line(mounts.split("touch:")[0], "/data")
+    assert "Read-only file system" in out
 
 
 def test_readonly_root_refuses_writes(rt, make):

@@ -308,10 +308,14 @@ def test_unknown_option(word):
     assert str(info.value) == 'mounts[2].options[1]: unknown mount option "%s"' % word
 
 
-@pytest.mark.parametrize("word", ["idmap", "ridmap", "tmpcopyup"])
-def test_unsupported_option(word):
+def test_unsupported_option():
     with pytest.raises(ConfigError, match="not supported"):
-        mo.parse([word], "bind", "mounts[0].options")
+        mo.parse(["tmpcopyup"], "tmpfs", "mounts[0].options")
+
+
+@pytest.mark.parametrize("word", ["idmap", "ridmap"])
+def test_idmap_words(word):
+    assert mo.parse(["bind", word], "bind", "mounts[0].options").idmap == word
 
 
 def test_flag_names():
@@ -673,3 +677,30 @@ def test_time_offsets_follow_the_new_namespace(bundle):
     assert records(plan, "TIME_OFFSET") == [
         {"clock": "monotonic", "secs": -5, "nanosecs": 7},
         {"clock": "boottime", "secs": 86400, "nanosecs": 0}]
+
+
+@pytest.mark.parametrize("options,recursive", [(["rbind"], 1), (["bind"], 0),
+                                               (["rbind", "idmap"], 0), (["bind", "ridmap"], 1)])
+def test_idmapped_mount_record_follows_its_mount(bundle, options, recursive):
+    data = minimal()
+    data["mounts"] = [{"destination": "/data", "type": "bind", "source": str(bundle),
+                       "options": options,
+                       "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10},
+                                       {"containerID": 10, "hostID": 5000, "size": 1}],
+                       "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 1}]}]
+    decoded = planformat.decode(make_plan(bundle, data).encode())
+    at = [name for name, _ in decoded].index("MOUNT_IDMAP")
+    assert decoded[at - 1][0] == "MOUNT" and decoded[at - 1][1]["dest"] == "/data"
+    assert decoded[at][1] == {"recursive": recursive, "uid_map": "0 1000 10\n10 5000 1\n",
+                              "gid_map": "0 2000 1\n"}
+
+
+def test_idmap_option_takes_the_user_namespace_mappings(bundle):
+    data = minimal()
+    data["linux"]["namespaces"].append({"type": "user"})
+    data["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    data["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    data["mounts"] = [{"destination": "/data", "type": "bind", "source": str(bundle),
+                       "options": ["bind", "idmap"]}]
+    assert records(make_plan(bundle, data), "MOUNT_IDMAP") == [
+        {"recursive": 0, "uid_map": "0 100000 65536\n", "gid_map": "0 200000 65536\n"}]

@@ -178,10 +178,12 @@ class Mount(_Model):
     """One entry of ``mounts``; ``opts`` is the parsed mountopts.MountOptions."""
 
     __slots__ = ("destination", "type", "source", "options", "opts", "host_source",
-                 "source_is_dir", "index")
+                 "source_is_dir", "index", "uid_mappings", "gid_mappings")
 
     def __init__(self, destination, type, source, options, opts, index=0,
                  host_source=None, source_is_dir=True):
+        self.uid_mappings = []              # idmapped bind mounts: [IdMapping]
+        self.gid_mappings = []
         self.destination = destination
         self.type = type
         self.source = source
@@ -194,6 +196,17 @@ class Mount(_Model):
     @property
     def is_bind(self):
         return self.opts.is_bind
+
+    @property
+    def idmapped(self):
+        return bool(self.uid_mappings or self.opts.idmap)
+
+    @property
+    def idmap_recursive(self):
+        """ridmap maps the submounts too; without either word, an rbind does."""
+        if self.opts.idmap:
+            return self.opts.idmap == "ridmap"
+        return "rbind" in self.options
 
 
 class Namespace(_Model):
@@ -766,17 +779,26 @@ def _parse_mount(value, path, index, bundle):
                           'cannot mount over "/" (the root filesystem is root.path)')
     fstype = _get(value, "type", path, _want_string, "")
     options = _get(value, "options", path, _want_strings, [])
-    for key in ("uidMappings", "gidMappings"):
-        if value.get(key):
-            raise ConfigError(_at(path, key), "idmapped mounts are not supported")
     opts = mountopts.parse(options, fstype, _at(path, "options"))
+    uid_mappings = _get(value, "uidMappings", path, _parse_mappings, [])
+    gid_mappings = _get(value, "gidMappings", path, _parse_mappings, [])
+    if bool(uid_mappings) != bool(gid_mappings):
+        missing = "gidMappings" if uid_mappings else "uidMappings"
+        raise ConfigError(_at(path, missing), "is required too: an idmapped mount needs both "
+                          "uidMappings and gidMappings")
     source = _get(value, "source", path, _want_string, "")
     if not opts.is_bind:
+        if uid_mappings or opts.idmap:
+            raise ConfigError(path, "only bind mounts can be idmapped (add the bind or rbind "
+                              "option)")
         if not fstype:
             raise ConfigError(_at(path, "type"),
                               "is required (or add the bind or rbind option for a bind mount)")
         return Mount(dest, fstype, source or fstype, options, opts, index)
-    return _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts)
+    mount = _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts)
+    mount.uid_mappings = uid_mappings
+    mount.gid_mappings = gid_mappings
+    return mount
 
 
 def _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts):
@@ -1014,6 +1036,7 @@ def _check_namespaces(config):
                               '(add {"type": "uts"} to linux.namespaces)')
     _check_sysctl_namespaces(linux)
     _check_time_namespace(linux)
+    _check_idmapped_mounts(config)
 
 
 def _check_user_namespace(config):
@@ -1034,6 +1057,22 @@ def _check_user_namespace(config):
     for key, maps in (("uidMappings", linux.uid_mappings), ("gidMappings", linux.gid_mappings)):
         if not maps:
             raise ConfigError("linux." + key, "a new user namespace needs at least one mapping")
+
+
+def _check_idmapped_mounts(config):
+    """An "idmap"/"ridmap" mount without mappings of its own takes the container's user
+    namespace mappings (runtime-spec 1.2, as runc and crun do)."""
+    linux = config.linux
+    for mount in config.mounts:
+        if not mount.opts.idmap or mount.uid_mappings:
+            continue
+        user = linux.namespace("user")
+        if user is None or user.path or not linux.uid_mappings or not linux.gid_mappings:
+            raise ConfigError("mounts[%d].options" % mount.index, '"%s" without uidMappings and '
+                              "gidMappings takes the container's user namespace mappings, and "
+                              "this container has none" % mount.opts.idmap)
+        mount.uid_mappings = list(linux.uid_mappings)
+        mount.gid_mappings = list(linux.gid_mappings)
 
 
 def _check_time_namespace(linux):

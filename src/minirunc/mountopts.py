@@ -118,7 +118,9 @@ RECURSIVE = {
     "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-UNSUPPORTED = ("idmap", "ridmap", "tmpcopyup")
+UNSUPPORTED = ("tmpcopyup",)
+# An idmapped bind mount: "idmap" maps the mount itself, "ridmap" its submounts too.
+IDMAP = ("idmap", "ridmap")
 
 _CGROUP_V1_WORDS = frozenset((
     "all", "none", "noprefix", "xattr", "clone_children", "cpuset_v2_mode",
@@ -144,7 +146,7 @@ KNOWN_DATA_WORDS = {
 class MountOptions:
     """The options of one mount, parsed."""
 
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "is_bind")
+    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "is_bind", "idmap")
 
     def __init__(self):
         self.flags = 0
@@ -153,6 +155,7 @@ class MountOptions:
         self.attr_clr = 0
         self.data = []
         self.is_bind = False
+        self.idmap = None           # "idmap", "ridmap" or None
 
     def __repr__(self):
         return "MountOptions(flags=%#x, propagation=%#x, attr_set=%#x, attr_clr=%#x, data=%r)" % (
@@ -205,6 +208,8 @@ def parse(options, fstype, path):
             result.propagation = PROPAGATION[word]
         elif word in RECURSIVE:
             _apply_recursive(result, word)
+        elif word in IDMAP:
+            result.idmap = word
         elif word in UNSUPPORTED:
             raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" is not supported' % word)
         elif "=" in word or _accepts_bare_word(fstype, bind, word):

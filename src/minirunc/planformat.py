@@ -62,6 +62,9 @@ RECORDS = {
     34: ("SCHEDULER", "uuiuuuu",
          ("policy", "flags", "nice", "priority", "runtime", "deadline", "period")),
     35: ("IO_PRIORITY", "uu", ("class", "priority")),
+    # Follows the MOUNT (a bind) it applies to: stage 1 makes that bind as a detached
+    # idmapped tree (open_tree + mount_setattr), stage 2 moves it into place.
+    36: ("MOUNT_IDMAP", "uss", ("recursive", "uid_map", "gid_map")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
