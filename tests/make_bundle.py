@@ -84,6 +84,28 @@ def base_config(args, terminal=False):
     }
 
 
+def in_user_namespace(config):
+    """Edit a config: a user namespace whose root is host uid/gid 100000 (sysfs bound from
+    the host: a new sysfs needs a network namespace owned by the user namespace)."""
+    linux = config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"]
+    config["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
+                             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+
+
+def reachable_by_mapped_root(path):
+    """Let the mapped root of in_user_namespace (host uid 100000) reach ``path`` (a
+    pathlib.Path under /tmp); returns it."""
+    for parent in [path] + list(path.parents):
+        if str(parent) == "/tmp":
+            break
+        parent.chmod(parent.stat().st_mode | 0o111)
+    return path
+
+
 def make_bundle(path, args=("sh",), config=None, terminal=False):
     """Create `path` with rootfs/ and config.json; returns the config dict written."""
     os.makedirs(path, exist_ok=True)

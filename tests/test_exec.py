@@ -18,7 +18,7 @@ from minirunc import config as cfgmod
 from minirunc import plan as planmod
 from minirunc.errors import ConfigError, UsageError
 
-from make_bundle import base_config
+from make_bundle import base_config, in_user_namespace, reachable_by_mapped_root
 
 
 def running(rt, make, args=("sleep", "1000"), edit=None):
@@ -179,19 +179,7 @@ def test_exec_tty_in_the_foreground(rt, make):
 
 
 def test_exec_in_a_user_namespace(rt, make):
-    def edit(config):
-        config["linux"]["namespaces"].append({"type": "user"})
-        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"]
-        config["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-    bundle = make(["sleep", "1000"], edit=edit)
-    # The mapped root (host uid 100000) must be able to reach the rootfs.
-    for parent in bundle.parents:
-        if str(parent) == "/tmp":
-            break
-        parent.chmod(parent.stat().st_mode | 0o111)
+    bundle = reachable_by_mapped_root(make(["sleep", "1000"], edit=in_user_namespace))
     cid = rt.new_id()
     r = rt("run", "-d", "--bundle", bundle, cid)
     assert r.returncode == 0, r.stderr

@@ -2,6 +2,7 @@
 
 import os
 
+from make_bundle import in_user_namespace, reachable_by_mapped_root
 
 
 def run_ok(rt, bundle, *extra):
@@ -61,30 +62,10 @@ def test_time_namespace_with_offsets(rt, make):
     assert ten_days - 60 < float(uptime) - host_uptime < ten_days + 60
 
 
-def _in_user_namespace(c):
-    """Edit a config: a user namespace whose root is host uid/gid 100000 (sysfs bound from
-    the host: a new sysfs needs a network namespace owned by the user namespace)."""
-    c["linux"]["namespaces"].append({"type": "user"})
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys"]
-    c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-
-
-def _reachable_by_mapped_root(path):
-    """The mapped root (host uid 100000) must be able to reach ``path``."""
-    for parent in [path] + list(path.parents):
-        if str(parent) == "/tmp":
-            break
-        parent.chmod(parent.stat().st_mode | 0o111)
-    return path
-
-
 def test_user_namespace_uid_map(rt, make):
     bundle = make(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
-                  edit=_in_user_namespace)
-    out = run_ok(rt, _reachable_by_mapped_root(bundle))
+                  edit=in_user_namespace)
+    out = run_ok(rt, reachable_by_mapped_root(bundle))
     lines = [l.split() for l in out.splitlines()]
     assert lines[0] == ["0", "100000", "65536"]
     assert lines[1] == ["0", "100000", "65536"]
@@ -144,16 +125,16 @@ def test_idmapped_mount_in_a_user_namespace(rt, make, tmp_path):
     data = _owned_files(tmp_path)
 
     def edit(c):
-        _in_user_namespace(c)
+        in_user_namespace(c)
         c["mounts"] += [
             {"destination": "/tmp/idmapped", "type": "bind", "source": str(data),
              "options": ["bind", "idmap"]},
             {"destination": "/tmp/plain", "type": "bind", "source": str(data),
              "options": ["bind"]}]
-    _reachable_by_mapped_root(data)
+    reachable_by_mapped_root(data)
     bundle = make(["sh", "-c", "ls -ln /tmp/idmapped; echo ==; ls -ln /tmp/plain; "
                                "touch /tmp/idmapped/made-inside"], edit=edit)
-    out = run_ok(rt, _reachable_by_mapped_root(bundle))
+    out = run_ok(rt, reachable_by_mapped_root(bundle))
     idmapped, plain = out.split("==\n")
     assert _owners(idmapped) == {"by-root": (0, 0), "by-1000": (1000, 1000)}
     assert _owners(plain) == {"by-root": (65534, 65534), "by-1000": (65534, 65534)}
