@@ -611,6 +611,10 @@ def main():
     tmp = DIST / ".minirunc.tmp"
     shutil.copy2(str(built), str(tmp))
     local["strip"]("--strip-unneeded", tmp)
+    # Nuitka's standalone RPATH $ORIGIN would make ld.so load a libc.so.6 lying beside
+    # the binary (a root-run program in a writable directory: code execution). Nothing
+    # is loaded from there: every module is built in.
+    local["patchelf"]("--remove-rpath", tmp)
     seal(str(tmp))
     tmp.chmod(0o755)
     os.replace(str(tmp), str(OUTPUT))

@@ -72,6 +72,20 @@ def test_needs_nothing_but_glibc(binary):
     assert os.path.getsize(binary) <= 10 * 1024 * 1024
 
 
+def test_no_library_is_loaded_from_beside_the_binary(binary, tmp_path):
+    """No RPATH/RUNPATH: a libc.so.6 planted next to a copy (say in a writable directory)
+    is never loaded by a binary that runs as root."""
+    dynamic = run(["readelf", "-d", binary]).stdout
+    assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, dynamic
+    copy = tmp_path / "minirunc"
+    shutil.copy2(binary, copy)
+    (tmp_path / "libc.so.6").write_bytes(b"not a library")
+    (tmp_path / "libpthread.so.0").write_bytes(b"not a library")
+    r = run([str(copy), "--version"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("minirunc version ")
+
+
 def test_version_and_spec(binary, tmp_path):
     r = run([binary, "--version"])
     assert r.returncode == 0, r.stderr
