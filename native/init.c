@@ -824,7 +824,23 @@ static void mask_paths(void)
 
 /* Make a pty inside the container, hand the master to the runtime (`T`),
  * and make the slave our controlling terminal on 0, 1, 2. */
-static void setup_terminal(struct rec *t)
+/* As runc: the container's pty is also its /dev/console (inside the container, after
+ * pivot_root; an existing node is mounted over, never opened: it may be a real console). */
+static void mount_console(const char *slave_path)
+{
+    struct stat st;
+    if (stat("/dev", &st) < 0)
+        return;
+    int fd = open("/dev/console", O_CREAT | O_EXCL | O_RDONLY | O_NOCTTY | O_CLOEXEC, 0);
+    if (fd < 0 && errno != EEXIST)
+        fail(errno, "terminal", "create /dev/console for the pty", NULL);
+    if (fd >= 0)
+        close(fd);
+    if (mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0)
+        fail(errno, "terminal", "bind ", slave_path, " onto /dev/console", NULL);
+}
+
+static void setup_terminal(struct rec *t, int console)
 {
     char path[64], nb[24];
     int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), zero = 0;
@@ -846,6 +862,8 @@ static void setup_terminal(struct rec *t)
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0)
             fail(errno, "terminal", "set the window size of ", path, NULL);
     }
+    if (console)
+        mount_console(path);
     m.n = 0;
     m_chr(&m, 'T');
     m_add(&m, path);
@@ -1463,15 +1481,15 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
     if (root) {
         enter_rootfs(root->f[3].u);
         mask_paths();
-        if (root->f[1].u)
-            remount_ro_keep("/");
     }
     umask(old_umask);
     struct rec *term = find(T_TERMINAL);
     if (term)
-        setup_terminal(term);
+        setup_terminal(term, root != NULL);   /* exec gets no /dev/console of its own */
     else if (setsid() < 0)
         fail(errno, "setsid", "setsid", NULL);
+    if (root && root->f[1].u)   /* after /dev/console, which may live on the root itself */
+        remount_ro_keep("/");
     limits_and_flags();
     struct rec *nnp = find(T_NO_NEW_PRIVS);
     int late = nnp && nnp->f[0].u;

@@ -109,3 +109,42 @@ def test_window_size_change_reaches_the_container(rt, make):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_pty_is_also_dev_console(rt, make):
+    """As runc: with terminal: true, /dev/console is the container's pty, so what a
+    program writes to the console reaches the caller's terminal."""
+    master, slave = os.openpty()
+    bundle = make(["sh", "-c", "stat -c '%t:%T' /dev/console /dev/pts/0; "
+                   "echo to-the-console > /dev/console"], terminal=True)
+    proc = subprocess.Popen(rt.cmd("run", "--bundle", bundle, rt.new_id()), stdin=slave,
+                            stdout=slave, stderr=slave, env=runtime_env(), start_new_session=True)
+    try:
+        out = read_until_exit(master, proc)
+        assert proc.wait(timeout=20) == 0, out
+        lines = out.replace("\r", "").split("\n")
+        assert lines[0] == lines[1] and lines[0].startswith("88:"), out   # devpts major 136
+        assert "to-the-console" in out
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_dev_console_on_a_readonly_root_without_dev_tmpfs(rt, make):
+    def edit(config):   # /dev is the rootfs's own directory, and the root is read-only
+        config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/dev")]
+        config["mounts"].append({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                                 "options": ["newinstance", "ptmxmode=0666"]})
+        config["linux"]["devices"] = []
+    master, slave = os.openpty()
+    bundle = make(["sh", "-c", "echo on-console > /dev/console; touch /x || echo ro-root"],
+                  edit=edit, terminal=True)
+    proc = subprocess.Popen(rt.cmd("run", "--bundle", bundle, rt.new_id()), stdin=slave,
+                            stdout=slave, stderr=slave, env=runtime_env(), start_new_session=True)
+    try:
+        out = read_until_exit(master, proc)
+        assert proc.wait(timeout=20) == 0, out
+        assert "on-console" in out and "ro-root" in out
+    finally:
+        os.close(master)
+        os.close(slave)
