@@ -147,3 +147,18 @@ def test_unknown_command_and_flag(rt):
     assert r.returncode == 1 and "unknown flag --nope" in r.stderr
     r = rt("create")
     assert r.returncode == 1 and "missing ID" in r.stderr
+
+
+def test_not_root(rt, make):
+    """As another user: one line saying root is needed, before any cgroup or state."""
+    import subprocess
+    from conftest import runtime_env
+    bundle = make()   # never read: the check comes first
+    cid = rt.new_id()
+    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+                       + rt.cmd("run", "--bundle", bundle, cid), env=runtime_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("minirunc: minirunc runs containers as root only (rootless "
+                                "containers are not supported): run it as root, e.g. with sudo")
+    assert not os.path.exists(os.path.join(rt.root, cid))

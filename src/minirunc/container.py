@@ -31,6 +31,14 @@ def _rfc3339_now():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
 
 
+def _check_root():
+    """Containers need root (here, or in the user namespace minirunc runs in): say so
+    before anything else fails on a cgroup or namespace with EACCES."""
+    if os.geteuid() != 0:
+        raise UsageError("minirunc runs containers as root only (rootless containers are not "
+                         "supported): run it as root, e.g. with sudo")
+
+
 def _check_inherited_fds(count):
     for fd in range(3, 3 + count):
         try:
@@ -235,6 +243,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     from .config import load_bundle
     from .plan import build_plan
 
+    _check_root()
     check_id(container_id)
     bundle = os.path.abspath(bundle)
     config = load_bundle(bundle)
@@ -420,6 +429,7 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
     from .config import load_bundle
     from .plan import build_exec_plan
 
+    _check_root()
     check_id(container_id)
     with Container(root, container_id).lock(shared=True) as c:
         c.load()
