@@ -153,10 +153,14 @@ def test_not_root(rt, make):
     """As another user: one line saying root is needed, before any cgroup or state."""
     import subprocess
     from conftest import runtime_env
+    as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    probe = subprocess.run(as_nobody + rt.cmd("--version"), env=runtime_env(),
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:   # e.g. a checkout in a directory only root may enter
+        pytest.skip("user nobody cannot start minirunc here: %s" % probe.stderr.strip())
     bundle = make()   # never read: the check comes first
     cid = rt.new_id()
-    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
-                       + rt.cmd("run", "--bundle", bundle, cid), env=runtime_env(),
+    r = subprocess.run(as_nobody + rt.cmd("run", "--bundle", bundle, cid), env=runtime_env(),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert r.stderr.strip() == ("minirunc: minirunc runs containers as root only (rootless "
