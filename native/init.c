@@ -70,7 +70,8 @@ enum {
     T_SECCOMP_INIT = 22, T_SECCOMP_RULE = 23, T_PRESERVE_FDS = 24,
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
-    T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36, T_MAX = 37
+    T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36,
+    T_CPU_AFFINITY = 37, T_MAX = 38
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -85,7 +86,7 @@ static const char *const KINDS[T_MAX] = {
     [T_PERSONALITY] = "u", [T_HOOK_SYNC] = "u", [T_HOOK] = "ussu", [T_HOOK_ARG] = "s",
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
-    [T_MOUNT_IDMAP] = "uss",
+    [T_MOUNT_IDMAP] = "uss", [T_CPU_AFFINITY] = "uL",
 };
 
 #define MAXF 10
@@ -1144,6 +1145,26 @@ static void preflight(void)
 
 /* ------------------------------------------------------- start and exec */
 
+/* process.execCPUAffinity: `initial` before the clone (the process is then moved into its
+ * cgroups), `final` right before execve. */
+static void set_cpu_affinity(unsigned stage)
+{
+    FOR_EACH(r, T_CPU_AFFINITY) {
+        if (r->f[0].u != stage)
+            continue;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (uint32_t w = 0; w < r->f[1].n; w++)
+            for (int b = 0; b < 64; b++)
+                if (r->f[1].l[w] >> b & 1 && w * 64 + b < CPU_SETSIZE)
+                    CPU_SET(w * 64 + b, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0)
+            fail(errno, "affinity", "sched_setaffinity for process.execCPUAffinity.",
+                 stage ? "final" : "initial", " (are those CPUs online and in the cpuset?)",
+                 NULL);
+    }
+}
+
 /* A HOOK record with the argv and envp of the HOOK_ARG/HOOK_ENV records after it;
  * built before the clone, like the process's own vectors. */
 struct hook { struct rec *rec; char **argv; char **envp; };
@@ -1392,6 +1413,7 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
     if (n < 1 || msg[0] != 'S')
         _exit(1);
     run_hooks(1, msg + 1, n - 1, "startContainer");
+    set_cpu_affinity(1);
     load_seccomp(late, conn);
     for (int fd = 0; fd < keep; fd++) {
         int fl = fcntl(fd, F_GETFD);
@@ -1674,6 +1696,7 @@ int main(int argc, char **argv)
         }
 
     prepare_idmapped_mounts();
+    set_cpu_affinity(0);
     struct rec *ns = find(T_NS_NEW);
     unsigned long flags = ns ? ns->f[0].u : 0;
     new_userns = !!(flags & CLONE_NEWUSER);

@@ -421,3 +421,16 @@ def test_exec_ignore_paused_runs_after_resume(rt, make, tmp_path):
             proc.kill()
             proc.wait()
     assert out.read_text() == "after-resume\n"
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_exec_cpu_affinity_final(rt, make):
+    """process.execCPUAffinity.final holds for the init and for what exec starts."""
+    def edit(config):
+        config["process"]["execCPUAffinity"] = {"initial": "0", "final": "1"}
+    cid, _, init = running(rt, make, edit=edit)
+    with open("/proc/%d/status" % init) as f:
+        assert "Cpus_allowed_list:\t1\n" in f.read()
+    r = rt("exec", cid, "grep", "Cpus_allowed_list", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Cpus_allowed_list:", "1"]

@@ -704,3 +704,10 @@ def test_idmap_option_takes_the_user_namespace_mappings(bundle):
                        "options": ["bind", "idmap"]}]
     assert records(make_plan(bundle, data), "MOUNT_IDMAP") == [
         {"recursive": 0, "uid_map": "0 100000 65536\n", "gid_map": "0 200000 65536\n"}]
+
+
+def test_exec_cpu_affinity_records(bundle):
+    data = minimal()
+    data["process"]["execCPUAffinity"] = {"initial": "0-1, 65", "final": "3"}
+    assert records(make_plan(bundle, data), "CPU_AFFINITY") == [
+        {"stage": 0, "mask": [0b11, 0b10]}, {"stage": 1, "mask": [0b1000]}]

@@ -117,7 +117,8 @@ class Capabilities(_Model):
 class Process(_Model):
     __slots__ = ("terminal", "console_rows", "console_cols", "user", "args", "env", "cwd",
                  "capabilities", "rlimits", "no_new_privileges", "oom_score_adj",
-                 "apparmor_profile", "selinux_label", "scheduler", "io_priority")
+                 "apparmor_profile", "selinux_label", "scheduler", "io_priority",
+                 "cpu_affinity")
 
     def __init__(self):
         self.terminal = False
@@ -135,6 +136,7 @@ class Process(_Model):
         self.selinux_label = ""
         self.scheduler = None       # Scheduler, or None: leave the runtime's
         self.io_priority = None     # (class number, priority), or None
+        self.cpu_affinity = {}      # execCPUAffinity: "initial"/"final" -> [cpu numbers]
 
 
 class Hook(_Model):
@@ -568,7 +570,37 @@ def _parse_process(value, path, warnings):
                             % (_at(path, key), system))
     proc.scheduler = _get(value, "scheduler", path, _parse_scheduler)
     proc.io_priority = _get(value, "ioPriority", path, _parse_io_priority)
+    proc.cpu_affinity = _get(value, "execCPUAffinity", path, _parse_cpu_affinity, {})
     return proc
+
+
+MAX_CPUS = 8192
+
+
+def _parse_cpu_affinity(value, path):
+    _want_object(value, path)
+    affinity = {}
+    for key in ("initial", "final"):
+        text = _get(value, key, path, _want_string, "")
+        if text:
+            affinity[key] = _parse_cpu_list(text, _at(path, key))
+    return affinity
+
+
+def _parse_cpu_list(text, path):
+    """"0-3,7" -> [0, 1, 2, 3, 7] (the kernel's cpu list format)."""
+    cpus = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ConfigError(path, 'is not a CPU list like "0-3,7": "%s"' % text) from None
+        if not 0 <= first <= last < MAX_CPUS:
+            raise ConfigError(path, 'CPU range "%s" must run upwards from 0 and stay below %d'
+                              % (part.strip(), MAX_CPUS))
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
 
 
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,

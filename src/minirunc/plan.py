@@ -408,6 +408,9 @@ def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
                  s.period)
     if proc.io_priority is not None:
         plan.add("IO_PRIORITY", *proc.io_priority)
+    for stage, key in enumerate(("initial", "final")):
+        if key in proc.cpu_affinity:
+            plan.add("CPU_AFFINITY", stage, cpu_mask_words(proc.cpu_affinity[key]))
     plan.add("NO_NEW_PRIVS", int(proc.no_new_privileges))
     masks = capability_masks(proc.capabilities)
     plan.add("CAPS", *masks)
@@ -428,6 +431,14 @@ def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
         plan.add("ENV", entry)
     for arg in proc.args:
         plan.add("ARG", arg)
+
+
+def cpu_mask_words(cpus):
+    """A cpu_set_t as 64-bit words."""
+    words = [0] * (max(cpus) // 64 + 1)
+    for cpu in cpus:
+        words[cpu // 64] |= 1 << (cpu % 64)
+    return words
 
 
 def capability_masks(capabilities):

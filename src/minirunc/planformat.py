@@ -65,6 +65,8 @@ RECORDS = {
     # Follows the MOUNT (a bind) it applies to: stage 1 makes that bind as a detached
     # idmapped tree (open_tree + mount_setattr), stage 2 moves it into place.
     36: ("MOUNT_IDMAP", "uss", ("recursive", "uid_map", "gid_map")),
+    # process.execCPUAffinity: stage 0 (initial) before the clone, 1 (final) before execve.
+    37: ("CPU_AFFINITY", "uL", ("stage", "mask")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
