@@ -15,6 +15,7 @@ from ..procfs import write_file
 
 EBUSY = 16
 EINVAL = 22
+ENOSPC = 28
 SIGKILL = 9
 
 
@@ -59,6 +60,27 @@ def make_dirs(path):
         os.makedirs(path, 0o755, exist_ok=True)
     except OSError as e:
         raise HostError("create cgroup", path, e.errno) from None
+
+
+def join(dirs, pid):
+    """Write ``pid`` into cgroup.procs of each of ``dirs`` (the container's, or exec's
+    sub-cgroups); a refusal names the file and, where the kernel's reason is known, the fix."""
+    for d in dirs:
+        path = os.path.join(d, "cgroup.procs")
+        try:
+            write_value(path, str(pid))
+        except HostError as e:
+            raise HostError("move process %d into cgroup" % pid, path, e.errno,
+                            _join_hint(d, e.errno)) from None
+
+
+def _join_hint(directory, err):
+    if err == EINVAL and os.path.exists(os.path.join(directory, "cpu.rt_runtime_us")):
+        return ("a real-time process (process.scheduler) needs "
+                "linux.resources.cpu.realtimeRuntime on this host")
+    if err == ENOSPC and os.path.exists(os.path.join(directory, "cpuset.cpus")):
+        return "a new v1 cpuset cgroup needs cpuset.cpus and cpuset.mems written"
+    return None
 
 
 def remove_dir(path, timeout=2.0):
@@ -173,17 +195,7 @@ class FileDriver(Driver):
             make_dirs(d)
 
     def add_pid(self, pid):
-        for d in self.dirs():
-            path = os.path.join(d, "cgroup.procs")
-            try:
-                write_value(path, str(pid))
-            except HostError as e:
-                hint = None
-                if e.errno == EINVAL and os.path.exists(os.path.join(d, "cpu.rt_runtime_us")):
-                    hint = ("a real-time process (process.scheduler) needs "
-                            "linux.resources.cpu.realtimeRuntime on this host")
-                raise HostError("move the container's init (pid %d) into cgroup" % pid,
-                                path, e.errno, hint) from None
+        join(self.dirs(), pid)
 
     def pids(self):
         return read_procs(self.dirs()[0]) if self.dirs() else []

@@ -7,10 +7,9 @@ cgroup and must already exist: exec never creates or removes cgroups."""
 
 import os
 
-from minirunc.cgroups.base import write_value
-from minirunc.errors import HostError, UsageError
+from minirunc.cgroups.base import join
+from minirunc.errors import UsageError
 
-ENOSPC = 28
 UNIFIED = ""   # the key of the cgroup2 directory (v2, or hybrid's unified tree)
 
 
@@ -69,13 +68,4 @@ class SubgroupJoiner:
         self.dirs = dirs
 
     def add_pid(self, pid):
-        for d in self.dirs:
-            path = os.path.join(d, "cgroup.procs")
-            try:
-                write_value(path, str(pid))
-            except HostError as e:
-                hint = None
-                if e.errno == ENOSPC and "cpuset" in d:
-                    hint = "a new v1 cpuset cgroup needs cpuset.cpus and cpuset.mems written"
-                raise HostError("move the exec'd process (pid %d) into cgroup" % pid,
-                                path, e.errno, hint) from None
+        join(self.dirs, pid)
