@@ -49,9 +49,10 @@ def _check_inherited_fds(count):
 
 
 def _write_id_maps(pid, plan):
+    from .plan import map_text
     for name, mappings in (("uid_map", plan.uid_mappings), ("gid_map", plan.gid_mappings)):
         path = "/proc/%d/%s" % (pid, name)
-        text = "".join("%d %d %d\n" % tuple(m) for m in mappings)
+        text = map_text(mappings)
         try:
             write_file(path, text.encode())
         except OSError as e:

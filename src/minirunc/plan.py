@@ -228,12 +228,13 @@ def _add_mounts(plan, config, host):
             plan.records.append(mount_record(mount))
             if mount.idmapped:
                 plan.add("MOUNT_IDMAP", int(mount.idmap_recursive),
-                         _map_text(mount.uid_mappings), _map_text(mount.gid_mappings))
+                         map_text(m.as_tuple() for m in mount.uid_mappings),
+                         map_text(m.as_tuple() for m in mount.gid_mappings))
 
 
-def _map_text(mappings):
-    """uid_map/gid_map text: one "containerID hostID size" line per mapping."""
-    return "".join("%d %d %d\n" % m.as_tuple() for m in mappings)
+def map_text(mappings):
+    """uid_map/gid_map text from (containerID, hostID, size) tuples, one line each."""
+    return "".join("%d %d %d\n" % tuple(m) for m in mappings)
 
 
 def mount_record(mount):
