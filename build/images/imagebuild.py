@@ -148,6 +148,13 @@ def up_to_date(path, fp):
         return False
 
 
+def bundle_inputs(bundles):
+    """What an image takes from each bundle for its fingerprint: the bundle's own inputs
+    stamp, or its path when it has none."""
+    return [open(b + ".inputs").read() if os.path.exists(b + ".inputs") else b
+            for b in bundles]
+
+
 def publish(tmp, path, fp):
     """Rename a finished tmp file/dir over path, then write the inputs stamp."""
     stamp = path + ".inputs"
@@ -631,8 +638,7 @@ def build_busybox_host(kernel, bundles, binary):
     with step("busybox initramfs"):
         dest = os.path.join(OUT, "busybox", "initramfs.cpio")
         fp = fingerprint("busybox", BUSYBOX, GUEST, binary or "no-binary",
-                         *[open(b + ".inputs").read() if os.path.exists(b + ".inputs") else b
-                           for b in bundles])
+                         *bundle_inputs(bundles))
         if up_to_date(dest, fp):
             log("busybox initramfs: cached")
             return dest
@@ -672,8 +678,7 @@ def build_puppy_host(kernel, bundles, binary):
     with step("puppy main.sfs"):
         sfs = os.path.join(OUT, "puppy", "main.sfs")
         fp = fingerprint("puppy-sfs", BUSYBOX, GUEST, binary or "no-binary",
-                         *[open(b + ".inputs").read() if os.path.exists(b + ".inputs") else b
-                           for b in bundles])
+                         *bundle_inputs(bundles))
         if up_to_date(sfs, fp):
             log("puppy main.sfs: cached")
         else:
