@@ -191,7 +191,10 @@ def cmd_list(root, options):
         c = Container(root, container_id)
         try:
             c.load()
-        except StateError:
+        except StateError as e:
+            if c.busy():
+                continue    # being created or deleted right now: not damaged
+            states.append(_unknown_state(c, e))
             continue
         states.append(c.public_state())
     if options.get("quiet"):
@@ -207,6 +210,16 @@ def cmd_list(root, options):
         for r in rows:
             sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
     return 0
+
+
+def _unknown_state(c, error):
+    """The `list` entry of a container whose state cannot be read: status unknown, the
+    init record's pid if that process is alive, and one warning saying why."""
+    from . import log
+    pid, _ = c.recorded_init()
+    log.warning(str(error))
+    return {"ociVersion": "", "id": c.id, "pid": pid, "status": "unknown", "bundle": "",
+            "rootfs": "", "created": "", "owner": "", "annotations": {}}
 
 
 def cmd_pause(root, options, container_id):

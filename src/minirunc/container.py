@@ -284,7 +284,8 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             # process dies before the container is ready.
             state["pid"] = pid
             state["pid_start"] = process_start_time(pid)
-            container.save(state)
+            state["pidns"] = _pidns_inode(pid)
+            container.save(state)   # also writes <dir>/init, apart from state.json
 
         def run_create_hooks():
             # prestart (deprecated, same moment) and createRuntime: in our namespaces,
@@ -532,13 +533,27 @@ def container_pids(c):
     return pids
 
 
+def _pidns_inode(pid):
+    """The inode of the pid namespace of ``pid`` (recorded with it), or None."""
+    try:
+        return os.stat("/proc/%d/ns/pid" % pid).st_ino
+    except OSError:
+        return None
+
+
 def _pidfd_for(c):
-    """A pidfd for the init, checked against the recorded start time (pid reuse)."""
+    """A pidfd for the init, checked against the recorded start time (pid reuse) and,
+    when recorded, its pid namespace."""
+    if not c.pid:
+        return None
     try:
         pidfd = os.pidfd_open(c.pid)
     except ProcessLookupError:
         return None
-    if process_start_time(c.pid) != c.data.get("pid_start"):
+    start = process_start_time(c.pid)
+    pidns = c.data.get("pidns")
+    if (start is None or start != c.data.get("pid_start")
+            or (pidns is not None and _pidns_inode(c.pid) != pidns)):
         os.close(pidfd)
         return None
     return pidfd
@@ -589,10 +604,10 @@ def delete(root, container_id, force=False):
     with c:
         try:
             c.load()
-        except StateError:
+        except StateError as e:
             if not force:
                 raise
-            c.remove_dir()
+            _delete_damaged(c, e)
             return
         status = c.status()
         paused = status == "paused"
@@ -600,24 +615,173 @@ def delete(root, container_id, force=False):
             raise StateError(container_id, "cannot delete a %s container: stop it first, or use "
                              "`minirunc delete --force %s`" % (status, container_id))
         if status != "stopped":
-            pidfd = _pidfd_for(c)
-            if pidfd is not None:
-                import signal
-                try:
-                    signal.pidfd_send_signal(pidfd, SIGKILL)
-                    if paused:
-                        _thaw(c)   # a frozen process cannot die until it is thawed
-                    if not _wait_gone(pidfd):
-                        raise StateError(container_id, "init pid %d did not die after SIGKILL"
-                                         % c.pid)
-                except ProcessLookupError:
-                    pass
-                finally:
-                    os.close(pidfd)
+            _kill_init(c, paused)
         destroy_cgroup(c)
         _run_poststop(c.data)
         c.remove_dir()
     log.debug("container %s deleted" % container_id)
+
+
+def _kill_init(c, paused):
+    """SIGKILL the recorded init (thawing it if paused) and wait until it is gone; False
+    if it had already exited (or the pid is another process now)."""
+    import signal
+    pidfd = _pidfd_for(c)
+    if pidfd is None:
+        return False
+    try:
+        signal.pidfd_send_signal(pidfd, SIGKILL)
+        if paused:
+            _thaw(c)   # a frozen process cannot die until it is thawed
+        if not _wait_gone(pidfd):
+            raise StateError(c.id, "init pid %d did not die after SIGKILL" % c.pid)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _delete_damaged(c, error):
+    """`delete --force` of a container whose state.json is missing or damaged: remove
+    what the init record ties to it (its init, checked by start time and pid namespace,
+    and its cgroups); without a record, what its sockets and the default cgroup path
+    tie to it.  One warning per thing found or not done; the state directory stays only
+    when processes that may be the container's are left (the error says which)."""
+    from .state import INIT_RECORD, DamagedStateError, read_init_record
+    where = os.path.join(c.dir, INIT_RECORD)
+    if isinstance(error, DamagedStateError):
+        log.warning("container %s: state file %s: %s" % (c.id, error.file, error.problem))
+    else:
+        log.warning("container %s: state file %s is missing" % (c.id, os.path.join(
+            c.dir, "state.json")))
+    try:
+        record = read_init_record(c.dir, c.id)
+    except DamagedStateError as e:
+        log.warning("container %s: init record %s: %s" % (c.id, where, e.problem))
+        record = None
+    if record is None:
+        _delete_untracked(c, where)
+        return
+    c.data = {"id": c.id, "pid": record["pid"], "pid_start": record["pid_start"],
+              "pidns": record["pidns"], "cgroup": record["cgroup"]}
+    if _kill_init(c, c.frozen()):
+        log.warning("container %s: killed init pid %d found from %s" % (c.id, c.pid, where))
+    if record["cgroup"] is None:
+        log.warning("container %s: could not find its cgroups (%s records none)" % (c.id, where))
+    else:
+        destroy_cgroup(c)
+    if record["poststop"]:
+        log.warning("container %s: its poststop hooks were not run (only the damaged state "
+                    "file had them)" % c.id)
+    c.remove_dir()
+
+
+def _delete_untracked(c, where):
+    """Neither state.json nor the init record: kill the inits still waiting on a socket in
+    the container's directory (nothing else can be tied to it), then look at the default
+    cgroup path of the id; processes there that cannot be tied to it are left alone."""
+    for pid in _kill_socket_inits(c.dir):
+        log.warning("container %s: killed init pid %d found by its socket in %s"
+                    % (c.id, pid, c.dir))
+    cgroup = _default_cgroup(c.id)
+    dirs = [d for d in cgroup.dirs() if os.path.isdir(d)] if cgroup else []
+    if not dirs:
+        log.warning("container %s: could not find its cgroups (no init record %s, and none at "
+                    "the default path for its id)" % (c.id, where))
+        c.remove_dir()
+        return
+    left = _cgroup_procs(dirs)
+    if left:
+        raise StateError(c.id, "state and init record are gone; processes %s in %s cannot be "
+                         "tied to it and were left alone: stop them, then run `minirunc delete "
+                         "--force %s` again" % (",".join(map(str, left[:20])), dirs[0], c.id))
+    if not cgroup.destroy():
+        log.warning("container %s: could not remove every cgroup directory (%s)"
+                    % (c.id, ", ".join(d for d in dirs if os.path.isdir(d))))
+    c.remove_dir()
+
+
+def _default_cgroup(container_id):
+    """The cgroup driver a container with this id and no linux.cgroupsPath gets, or None."""
+    from .cgroups import driver_for_create
+    try:
+        driver, _ = driver_for_create(None, container_id)
+    except MiniruncError:
+        return None
+    return None if driver.name == "none" else driver
+
+
+def _cgroup_procs(dirs):
+    """Every pid in ``dirs`` and their sub-cgroups."""
+    pids = set()
+    for top in dirs:
+        for d, _, _ in os.walk(top):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids.update(int(x) for x in f.read().split())
+            except (OSError, ValueError):
+                pass
+    return sorted(pids)
+
+
+def _socket_inodes(directory):
+    """Inodes of the unix sockets bound to a path in ``directory`` (start.sock, exec-*.sock)."""
+    prefix = directory.rstrip("/") + "/"
+    inodes = set()
+    try:
+        with open("/proc/net/unix") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return inodes
+    for line in lines:
+        parts = line.split(None, 7)
+        if len(parts) == 8 and parts[7].startswith(prefix):
+            inodes.add("socket:[%s]" % parts[6])
+    return inodes
+
+
+def _holds_socket(pid, inodes):
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _kill_socket_inits(directory):
+    """SIGKILL every minirunc init (the sealed memfd, not yet exec'd) that holds a socket
+    bound in ``directory``: only such a process is surely this container's.  Returns
+    the pids killed."""
+    import signal
+    inodes = _socket_inodes(directory)
+    killed = []
+    if not inodes:
+        return killed
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            # Checked after the pidfd is open: a pid reused meanwhile gets no signal.
+            if not os.readlink("/proc/%d/exe" % pid).startswith("/memfd:minirunc-init"):
+                continue
+            if not _holds_socket(pid, inodes):
+                continue
+            signal.pidfd_send_signal(pidfd, SIGKILL)
+            _wait_gone(pidfd)
+            killed.append(pid)
+        except OSError:
+            continue
+        finally:
+            os.close(pidfd)
+    return killed
 
 
 def _run_poststop(state):

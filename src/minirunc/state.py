@@ -7,6 +7,13 @@ reuse), from the start socket, which exists until `start` succeeds (runc's exec 
 plays the same role), and from the freezer file whose path state.json records (a frozen
 cgroup is `paused`). Every command that changes a container holds an exclusive flock on
 its directory, so two commands on one id never interleave.
+
+state.json is checked for its shape when it is read (``check_state``): a damaged file
+is one line naming the file and the JSON path of the bad field (``DamagedStateError``),
+never a traceback.  Beside it, ``<root>/<id>/init`` (``INIT_RECORD``) is a small
+key=value record of what `delete --force` needs to clean up (the init's pid and start
+time, its pid namespace, the cgroup record), written before state.json on every save,
+so it survives when state.json is lost or damaged; docs/design.md describes its format.
 """
 
 import fcntl
@@ -17,7 +24,30 @@ from .errors import HostError, StateError
 
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
+INIT_RECORD = "init"
+INIT_RECORD_VERSION = "1"
 MAX_ID_LENGTH = 1024
+PID_MAX = 1 << 22           # the kernel's PID_MAX_LIMIT
+U64_MAX = (1 << 64) - 1
+CGROUP_DRIVERS = ("none", "v1", "v2", "hybrid")
+
+
+class DamagedStateError(StateError):
+    """state.json (or the init record beside it) cannot be read, is not JSON, or has the
+    wrong shape: ``file`` and ``problem`` (which starts with the JSON path) say what."""
+
+    def __init__(self, container_id, file, problem):
+        self.file = file
+        self.problem = problem
+        super().__init__(container_id, "state file %s: %s; remove it with `minirunc delete "
+                         "--force %s`" % (file, problem, container_id))
+
+
+class _Bad(Exception):
+    """A shape error at a JSON path (internal to the checks below)."""
+
+    def __init__(self, where, problem):
+        super().__init__("%s: %s" % (where, problem) if where else problem)
 
 
 def check_id(container_id):
@@ -50,6 +80,275 @@ def process_start_time(pid):
     return int(fields[19])
 
 
+# -- the shape of state.json ----------------------------------------------
+# Every field a command reads is checked here, so a damaged file is one line, not a
+# traceback somewhere later.  Keys this version does not know are left alone (a newer
+# minirunc may add some).
+
+def _shown(value):
+    """A short rendering of a bad value for the message (never the whole of a huge one)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int):
+        return str(value) if -10**30 < value < 10**30 else "a %s number" % (
+            "huge" if value > 0 else "hugely negative")
+    if isinstance(value, float):
+        return "the number %r" % value
+    if isinstance(value, str):
+        text = value[:40].encode("ascii", "backslashreplace").decode()
+        return '"%s"%s' % (text, "..." if len(value) > 40 else "")
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _want_text(value, where, path=False):
+    if not isinstance(value, str):
+        raise _Bad(where, "must be a string, found %s" % _shown(value))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(where, "holds a lone surrogate (not valid UTF-8): %s" % _shown(value)) \
+            from None
+    if path:
+        if "\0" in value:
+            raise _Bad(where, "must not contain a NUL character")
+        if not value.startswith("/") or os.path.normpath(value) != value:
+            raise _Bad(where, "must be an absolute, normalized path, found %s" % _shown(value))
+    return value
+
+
+def _want_int(value, where, low, high):
+    if type(value) is not int:
+        raise _Bad(where, "must be an integer, found %s" % _shown(value))
+    if not low <= value <= high:
+        raise _Bad(where, "must be between %d and %d, found %s" % (low, high, _shown(value)))
+    return value
+
+
+def _want(value, kind, where):
+    if not isinstance(value, kind):
+        raise _Bad(where, "must be %s, found %s" % (
+            "an object" if kind is dict else "a list" if kind is list else "a boolean",
+            _shown(value)))
+    return value
+
+
+def _text_map(value, where):
+    for key, item in _want(value, dict, where).items():
+        _want_text(key, where)
+        _want_text(item, "%s.%s" % (where, key))
+
+
+def _text_list(value, where, path=False):
+    for i, item in enumerate(_want(value, list, where)):
+        _want_text(item, "%s[%d]" % (where, i), path)
+
+
+def _check_hooks(value, where):
+    for kind, entries in _want(value, dict, where).items():
+        _want_text(kind, where)
+        for i, hook in enumerate(_want(entries, list, "%s.%s" % (where, kind))):
+            at = "%s.%s[%d]" % (where, kind, i)
+            _want(hook, dict, at)
+            for key in ("where", "path", "args", "env", "timeout"):
+                if key not in hook:
+                    raise _Bad("%s.%s" % (at, key), "is missing")
+            _want_text(hook["where"], at + ".where")
+            _want_text(hook["path"], at + ".path", path=True)
+            _text_list(hook["args"], at + ".args")
+            for j, arg in enumerate(hook["args"]):
+                if "\0" in arg:
+                    raise _Bad("%s.args[%d]" % (at, j), "must not contain a NUL character")
+            if hook["env"] is not None:
+                _text_list(hook["env"], at + ".env")
+                for j, entry in enumerate(hook["env"]):
+                    if "=" not in entry or "\0" in entry:
+                        raise _Bad("%s.env[%d]" % (at, j), "must be NAME=VALUE, found %s"
+                                   % _shown(entry))
+            if hook["timeout"] is not None:
+                _want_int(hook["timeout"], at + ".timeout", 0, (1 << 32) - 1)
+
+
+def check_cgroup(value, where="cgroup"):
+    """The cgroup record (see cgroups/base.py ``record()``): the driver and its absolute
+    directories, each strictly under one of the recorded cgroup mounts (so no damage can
+    make `delete` remove a mount point or a directory elsewhere)."""
+    if value is None:
+        return
+    _want(value, dict, where)
+    driver = value.get("driver")
+    if driver not in CGROUP_DRIVERS:
+        raise _Bad(where + ".driver", "must be one of %s, found %s"
+                   % (", ".join(CGROUP_DRIVERS), _shown(driver)))
+    if driver == "none":
+        return
+    mounts = []
+    if driver in ("v1", "hybrid"):
+        for key in ("paths", "mounts"):
+            _text_map(value.get(key), "%s.%s" % (where, key))
+            for name, path in value[key].items():
+                _want_text(path, "%s.%s.%s" % (where, key, name), path=True)
+        mounts += value["mounts"].values()
+    if driver in ("v2", "hybrid"):
+        for key in ("unified", "mount"):
+            _want_text(value.get(key), "%s.%s" % (where, key), path=True)
+        mounts.append(value["mount"])
+    for i, mount in enumerate(mounts):
+        if mount == "/":
+            raise _Bad(where + ".mount", 'must be a cgroup mount point, not "/"')
+    dirs = [("%s.unified" % where, value.get("unified"))] if driver != "v1" else []
+    dirs += [("%s.paths.%s" % (where, k), v) for k, v in (value.get("paths") or {}).items()]
+    if value.get("remove") is not None:
+        _text_list(value["remove"], where + ".remove", path=True)
+        dirs += [("%s.remove[%d]" % (where, i), d) for i, d in enumerate(value["remove"])]
+    if value.get("freezer") is not None:
+        freezer = _want_text(value["freezer"], where + ".freezer", path=True)
+        if os.path.basename(freezer) not in ("freezer.state", "cgroup.freeze"):
+            raise _Bad(where + ".freezer", "must name a freezer.state or cgroup.freeze file, "
+                       "found %s" % _shown(freezer))
+        dirs.append((where + ".freezer", os.path.dirname(freezer)))
+    for at, d in dirs:
+        if d is None:
+            continue
+        if not any(d.startswith(m.rstrip("/") + "/") for m in mounts):
+            raise _Bad(at, "%s is not under a recorded cgroup mount" % _shown(d))
+
+
+def check_state(data, container_id):
+    """Raise _Bad (JSON path: problem) unless ``data`` has the shape minirunc writes."""
+    _want(data, dict, "")
+    if "id" in data and data["id"] != container_id:
+        _want_text(data["id"], "id")
+        raise _Bad("id", "is %s, but the directory is that of container %s"
+                   % (_shown(data["id"]), container_id))
+    _want_int(data.get("pid"), "pid", 0, PID_MAX)
+    if data.get("pid_start") is not None or data["pid"]:
+        _want_int(data.get("pid_start"), "pid_start", 0, U64_MAX)
+    if data.get("pidns") is not None:
+        _want_int(data["pidns"], "pidns", 0, U64_MAX)
+    for key in ("ociVersion", "bundle", "rootfs", "created", "owner"):
+        if key in data:
+            _want_text(data[key], key, path=key in ("bundle", "rootfs") and bool(data[key]))
+    for key in ("creating", "noNewKeyring"):
+        if key in data:
+            _want(data[key], bool, key)
+    if data.get("annotations") is not None:
+        _text_map(data["annotations"], "annotations")
+    if data.get("resources") is not None:
+        _want(data["resources"], dict, "resources")
+    if data.get("devicePaths") is not None:
+        _text_list(data["devicePaths"], "devicePaths", path=True)
+    if data.get("hooks") is not None:
+        _check_hooks(data["hooks"], "hooks")
+    check_cgroup(data.get("cgroup"))
+
+
+# -- the init record ---------------------------------------------------------
+# <root>/<id>/init: "key=value" lines, "version=1" first and "end=1" last (a reader that
+# does not find both treats the record as torn).  Values are %-escaped (%, newline, NUL).
+# Unknown keys are ignored, so the record can grow; a new meaning needs a new version.
+
+def _escape(text):
+    return text.replace("%", "%25").replace("\n", "%0A").replace("\0", "%00")
+
+
+def _unescape(text):
+    return text.replace("%0A", "\n").replace("%00", "\0").replace("%25", "%")
+
+
+def init_record_text(data):
+    """The init record for state ``data``: what `delete --force` needs without state.json."""
+    lines = ["version=" + INIT_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
+    if data.get("pid"):
+        lines.append("pid=%d" % data["pid"])
+        if data.get("pid_start") is not None:
+            lines.append("pid_start=%d" % data["pid_start"])
+        if data.get("pidns") is not None:
+            lines.append("pidns=%d" % data["pidns"])
+    cgroup = data.get("cgroup")
+    if cgroup is not None:
+        if cgroup.get("freezer"):
+            lines.append("freezer=" + _escape(cgroup["freezer"]))
+        lines.append("cgroup=" + _escape(jsontext.dumps(cgroup)))
+    if "poststop" in (data.get("hooks") or {}):
+        lines.append("poststop=1")
+    lines.append("end=1")
+    return "\n".join(lines) + "\n"
+
+
+def read_init_record(directory, container_id):
+    """The init record as {"pid", "pid_start", "pidns", "cgroup", "poststop"} (absent
+    fields are None), or None if there is none; DamagedStateError if it is torn or
+    damaged."""
+    path = os.path.join(directory, INIT_RECORD)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(1 << 20)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        from .errors import errno_text
+        raise DamagedStateError(container_id, path, "cannot read it: " + errno_text(e.errno)) \
+            from None
+    try:
+        return _parse_init_record(raw, container_id)
+    except _Bad as e:
+        raise DamagedStateError(container_id, path, str(e)) from None
+
+
+def _parse_init_record(raw, container_id):
+    try:
+        lines = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise _Bad("", "is not UTF-8 text") from None
+    if lines[:1] != ["version=" + INIT_RECORD_VERSION]:
+        raise _Bad("version", "must be %s on the first line" % INIT_RECORD_VERSION)
+    if lines[-2:] != ["end=1", ""]:
+        raise _Bad("end", "the record is torn (no end=1 line at its end)")
+    fields = {}
+    for line in lines[1:-2]:
+        key, eq, value = line.partition("=")
+        if not eq:
+            raise _Bad("", "line %s is not key=value" % _shown(line))
+        fields[key] = _unescape(value)
+    if fields.get("id") != container_id:
+        raise _Bad("id", "is %s, not %s" % (_shown(fields.get("id")), container_id))
+    record = {"pid": 0, "pid_start": None, "pidns": None, "cgroup": None,
+              "poststop": fields.get("poststop") == "1"}
+    for key, high in (("pid", PID_MAX), ("pid_start", U64_MAX), ("pidns", U64_MAX)):
+        if key in fields:
+            text = fields[key]
+            if not text.isdigit() or len(text) > 20:
+                raise _Bad(key, "must be a number, found %s" % _shown(text))
+            record[key] = _want_int(int(text), key, 0, high)
+    if "cgroup" in fields:
+        try:
+            record["cgroup"] = jsontext.loads(fields["cgroup"])
+        except (ValueError, RecursionError) as e:
+            raise _Bad("cgroup", "is not JSON (%s)" % e) from None
+        check_cgroup(record["cgroup"])
+    return record
+
+
+def write_init_record(directory, text):
+    """Write the init record atomically (temp file, fsync, rename)."""
+    path = os.path.join(directory, INIT_RECORD)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, text.encode("utf-8", "surrogateescape"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise HostError("write init record", path, e.errno) from None
+
+
 class Container:
     """The on-disk record of one container plus its live status."""
 
@@ -59,6 +358,7 @@ class Container:
         self.dir = os.path.join(root, container_id)
         self.data = None
         self._lock_fd = None
+        self._record_text = None
 
     # -- locking ---------------------------------------------------------
     def lock(self, shared=False):
@@ -67,6 +367,8 @@ class Container:
             fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise StateError(self.id, "does not exist (see `minirunc list`)") from None
+        except OSError as e:
+            raise HostError("open the state directory", self.dir, e.errno) from None
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         # A delete may have removed the directory while we waited for the lock.
         if os.fstat(fd).st_nlink == 0:
@@ -74,6 +376,33 @@ class Container:
             raise StateError(self.id, "does not exist (see `minirunc list`)")
         self._lock_fd = fd
         return self
+
+    def busy(self):
+        """True while another command holds the container's lock exclusively (a create
+        that has not written state.json yet, or a delete removing it)."""
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return True     # gone meanwhile: nothing to report
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def recorded_init(self):
+        """(pid, error) of the init the init record names, pid 0 unless it is alive (for
+        `list` of a damaged container); error is the record's own damage or None."""
+        try:
+            record = read_init_record(self.dir, self.id)
+        except DamagedStateError as e:
+            return 0, e
+        if not record or not record["pid"]:
+            return 0, None
+        start = process_start_time(record["pid"])
+        return (record["pid"] if start is not None and start == record["pid_start"] else 0), None
 
     def unlock(self):
         if self._lock_fd is not None:
@@ -119,20 +448,64 @@ class Container:
 
     # -- state.json -------------------------------------------------------
     def load(self):
+        """Read state.json and check its shape and its agreement with the init record;
+        any damage is a DamagedStateError (one line naming the file and the field)."""
         path = os.path.join(self.dir, STATE_FILE)
         try:
             with open(path, "rb") as f:
-                self.data = jsontext.loads(f.read())
+                raw = f.read()
         except FileNotFoundError:
             raise StateError(self.id, "has no state file (creation did not finish); "
                              "remove it with `minirunc delete --force %s`" % self.id) from None
-        except ValueError as e:
-            raise StateError(self.id, "state file %s is corrupt (%s); remove it with "
-                             "`minirunc delete --force %s`" % (path, e, self.id)) from None
+        except OSError as e:
+            from .errors import errno_text
+            raise DamagedStateError(self.id, path, "cannot read it: " + errno_text(e.errno)) \
+                from None
+        try:
+            data = jsontext.loads(raw)
+        except (ValueError, RecursionError) as e:
+            raise DamagedStateError(self.id, path, "is not valid JSON (%s)"
+                                    % str(e)[:200]) from None
+        try:
+            check_state(data, self.id)
+        except _Bad as e:
+            raise DamagedStateError(self.id, path, str(e)) from None
+        self._check_record(data, path)
+        self.data = data
         return self.data
+
+    def _check_record(self, data, path):
+        """state.json and the init record are written together: a disagreement about the
+        init or its cgroups means one of them was damaged.  A record that is missing (a
+        container of an older minirunc) or itself damaged is no reason to distrust a
+        well-formed state.json."""
+        try:
+            record = read_init_record(self.dir, self.id)
+        except DamagedStateError:
+            return
+        if record is None:
+            return
+        if data["pid"] == 0 and data.get("creating") and record["pid"]:
+            # The creator died between the two writes of the pid: the record has it.
+            data["pid"], data["pid_start"] = record["pid"], record["pid_start"]
+            return
+        init_record = os.path.join(self.dir, INIT_RECORD)
+        for key in ("pid", "pid_start"):
+            if data.get(key) != record[key]:
+                raise DamagedStateError(self.id, path, "%s: is %s, but %s has %s"
+                                        % (key, _shown(data.get(key)), init_record,
+                                           _shown(record[key])))
+        if data.get("cgroup") != record["cgroup"]:
+            raise DamagedStateError(self.id, path, "cgroup: differs from the cgroup record "
+                                    "in %s" % init_record)
 
     def save(self, data):
         """Write state.json atomically: temp file, fsync, rename, fsync the directory."""
+        record = init_record_text(data)
+        if record != self._record_text:
+            # First: if this process dies between the two writes, the record is the newer.
+            write_init_record(self.dir, record)
+            self._record_text = record
         path = os.path.join(self.dir, STATE_FILE)
         tmp = "%s.tmp-%d" % (path, os.getpid())
         blob = jsontext.dumps(data).encode()
@@ -164,7 +537,10 @@ class Container:
 
     def init_alive(self):
         pid = self.pid
-        return bool(pid) and process_start_time(pid) == self.data.get("pid_start")
+        if not pid:
+            return False
+        start = process_start_time(pid)
+        return start is not None and start == self.data.get("pid_start")
 
     def status(self):
         """creating, created, running, paused or stopped, derived from the live init process
