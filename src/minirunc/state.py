@@ -437,14 +437,22 @@ class Container:
         except FileNotFoundError:
             return
         for name in names:
+            path = os.path.join(self.dir, name)
             try:
-                os.unlink(os.path.join(self.dir, name))
+                os.unlink(path)
             except FileNotFoundError:
                 pass
+            except IsADirectoryError:
+                import shutil   # only damage puts a directory here (say, at state.json)
+                shutil.rmtree(path, ignore_errors=True)
+            except OSError as e:
+                raise HostError("remove", path, e.errno) from None
         try:
             os.rmdir(self.dir)
         except FileNotFoundError:
             pass
+        except OSError as e:
+            raise HostError("remove the state directory", self.dir, e.errno) from None
 
     # -- state.json -------------------------------------------------------
     def load(self):
