@@ -273,3 +273,211 @@ def test_record_written_apart(rt, sleeper):
     assert int(fields["pidns"]) == os.stat("/proc/%d/ns/pid" % h.pid).st_ino
     if h.cgroups:
         assert json.loads(fields["cgroup"]) == h.state["cgroup"]
+
+
+# ---------------------------------------------------------------- the state.json fuzzer
+# A standing suite: mutations of a real state.json at every JSON path (types, ranges, NUL,
+# lone surrogates, huge and deeply nested values, deleted and added keys) and of its
+# bytes.  Every command ends with exit 0 or one clear line, never a traceback or a hang;
+# the init survives unless a command removed the container, and then nothing is left.
+# MINIRUNC_FUZZ_EXAMPLES=N runs N cases instead of the default (the config.json fuzzer
+# reads the same variable).
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+FUZZ_EXAMPLES = int(os.environ.get("MINIRUNC_FUZZ_EXAMPLES") or 0)
+FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=not FUZZ_EXAMPLES,
+                     suppress_health_check=list(HealthCheck))
+DEEP = "__minirunc_fuzz_deep__"
+HUGE = "__minirunc_fuzz_huge__"
+
+TEXTS = st.one_of(
+    st.sampled_from(["", "\0", "a\0b", "\ud800", "x\udcff", "\udc80", "/", "//", "/..",
+                     "../x", "/sys/fs/cgroup", "/sys/fs/cgroup/pids", "\n", "%", "=", "%0A",
+                     "\u2028", "end=1", "abc", "12", "-1", "true", "null"]),
+    st.text(max_size=12),
+    st.text(st.characters(min_codepoint=0xd800, max_codepoint=0xdfff), min_size=1,
+            max_size=3))
+INTS = st.one_of(st.sampled_from([0, 1, -1, 2 ** 22, 2 ** 22 + 1, 2 ** 31, 2 ** 32, 2 ** 63,
+                                  2 ** 64, -2 ** 63, 10 ** 100, 10 ** 4000]),
+                 st.integers())
+SCALARS = st.one_of(st.none(), st.booleans(), INTS, st.floats(), TEXTS,
+                    st.sampled_from([DEEP, HUGE]))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(TEXTS, inner, max_size=3), max_leaves=6)
+
+
+def json_paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from json_paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from json_paths(item, prefix + (i,))
+
+
+def mutated(state, path, action, value):
+    """state with ``value`` at ``path`` (replace), the key removed, or a key added."""
+    copy = json.loads(json.dumps(state))
+    if not path:
+        return value if action == "replace" else copy
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    if action == "delete":
+        del parent[path[-1]]
+    elif action == "add" and isinstance(parent[path[-1]], dict):
+        parent[path[-1]]["fuzz\0" if isinstance(value, bool) else "fuzz"] = value
+    else:
+        parent[path[-1]] = value
+    return copy
+
+
+def render(document, depth):
+    text = json.dumps(document)
+    text = text.replace('"%s"' % DEEP, "[" * depth + "]" * depth)
+    return text.replace('"%s"' % HUGE, '"%s"' % ("x" * (1 << 20)))
+
+
+@st.composite
+def damages(draw, template):
+    """A damage to apply to a healthy state.json: a function state -> bytes.  Paths are
+    drawn from ``template`` (every container's state has its shape), byte positions as
+    fractions, so one damage applies to whichever container a case uses."""
+    if draw(st.sampled_from(["value", "value", "value", "bytes"])) == "bytes":
+        ops = draw(st.lists(st.tuples(st.sampled_from(["cut", "flip", "insert"]),
+                                      st.floats(0, 1), st.integers(1, 255),
+                                      st.binary(min_size=1, max_size=8)),
+                            min_size=1, max_size=4))
+
+        def bytes_damage(state):
+            data = bytearray(json.dumps(state).encode())
+            for op, where, xor, extra in ops:
+                at = int(where * len(data))
+                if op == "cut":
+                    del data[at:]
+                elif op == "flip" and at < len(data):
+                    data[at] ^= xor
+                else:
+                    data[at:at] = extra
+            return bytes(data)
+        return bytes_damage
+    path = draw(st.sampled_from(list(json_paths(template))))
+    action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+    value = draw(VALUES)
+    depth = draw(st.sampled_from([2, 100, 999, 1001, 5000, 100000]))
+    return lambda state: render(mutated(state, path, action, value), depth).encode()
+
+
+def quiet_or_one_line(r, what):
+    assert "Traceback" not in r.stderr, (what, r.stderr)
+    if r.returncode != 0:
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and lines[0].startswith("minirunc: "), (what, r.stderr)
+
+
+class FuzzTarget:
+    """One running container whose state.json the cases rewrite, recreated when a case
+    ends with its removal."""
+
+    def __init__(self, rt, bundle):
+        self.rt, self.bundle = rt, bundle
+        self.h = Healthy(rt, bundle, start=True)
+        self.cases = self.recreated = 0
+
+    def run(self, damage):
+        h, rt = self.h, self.rt
+        self.cases += 1
+        blob = damage(h.state)
+        with open(h.state_path, "wb") as f:
+            f.write(blob)
+        # At once, as callers do: each takes the container's lock as it needs.
+        results = rt.parallel([("state", h.id), ("list",), ("kill", h.id, "CONT"),
+                               ("delete", h.id)])
+        for r in results:
+            quiet_or_one_line(r, r.args)
+        r = results[1]
+        assert r.returncode == 0, r.stderr
+        assert len([l for l in r.stderr.splitlines() if l.strip()]) <= 1, r.stderr
+        if os.path.exists(h.dir):
+            assert h.id in r.stdout, r.stdout
+            h.restore()
+            assert alive(h.pid, h.start), "init died: %r" % blob[:200]
+        else:
+            # A state the commands took as valid and not running (say, "creating": true)
+            # lets a plain delete remove the container: then completely.
+            h.assert_removed()
+            self.h = Healthy(rt, self.bundle, start=True)
+            self.recreated += 1
+
+
+class FuzzRuntime(Runtime):
+    def parallel(self, commands, timeout=30):
+        """Run several commands at once; their CompletedProcesses, in order."""
+        import tempfile
+        from conftest import runtime_env
+        procs = []
+        for args in commands:
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            procs.append((args, out, err, subprocess.Popen(
+                self.cmd(*args), env=runtime_env(), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=err)))
+        results = []
+        for args, out, err, proc in procs:
+            code = proc.wait(timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            results.append(subprocess.CompletedProcess(args, code,
+                                                       out.read().decode(errors="replace"),
+                                                       err.read().decode(errors="replace")))
+            out.close()
+            err.close()
+        return results
+
+
+@pytest.fixture(scope="module")
+def fuzz_runtime(tmp_path_factory):
+    from make_bundle import base_config, make_bundle
+    base = tmp_path_factory.mktemp("fuzzstate")
+    bundle = base / "bundle"
+    make_bundle(str(bundle), config=base_config(("sleep", "1000")))
+    runtime = FuzzRuntime(base / "state")
+    yield runtime, bundle
+    runtime.cleanup()
+
+
+def test_fuzz_state_json(fuzz_runtime):
+    rt, bundle = fuzz_runtime
+    target = FuzzTarget(rt, bundle)
+    healthy = target.h.state
+
+    @settings(max_examples=FUZZ_EXAMPLES or 200, **FUZZ_SETTINGS)
+    @given(damages(healthy))
+    def case(damage):
+        target.run(damage)
+
+    case()
+    rt("delete", "--force", target.h.id)
+    target.h.assert_removed()
+    print("state.json fuzzer: %d cases, %d recreations" % (target.cases, target.recreated))
+
+
+def test_fuzz_state_json_delete_force(fuzz_runtime):
+    """`delete --force` on a fuzzed state.json: exit 0, and no init, state or cgroup left."""
+    rt, bundle = fuzz_runtime
+    healthy = Healthy(rt, bundle).state
+    rt("delete", "--force", healthy["id"])
+
+    @settings(max_examples=max(FUZZ_EXAMPLES // 10, 20), **FUZZ_SETTINGS)
+    @given(damages(healthy))
+    def case(damage):
+        h = Healthy(rt, bundle, start=True)
+        blob = damage(h.state)
+        with open(h.state_path, "wb") as f:
+            f.write(blob)
+        r = rt("delete", "--force", h.id, timeout=30)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (r.stderr, blob[:300])
+        h.assert_removed()
+
+    case()
