@@ -182,7 +182,7 @@ def cmd_delete(root, options, container_id):
 
 
 def cmd_list(root, options):
-    from .state import Container, list_ids
+    from .state import Container, DamagedStateError, list_ids
     fmt = options.get("format", "table")
     if fmt not in ("table", "json"):
         raise UsageError("list: --format must be table or json, not %r" % fmt)
@@ -192,8 +192,8 @@ def cmd_list(root, options):
         try:
             c.load()
         except StateError as e:
-            if c.busy():
-                continue    # being created or deleted right now: not damaged
+            if not isinstance(e, DamagedStateError) and c.busy():
+                continue    # no state.json while being created or deleted: not damaged
             states.append(_unknown_state(c, e))
             continue
         states.append(c.public_state())
