@@ -452,7 +452,7 @@ def test_fuzz_state_json(fuzz_runtime):
     target = FuzzTarget(rt, bundle)
     healthy = target.h.state
 
-    @settings(max_examples=FUZZ_EXAMPLES or 200, **FUZZ_SETTINGS)
+    @settings(max_examples=FUZZ_EXAMPLES or 300, **FUZZ_SETTINGS)
     @given(damages(healthy))
     def case(damage):
         target.run(damage)
@@ -469,7 +469,7 @@ def test_fuzz_state_json_delete_force(fuzz_runtime):
     healthy = Healthy(rt, bundle).state
     rt("delete", "--force", healthy["id"])
 
-    @settings(max_examples=max(FUZZ_EXAMPLES // 10, 20), **FUZZ_SETTINGS)
+    @settings(max_examples=max(FUZZ_EXAMPLES // 10, 30), **FUZZ_SETTINGS)
     @given(damages(healthy))
     def case(damage):
         h = Healthy(rt, bundle, start=True)
@@ -481,3 +481,65 @@ def test_fuzz_state_json_delete_force(fuzz_runtime):
         h.assert_removed()
 
     case()
+
+
+# ---------------------------------------------------------------- pure functions
+
+def _state_module():
+    import sys
+    from conftest import SRC
+    if SRC not in sys.path:
+        sys.path.insert(0, SRC)
+    from minirunc import state
+    return state
+
+
+CGROUP = {"driver": "v2", "unified": "/sys/fs/cgroup/a%b\nc", "mount": "/sys/fs/cgroup",
+          "remove": ["/sys/fs/cgroup/a%b\nc"], "freezer": "/sys/fs/cgroup/a%b\nc/cgroup.freeze"}
+
+
+def test_init_record_round_trip(tmp_path):
+    state = _state_module()
+    data = {"id": "c1", "pid": 42, "pid_start": 7, "pidns": 4026531836, "cgroup": CGROUP,
+            "hooks": {"poststop": []}}
+    state.write_init_record(str(tmp_path), state.init_record_text(data))
+    record = state.read_init_record(str(tmp_path), "c1")
+    assert record == {"pid": 42, "pid_start": 7, "pidns": 4026531836, "cgroup": CGROUP,
+                      "poststop": True}
+    text = (tmp_path / "init").read_text()
+    assert "freezer=/sys/fs/cgroup/a%25b%0Ac/cgroup.freeze\n" in text   # one line per key
+    assert state.read_init_record(str(tmp_path / "none"), "c1") is None
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("version=1\nid=c1\npid=4\n", "torn"),
+    ("version=2\nid=c1\nend=1\n", "version"),
+    ("version=1\nid=c2\nend=1\n", "id"),
+    ("version=1\nid=c1\npid=-4\nend=1\n", "pid"),
+    ("version=1\nid=c1\npid=99999999999\nend=1\n", "pid"),
+    ("version=1\nid=c1\ncgroup={\"driver\": 1}\nend=1\n", "cgroup.driver"),
+    ("version=1\nid=c1\nnonsense\nend=1\n", "key=value"),
+])
+def test_init_record_damage(tmp_path, text, needle):
+    state = _state_module()
+    (tmp_path / "init").write_text(text)
+    with pytest.raises(state.DamagedStateError) as e:
+        state.read_init_record(str(tmp_path), "c1")
+    assert needle in e.value.problem and str(tmp_path / "init") in str(e.value)
+
+
+@pytest.mark.parametrize("record, where", [
+    (dict(CGROUP, mount="/"), "cgroup.mount"),
+    (dict(CGROUP, remove=["/sys/fs/cgroup"]), "cgroup.remove[0]"),
+    (dict(CGROUP, unified="/etc"), "cgroup.unified"),
+    (dict(CGROUP, unified="/sys/fs/cgroup/x/../.."), "cgroup.unified"),
+    (dict(CGROUP, freezer="/sys/fs/cgroup/x/cgroup.procs"), "cgroup.freezer"),
+    ({"driver": "hybrid", "paths": [], "mounts": {}}, "cgroup.paths"),
+    ({"driver": "v1", "paths": {"pids": "/sys/fs/cgroup/pids/x\0"},
+      "mounts": {"pids": "/sys/fs/cgroup/pids"}}, "cgroup.paths.pids"),
+])
+def test_cgroup_record_shape(record, where):
+    state = _state_module()
+    with pytest.raises(state._Bad) as e:
+        state.check_cgroup(record)
+    assert str(e.value).startswith(where + ":"), str(e.value)

@@ -95,9 +95,16 @@ def _shown(value):
     if isinstance(value, float):
         return "the number %r" % value
     if isinstance(value, str):
-        text = value[:40].encode("ascii", "backslashreplace").decode()
-        return '"%s"%s' % (text, "..." if len(value) > 40 else "")
+        # JSON's escapes: no newline, control character or lone surrogate gets through.
+        return jsontext.dumps(value[:40]) + ("..." if len(value) > 40 else "")
     return "a list" if isinstance(value, list) else "an object"
+
+
+def _at(where, key):
+    """``where.key`` as a JSON path; a key that is not a plain word is quoted and escaped."""
+    if key and all(c.isascii() and (c.isalnum() or c in "_-=+:@/ ") for c in key):
+        return "%s.%s" % (where, key) if where else key
+    return '%s[%s]' % (where, jsontext.dumps(key[:40]))
 
 
 def _want_text(value, where, path=False):
@@ -135,7 +142,7 @@ def _want(value, kind, where):
 def _text_map(value, where):
     for key, item in _want(value, dict, where).items():
         _want_text(key, where)
-        _want_text(item, "%s.%s" % (where, key))
+        _want_text(item, _at(where, key))
 
 
 def _text_list(value, where, path=False):
@@ -146,8 +153,8 @@ def _text_list(value, where, path=False):
 def _check_hooks(value, where):
     for kind, entries in _want(value, dict, where).items():
         _want_text(kind, where)
-        for i, hook in enumerate(_want(entries, list, "%s.%s" % (where, kind))):
-            at = "%s.%s[%d]" % (where, kind, i)
+        for i, hook in enumerate(_want(entries, list, _at(where, kind))):
+            at = "%s[%d]" % (_at(where, kind), i)
             _want(hook, dict, at)
             for key in ("where", "path", "args", "env", "timeout"):
                 if key not in hook:
@@ -186,7 +193,7 @@ def check_cgroup(value, where="cgroup"):
         for key in ("paths", "mounts"):
             _text_map(value.get(key), "%s.%s" % (where, key))
             for name, path in value[key].items():
-                _want_text(path, "%s.%s.%s" % (where, key, name), path=True)
+                _want_text(path, _at("%s.%s" % (where, key), name), path=True)
         mounts += value["mounts"].values()
     if driver in ("v2", "hybrid"):
         for key in ("unified", "mount"):
@@ -196,7 +203,7 @@ def check_cgroup(value, where="cgroup"):
         if mount == "/":
             raise _Bad(where + ".mount", 'must be a cgroup mount point, not "/"')
     dirs = [("%s.unified" % where, value.get("unified"))] if driver != "v1" else []
-    dirs += [("%s.paths.%s" % (where, k), v) for k, v in (value.get("paths") or {}).items()]
+    dirs += [(_at(where + ".paths", k), v) for k, v in (value.get("paths") or {}).items()]
     if value.get("remove") is not None:
         _text_list(value["remove"], where + ".remove", path=True)
         dirs += [("%s.remove[%d]" % (where, i), d) for i, d in enumerate(value["remove"])]
