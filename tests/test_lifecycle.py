@@ -189,14 +189,16 @@ def test_state_file_is_atomic_json_with_start_time(rt, make):
     assert data["pid_start"] > 0
     assert [n for n in os.listdir(os.path.join(rt.root, cid)) if ".tmp" in n] == []
     # A recorded start time that does not match the live process means pid reuse: stopped.
-    data["pid_start"] += 1
-    with open(path, "w") as f:
-        json.dump(data, f)
-    assert rt.state(cid)["status"] == "stopped"
-    data["pid_start"] -= 1
-    with open(path, "w") as f:
-        json.dump(data, f)
-    assert rt.state(cid)["status"] == "created"
+    # (state.json and the init record beside it both record it; they must agree.)
+    record_path = os.path.join(rt.root, cid, "init")
+    record = open(record_path).read()
+    for delta in (1, 0):
+        with open(path, "w") as f:
+            json.dump(dict(data, pid_start=data["pid_start"] + delta), f)
+        with open(record_path, "w") as f:
+            f.write(record.replace("pid_start=%d\n" % data["pid_start"],
+                                   "pid_start=%d\n" % (data["pid_start"] + delta)))
+        assert rt.state(cid)["status"] == ("stopped" if delta else "created")
 
 
 def test_version_has_three_lines(rt):
