@@ -173,7 +173,7 @@ def test_damaged_state(rt, sleeper, damage):
     neighbour = Healthy(rt, sleeper, start=True)
     h = Healthy(rt, sleeper)
     damage(h)
-    for args in (("state", h.id), ("kill", h.id, "KILL"), ("kill", "--all", h.id, "KILL"),
+    for args in (("state", h.id), ("start", h.id), ("kill", h.id, "KILL"), ("kill", "--all", h.id, "KILL"),
                  ("delete", h.id), ("pause", h.id), ("resume", h.id), ("ps", h.id),
                  ("events", "--stats", h.id), ("exec", h.id, "true"),
                  ("update", "--pids-limit", "10", h.id)):
@@ -201,6 +201,21 @@ def test_damaged_state(rt, sleeper, damage):
     h.assert_removed()
     neighbour.assert_intact()
     assert rt.state(neighbour.id)["status"] == "running"
+
+
+def test_damaged_paused_container(rt, sleeper):
+    """A paused container with garbage for state: delete --force still thaws and kills it
+    (a frozen process cannot die), from the freezer its init record names."""
+    h = Healthy(rt, sleeper, start=True)
+    if not h.state["cgroup"].get("freezer"):
+        pytest.skip("no freezer on this host")
+    assert rt("pause", h.id).returncode == 0
+    damage_garbage(h)
+    r = rt("list")
+    assert r.returncode == 0 and "unknown" in r.stdout, r
+    r = rt("delete", "--force", h.id)
+    assert r.returncode == 0 and "killed init pid %d" % h.pid in r.stderr, r.stderr
+    h.assert_removed()
 
 
 def test_neighbours_init_in_damaged_state(rt, sleeper):
