@@ -515,9 +515,9 @@ CGROUP = {"driver": "v2", "unified": "/sys/fs/cgroup/a%b\nc", "mount": "/sys/fs/
 
 def test_init_record_round_trip(tmp_path):
     state = _state_module()
-    data = {"id": "c1", "pid": 42, "pid_start": 7, "pidns": 4026531836, "cgroup": CGROUP,
+    data = {"id": "c1", "pid": 42, "pid_start": 7, "cgroup": CGROUP,
             "hooks": {"poststop": []}}
-    state.write_init_record(str(tmp_path), state.init_record_text(data))
+    state.write_init_record(str(tmp_path), state.init_record_text(data, 4026531836))
     record = state.read_init_record(str(tmp_path), "c1")
     assert record == {"pid": 42, "pid_start": 7, "pidns": 4026531836, "cgroup": CGROUP,
                       "poststop": True}

@@ -284,8 +284,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             # process dies before the container is ready.
             state["pid"] = pid
             state["pid_start"] = process_start_time(pid)
-            state["pidns"] = _pidns_inode(pid)
-            container.save(state)   # also writes <dir>/init, apart from state.json
+            container.save(state)
 
         def run_create_hooks():
             # prestart (deprecated, same moment) and createRuntime: in our namespaces,
@@ -533,17 +532,10 @@ def container_pids(c):
     return pids
 
 
-def _pidns_inode(pid):
-    """The inode of the pid namespace of ``pid`` (recorded with it), or None."""
-    try:
-        return os.stat("/proc/%d/ns/pid" % pid).st_ino
-    except OSError:
-        return None
-
-
 def _pidfd_for(c):
     """A pidfd for the init, checked against the recorded start time (pid reuse) and,
     when recorded, its pid namespace."""
+    from .state import pid_namespace
     if not c.pid:
         return None
     try:
@@ -553,7 +545,7 @@ def _pidfd_for(c):
     start = process_start_time(c.pid)
     pidns = c.data.get("pidns")
     if (start is None or start != c.data.get("pid_start")
-            or (pidns is not None and _pidns_inode(c.pid) != pidns)):
+            or (pidns is not None and pid_namespace(c.pid) != pidns)):
         os.close(pidfd)
         return None
     return pidfd

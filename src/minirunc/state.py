@@ -230,8 +230,6 @@ def check_state(data, container_id):
     _want_int(data.get("pid"), "pid", 0, PID_MAX)
     if data.get("pid_start") is not None or data["pid"]:
         _want_int(data.get("pid_start"), "pid_start", 0, U64_MAX)
-    if data.get("pidns") is not None:
-        _want_int(data["pidns"], "pidns", 0, U64_MAX)
     for key in ("ociVersion", "bundle", "rootfs", "created", "owner"):
         if key in data:
             _want_text(data[key], key, path=key in ("bundle", "rootfs") and bool(data[key]))
@@ -262,15 +260,24 @@ def _unescape(text):
     return text.replace("%0A", "\n").replace("%00", "\0").replace("%25", "%")
 
 
-def init_record_text(data):
-    """The init record for state ``data``: what `delete --force` needs without state.json."""
+def pid_namespace(pid):
+    """The inode of the pid namespace of ``pid``, or None if it is gone."""
+    try:
+        return os.stat("/proc/%d/ns/pid" % pid).st_ino
+    except OSError:
+        return None
+
+
+def init_record_text(data, pidns=None):
+    """The init record for state ``data`` (and the init's pid namespace inode): what
+    `delete --force` needs without state.json."""
     lines = ["version=" + INIT_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
     if data.get("pid"):
         lines.append("pid=%d" % data["pid"])
         if data.get("pid_start") is not None:
             lines.append("pid_start=%d" % data["pid_start"])
-        if data.get("pidns") is not None:
-            lines.append("pidns=%d" % data["pidns"])
+        if pidns is not None:
+            lines.append("pidns=%d" % pidns)
     cgroup = data.get("cgroup")
     if cgroup is not None:
         if cgroup.get("freezer"):
@@ -366,6 +373,7 @@ class Container:
         self.data = None
         self._lock_fd = None
         self._record_text = None
+        self._record_pid = self._record_pidns = None
 
     # -- locking ---------------------------------------------------------
     def lock(self, shared=False):
@@ -513,10 +521,16 @@ class Container:
         if data.get("cgroup") != record["cgroup"]:
             raise DamagedStateError(self.id, path, "cgroup: differs from the cgroup record "
                                     "in %s" % init_record)
+        self._record_pid, self._record_pidns = record["pid"], record["pidns"]
 
     def save(self, data):
         """Write state.json atomically: temp file, fsync, rename, fsync the directory."""
-        record = init_record_text(data)
+        pid = data.get("pid")
+        if pid and pid != self._record_pid:
+            # The init's pid namespace goes into the record with its pid (a second check,
+            # besides the start time, that a pid is still the container's init).
+            self._record_pid, self._record_pidns = pid, pid_namespace(pid)
+        record = init_record_text(data, self._record_pidns if pid else None)
         if record != self._record_text:
             # First: if this process dies between the two writes, the record is the newer.
             write_init_record(self.dir, record)
