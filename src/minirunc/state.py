@@ -199,7 +199,7 @@ def check_cgroup(value, where="cgroup"):
         for key in ("unified", "mount"):
             _want_text(value.get(key), "%s.%s" % (where, key), path=True)
         mounts.append(value["mount"])
-    for i, mount in enumerate(mounts):
+    for mount in mounts:
         if mount == "/":
             raise _Bad(where + ".mount", 'must be a cgroup mount point, not "/"')
     dirs = [("%s.unified" % where, value.get("unified"))] if driver != "v1" else []
@@ -256,8 +256,14 @@ def _escape(text):
     return text.replace("%", "%25").replace("\n", "%0A").replace("\0", "%00")
 
 
+_UNESCAPES = {"25": "%", "0A": "\n", "00": "\0"}
+
+
 def _unescape(text):
-    return text.replace("%0A", "\n").replace("%00", "\0").replace("%25", "%")
+    if "%" not in text:
+        return text
+    parts = text.split("%")
+    return parts[0] + "".join(_UNESCAPES.get(p[:2], "%" + p[:2]) + p[2:] for p in parts[1:])
 
 
 def pid_namespace(pid):
