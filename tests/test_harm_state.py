@@ -558,3 +558,4 @@ def test_cgroup_record_shape(record, where):
     with pytest.raises(state._Bad) as e:
         state.check_cgroup(record)
     assert str(e.value).startswith(where + ":"), str(e.value)
+

@@ -204,12 +204,17 @@ def cmd_list(root, options):
         sys.stdout.write(dumps(states or None) + "\n")  # runc prints null for none
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
-                 for s in states]
+        rows += [(s["id"], str(s["pid"]), s["status"], _shown(s["bundle"]), _shown(s["created"]),
+                  _shown(s["owner"])) for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
     return 0
+
+
+def _shown(text):
+    """A field for the table: a path of undecodable bytes (lone surrogates) is escaped."""
+    return text.encode("utf-8", "backslashreplace").decode()
 
 
 def _unknown_state(c, error):

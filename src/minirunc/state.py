@@ -107,19 +107,21 @@ def _at(where, key):
     return '%s[%s]' % (where, jsontext.dumps(key[:40]))
 
 
-def _want_text(value, where, path=False):
+def _want_text(value, where, path=False, os_string=False):
+    """A string; ``os_string``: one the kernel can take (an argument, an environment entry:
+    no NUL, and no lone surrogate but those of undecodable bytes, as Python maps them);
+    ``path``: also an absolute, normalized path."""
     if not isinstance(value, str):
         raise _Bad(where, "must be a string, found %s" % _shown(value))
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Bad(where, "holds a lone surrogate (not valid UTF-8): %s" % _shown(value)) \
-            from None
-    if path:
+    if path or os_string:
         if "\0" in value:
             raise _Bad(where, "must not contain a NUL character")
-        if not value.startswith("/") or os.path.normpath(value) != value:
-            raise _Bad(where, "must be an absolute, normalized path, found %s" % _shown(value))
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            raise _Bad(where, "holds a lone surrogate: %s" % _shown(value)) from None
+    if path and (not value.startswith("/") or os.path.normpath(value) != value):
+        raise _Bad(where, "must be an absolute, normalized path, found %s" % _shown(value))
     return value
 
 
@@ -145,9 +147,9 @@ def _text_map(value, where):
         _want_text(item, _at(where, key))
 
 
-def _text_list(value, where, path=False):
+def _text_list(value, where, path=False, os_string=False):
     for i, item in enumerate(_want(value, list, where)):
-        _want_text(item, "%s[%d]" % (where, i), path)
+        _want_text(item, "%s[%d]" % (where, i), path, os_string)
 
 
 def _check_hooks(value, where):
@@ -161,14 +163,11 @@ def _check_hooks(value, where):
                     raise _Bad("%s.%s" % (at, key), "is missing")
             _want_text(hook["where"], at + ".where")
             _want_text(hook["path"], at + ".path", path=True)
-            _text_list(hook["args"], at + ".args")
-            for j, arg in enumerate(hook["args"]):
-                if "\0" in arg:
-                    raise _Bad("%s.args[%d]" % (at, j), "must not contain a NUL character")
+            _text_list(hook["args"], at + ".args", os_string=True)
             if hook["env"] is not None:
-                _text_list(hook["env"], at + ".env")
+                _text_list(hook["env"], at + ".env", os_string=True)
                 for j, entry in enumerate(hook["env"]):
-                    if "=" not in entry or "\0" in entry:
+                    if "=" not in entry:
                         raise _Bad("%s.env[%d]" % (at, j), "must be NAME=VALUE, found %s"
                                    % _shown(entry))
             if hook["timeout"] is not None:
