@@ -559,3 +559,15 @@ def test_cgroup_record_shape(record, where):
         state.check_cgroup(record)
     assert str(e.value).startswith(where + ":"), str(e.value)
 
+
+
+def test_creator_died_between_the_writes(rt, sleeper):
+    """The record is written first: a creator killed before state.json got the pid leaves
+    the record's pid, which `state` and `delete` use."""
+    h = Healthy(rt, sleeper)
+    h.write(json.dumps(dict(h.state, pid=0, pid_start=None, creating=True)))
+    state = rt.state(h.id)
+    assert state["pid"] == h.pid and state["status"] == "creating"
+    r = rt("delete", "--force", h.id)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    h.assert_removed()

@@ -514,9 +514,9 @@ class Container:
         if record is None:
             return
         if data["pid"] == 0 and data.get("creating") and record["pid"]:
-            # The creator died between the two writes of the pid: the record has it.
+            # The creator died between the two writes of the pid: the record is the newer.
             data["pid"], data["pid_start"] = record["pid"], record["pid_start"]
-            return
+            data["cgroup"] = record["cgroup"]
         init_record = os.path.join(self.dir, INIT_RECORD)
         for key in ("pid", "pid_start"):
             if data.get(key) != record[key]:
