@@ -379,8 +379,15 @@ def damages(draw, template):
             return bytes(data)
         return bytes_damage
     path = draw(st.sampled_from(list(json_paths(template))))
-    action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+    action = draw(st.sampled_from(["replace", "replace", "same type", "delete", "add"]))
     value = draw(VALUES)
+    if action == "same type":
+        # A value of the kind that belongs there: past the shape check, into the commands.
+        old = template
+        for key in path:
+            old = old[key]
+        same = {str: TEXTS, bool: st.booleans(), int: INTS}.get(type(old))
+        value, action = (draw(same) if same is not None else value), "replace"
     depth = draw(st.sampled_from([2, 100, 999, 1001, 5000, 100000]))
     return lambda state: render(mutated(state, path, action, value), depth).encode()
 
