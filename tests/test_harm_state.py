@@ -578,3 +578,19 @@ def test_creator_died_between_the_writes(rt, sleeper):
     r = rt("delete", "--force", h.id)
     assert r.returncode == 0 and not r.stderr, r.stderr
     h.assert_removed()
+
+
+def test_record_without_pid(rt, sleeper):
+    """A creator that died before it learnt the init's pid leaves a record with its cgroups
+    only: delete --force finds the init by its start socket and removes the cgroups."""
+    h = Healthy(rt, sleeper)
+    path = os.path.join(h.dir, "init")
+    with open(path) as f:
+        lines = [l for l in f if not l.startswith(("pid=", "pid_start=", "pidns="))]
+    with open(path, "w") as f:
+        f.writelines(lines)
+    os.unlink(h.state_path)
+    r = rt("delete", "--force", h.id)
+    assert r.returncode == 0, r.stderr
+    assert "killed init pid %d found by its socket" % h.pid in r.stderr, r.stderr
+    h.assert_removed()

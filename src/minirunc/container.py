@@ -659,6 +659,8 @@ def _delete_damaged(c, error):
               "pidns": record["pidns"], "cgroup": record["cgroup"]}
     if _kill_init(c, c.frozen()):
         log.warning("container %s: killed init pid %d found from %s" % (c.id, c.pid, where))
+    elif not record["pid"]:
+        _kill_socket_inits_warning(c)   # the creator died before it learnt the pid
     if record["cgroup"] is None:
         log.warning("container %s: could not find its cgroups (%s records none)" % (c.id, where))
     else:
@@ -673,9 +675,9 @@ def _delete_untracked(c, where):
     """Neither state.json nor the init record: kill the inits still waiting on a socket in
     the container's directory (nothing else can be tied to it), then look at the default
     cgroup path of the id; processes there that cannot be tied to it are left alone."""
-    for pid in _kill_socket_inits(c.dir):
-        log.warning("container %s: killed init pid %d found by its socket in %s"
-                    % (c.id, pid, c.dir))
+    if not _kill_socket_inits_warning(c):
+        log.warning("container %s: could not find its init (no init record %s, and no init "
+                    "waiting on a socket in %s)" % (c.id, where, c.dir))
     cgroup = _default_cgroup(c.id)
     dirs = [d for d in cgroup.dirs() if os.path.isdir(d)] if cgroup else []
     if not dirs:
@@ -692,6 +694,14 @@ def _delete_untracked(c, where):
         log.warning("container %s: could not remove every cgroup directory (%s)"
                     % (c.id, ", ".join(d for d in dirs if os.path.isdir(d))))
     c.remove_dir()
+
+
+def _kill_socket_inits_warning(c):
+    killed = _kill_socket_inits(c.dir)
+    for pid in killed:
+        log.warning("container %s: killed init pid %d found by its socket in %s"
+                    % (c.id, pid, c.dir))
+    return killed
 
 
 def _default_cgroup(container_id):
