@@ -108,9 +108,10 @@ def _at(where, key):
 
 
 def _want_text(value, where, path=False, os_string=False):
-    """A string; ``os_string``: one the kernel can take (an argument, an environment entry:
-    no NUL, and no lone surrogate but those of undecodable bytes, as Python maps them);
-    ``path``: also an absolute, normalized path."""
+    """A string; ``os_string``: one the kernel can take (a file name, an argument: no NUL,
+    and no lone surrogate but those of undecodable bytes, as Python maps them); ``path``:
+    also an absolute, normalized path (the cgroup record's, which minirunc normalizes;
+    paths from config.json are taken as they were written)."""
     if not isinstance(value, str):
         raise _Bad(where, "must be a string, found %s" % _shown(value))
     if path or os_string:
@@ -162,7 +163,7 @@ def _check_hooks(value, where):
                 if key not in hook:
                     raise _Bad("%s.%s" % (at, key), "is missing")
             _want_text(hook["where"], at + ".where")
-            _want_text(hook["path"], at + ".path", path=True)
+            _want_text(hook["path"], at + ".path", os_string=True)
             _text_list(hook["args"], at + ".args", os_string=True)
             if hook["env"] is not None:
                 _text_list(hook["env"], at + ".env", os_string=True)
@@ -231,7 +232,7 @@ def check_state(data, container_id):
         _want_int(data.get("pid_start"), "pid_start", 0, U64_MAX)
     for key in ("ociVersion", "bundle", "rootfs", "created", "owner"):
         if key in data:
-            _want_text(data[key], key, path=key in ("bundle", "rootfs") and bool(data[key]))
+            _want_text(data[key], key, os_string=key in ("bundle", "rootfs"))
     for key in ("creating", "noNewKeyring"):
         if key in data:
             _want(data[key], bool, key)
@@ -240,7 +241,7 @@ def check_state(data, container_id):
     if data.get("resources") is not None:
         _want(data["resources"], dict, "resources")
     if data.get("devicePaths") is not None:
-        _text_list(data["devicePaths"], "devicePaths", path=True)
+        _text_list(data["devicePaths"], "devicePaths", os_string=True)
     if data.get("hooks") is not None:
         _check_hooks(data["hooks"], "hooks")
     check_cgroup(data.get("cgroup"))
