@@ -594,3 +594,20 @@ def test_record_without_pid(rt, sleeper):
     assert r.returncode == 0, r.stderr
     assert "killed init pid %d found by its socket" % h.pid in r.stderr, r.stderr
     h.assert_removed()
+
+
+def test_damaged_state_with_poststop_hook(rt, make, tmp_path):
+    """The poststop hooks were recorded only in state.json: delete --force of a damaged
+    container cannot run them, and says so (the rest is cleaned up)."""
+    marker = tmp_path / "poststop-ran"
+
+    def edit(config):
+        config["hooks"] = {"poststop": [{"path": "/bin/sh",
+                                         "args": ["sh", "-c", "touch %s" % marker]}]}
+    h = Healthy(rt, make(("sleep", "1000"), edit=edit))
+    damage_garbage(h)
+    r = rt("delete", "--force", h.id)
+    assert r.returncode == 0, r.stderr
+    assert "poststop hooks were not run" in r.stderr, r.stderr
+    assert not marker.exists()
+    h.assert_removed()
