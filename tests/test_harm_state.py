@@ -251,14 +251,17 @@ def test_state_and_record_gone_running(rt, sleeper):
     os.unlink(os.path.join(h.dir, "init"))
     if not h.cgroups:
         pytest.skip("no cgroups on this host")
-    r = rt("delete", "--force", h.id)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    line = r.stderr.splitlines()[-1]
-    assert str(h.pid) in line and "left alone" in line, line
-    assert alive(h.pid, h.start), "an untied process was killed"
-    r = rt("list")
-    assert r.returncode == 0 and h.id in r.stdout and "unknown" in r.stdout, r
-    os.kill(h.pid, signal.SIGKILL)
+    try:
+        r = rt("delete", "--force", h.id)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        line = r.stderr.splitlines()[-1]
+        assert str(h.pid) in line and "left alone" in line, line
+        assert alive(h.pid, h.start), "an untied process was killed"
+        r = rt("list")
+        assert r.returncode == 0 and h.id in r.stdout and "unknown" in r.stdout, r
+    finally:
+        if alive(h.pid, h.start):
+            os.kill(h.pid, signal.SIGKILL)
     assert gone(h.pid, h.start)
     r = rt("delete", "--force", h.id)
     assert r.returncode == 0, r.stderr
