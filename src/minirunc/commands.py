@@ -60,16 +60,19 @@ def cmd_run(root, options, container_id):
     from . import container
     detach = options.get("detach", False)
     console_socket = options.get("console-socket")
-    forwarder = None
-    if not detach:
-        from .foreground import SignalForwarder
-        forwarder = SignalForwarder()
+    from .foreground import SignalForwarder
+    # Until create returns, SIGINT/TERM/HUP/QUIT abort it (its cleanup removes what it
+    # made); afterwards signals are queued for the container's process.  A detached run
+    # has no process to pass them to: they abort it until start returns (see below).
+    forwarder = SignalForwarder(abort=True, forward=not detach)
     _, pid, master = container.create(
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
         preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach,
         systemd_cgroup=options.get("systemd-cgroup", False),
         no_new_keyring=options.get("no-new-keyring", False))
+    if not detach:
+        forwarder.created()
     if master is not None and os.isatty(0):
         from .foreground import copy_window_size
         copy_window_size(0, master)  # before start, so the process sees its size at once
@@ -88,7 +91,7 @@ def cmd_run(root, options, container_id):
         if master is not None:
             code = foreground.relay_terminal(master, pid, forwarder)
         else:
-            code = foreground.wait(pid)
+            code = foreground.wait(pid, forwarder)
     finally:
         if not options.get("keep"):
             container.remove_after_run(root, container_id)
@@ -128,10 +131,9 @@ def cmd_exec(root, options, container_id, command=()):
                                 terminal=options.get("tty", False))
 
     detach = options.get("detach", False)
-    forwarder = None
-    if not detach:
-        from .foreground import SignalForwarder
-        forwarder = SignalForwarder()
+    from .foreground import SignalForwarder
+    # As for run: a stop signal before the process runs aborts (exec_process kills it).
+    forwarder = SignalForwarder(abort=True, forward=not detach)
     pid, master = container.exec_process(
         root, container_id, make_process, console_socket=options.get("console-socket"),
         pid_file=options.get("pid-file"), preserve_fds=preserve_fds, keep_terminal=not detach,
@@ -143,7 +145,7 @@ def cmd_exec(root, options, container_id, command=()):
     forwarder.attach(pid)
     if master is not None:
         return foreground.relay_terminal(master, pid, forwarder)
-    return foreground.wait(pid)
+    return foreground.wait(pid, forwarder)
 
 
 def run_here(root):
