@@ -84,6 +84,7 @@ def cmd_run(root, options, container_id):
         container.delete(root, container_id, force=True)
         raise
     if detach:
+        forwarder.created()     # it runs now: a signal must not claim it was removed
         return 0
     from . import foreground
     forwarder.attach(pid)
@@ -139,6 +140,7 @@ def cmd_exec(root, options, container_id, command=()):
         pid_file=options.get("pid-file"), preserve_fds=preserve_fds, keep_terminal=not detach,
         exec_flags=process_file is None, sub_cgroups=options.get("cgroup", ()),
         ignore_paused=options.get("ignore-paused", False))
+    forwarder.created()         # the process runs: signals are for it from now on
     if detach:
         return 0
     from . import foreground
