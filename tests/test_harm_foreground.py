@@ -318,16 +318,17 @@ def in_fifo_open(pid):
         return False
 
 
-@pytest.mark.parametrize("detach", [[], ["-d"]])
-def test_sigterm_while_config_json_is_a_fifo(rt, make, detach):
-    """Before: the signal was queued until a pid existed, so run stayed blocked for good."""
+@pytest.mark.parametrize("verb", [["run"], ["run", "-d"], ["create"]])
+def test_sigterm_while_config_json_is_a_fifo(rt, make, verb):
+    """Before: the signal was queued until a pid existed, so run stayed blocked for good
+    (and create died at once, leaving its state directory)."""
     cid = rt.new_id()
     bundle = make(["true"])
     config = os.path.join(str(bundle), "config.json")
     os.remove(config)
     os.mkfifo(config)
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(rt.cmd("run", *detach, "--bundle", bundle, cid),
+        proc = subprocess.Popen(rt.cmd(*verb, "--bundle", bundle, cid),
                                 stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=err, env=runtime_env())
         try:

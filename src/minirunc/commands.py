@@ -39,6 +39,9 @@ def cmd_create(root, options, container_id):
     from . import cgroupwarm
     cgroupwarm.start()
     from .container import create
+    from .foreground import SignalForwarder
+    # SIGINT/TERM/HUP/QUIT abort the create; its cleanup removes what it made.
+    SignalForwarder(abort=True, forward=False)
     create(root, container_id, options.get("bundle") or ".",
            console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
            no_pivot=options.get("no-pivot", False),
