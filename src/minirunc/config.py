@@ -800,7 +800,10 @@ def _parse_rlimits(value, path):
 
 def _parse_mounts(value, path, bundle):
     _want_list(value, path)
-    return [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    mounts = [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    from minirunc import mountcheck   # runc's checkProcMount: nothing fake over /proc
+    mountcheck.check_mounts(mounts)
+    return mounts
 
 
 def _parse_mount(value, path, index, bundle):
