@@ -600,3 +600,13 @@ def test_init_refuses_to_write_the_label_into_a_fake_proc(native_rootfs, tmp_pat
     assert detail.endswith("refusing to write to it; something is mounted over /proc")
     for name in ("exec", "apparmor/exec"):
         assert os.path.getsize(os.path.join(attr, name)) == 0
+
+
+def test_long_values_are_cut_in_messages(bundle, monkeypatch):
+    long_dest = "/proc/" + "x" * 100000
+    message = config_error(bundle, [PROC, {"destination": long_dest, "type": "tmpfs"}])
+    assert len(message) < 500 and message.startswith('mounts[1].destination: "/proc/xxx')
+    with pytest.raises(ConfigError) as info:
+        lsm.check_label("apparmor", "p" * 100000, "process.apparmorProfile",
+                        lsm.detect(APPARMOR_HOST))
+    assert len(str(info.value)) < 500

@@ -25,6 +25,7 @@ the state/start/kill/delete path.
 import os
 
 from minirunc.errors import ConfigError
+from minirunc.mountcheck import shown
 
 # What detection reads, relative to the root directory.
 FILES = {
@@ -170,7 +171,7 @@ def check_label(kind, label, where, state=None):
             and label not in state.profiles):
         raise ConfigError(where, 'AppArmor profile "%s" is not loaded (see '
                           "/sys/kernel/security/apparmor/profiles; load it with "
-                          "apparmor_parser)" % label)
+                          "apparmor_parser)" % shown(label))
     return ""
 
 
