@@ -1153,12 +1153,9 @@ static void apply_lsm_labels(void)
         if (apparmor)
             m_add(&m, "exec ");
         m_add(&m, r->f[1].s);
-        int rc = write_proc(path, m.b, m.n, step);
-        if (rc < 0 && errno == ENOENT && apparmor) {   /* kernels before 5.1 */
+        if (apparmor && access(path, F_OK) < 0 && errno == ENOENT)   /* before Linux 5.1 */
             path = "/proc/self/attr/exec";
-            rc = write_proc(path, m.b, m.n, step);
-        }
-        if (rc < 0)
+        if (write_proc(path, m.b, m.n, step) < 0)
             fail(errno, step, "apply ", field, " \"", r->f[1].s, "\": write to ", path,
                  errno == ENOENT && !apparmor ? " (is /proc mounted in the container?)" :
                  errno == ENOENT ? " (is the profile loaded, and /proc mounted?)" : "", NULL);

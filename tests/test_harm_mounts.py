@@ -610,3 +610,6 @@ def test_long_values_are_cut_in_messages(bundle, monkeypatch):
         lsm.check_label("apparmor", "p" * 100000, "process.apparmorProfile",
                         lsm.detect(APPARMOR_HOST))
     assert len(str(info.value)) < 500
+    with pytest.raises(ConfigError) as info:
+        lsm.check_label("selinux", "s" * 5000, "process.selinuxLabel", lsm.detect(SELINUX_HOST))
+    assert str(info.value) == "process.selinuxLabel: is longer than 4000 bytes"

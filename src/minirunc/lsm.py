@@ -37,6 +37,9 @@ FILES = {
     "attr_current": "proc/self/attr/current",
 }
 
+# The init writes a label in one go from a 4096-byte buffer, "exec " included.
+MAX_LABEL = 4000
+
 # LSM_LABEL record kinds (native/init.c apply_lsm_labels).
 APPARMOR, SELINUX = 0, 1
 
@@ -164,6 +167,8 @@ def check_label(kind, label, where, state=None):
         return "%s: %s is not supported on this host (%s); %s" % (where, module, why, undone)
     if "\n" in label:
         raise ConfigError(where, "must be one line (a label holds no newline)")
+    if len(label.encode(errors="surrogatepass")) > MAX_LABEL:
+        raise ConfigError(where, "is longer than %d bytes" % MAX_LABEL)
     if kind == "mount" and '"' in label:
         raise ConfigError(where, 'must not hold a double quote (it becomes context="..." '
                           "on the mounts)")
