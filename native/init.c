@@ -71,7 +71,7 @@ enum {
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
     T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36,
-    T_CPU_AFFINITY = 37, T_MAX = 38
+    T_CPU_AFFINITY = 37, T_LSM_LABEL = 40, T_MAX = 41
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -87,6 +87,7 @@ static const char *const KINDS[T_MAX] = {
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
     [T_MOUNT_IDMAP] = "uss", [T_CPU_AFFINITY] = "uL",
+    [T_LSM_LABEL] = "us",
 };
 
 #define MAXF 10
@@ -395,6 +396,33 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
     return r;
 }
 
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+
+/* Write a /proc file only if it is on a real procfs: a bind mount over /proc or one of
+ * its files would otherwise take the write (CVE-2019-16884).  -1 with errno when the file
+ * cannot be opened or written; a file that is not on a procfs fails the step `step`. */
+static int write_proc(const char *path, const char *data, size_t len, const char *step)
+{
+    struct statfs s;
+    char hb[24];
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstatfs(fd, &s) < 0)
+        fail(errno, step, "statfs ", path, NULL);
+    if (s.f_type != PROC_SUPER_MAGIC)
+        fail(0, step, path, " is not on a procfs (statfs type 0x", hex(hb, s.f_type),
+             ", not PROC_SUPER_MAGIC 0x9fa0): refusing to write to it; something is mounted "
+             "over /proc", NULL);
+    ssize_t w = write(fd, data, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return w == (ssize_t)len ? 0 : -1;
+}
+
 static const char *fdpath(char *buf, int fd)
 {
     char nb[24];
@@ -644,6 +672,77 @@ static void prepare_rootfs(struct rec *root)
         fail(errno, "open", "open the rootfs ", rootfs, NULL);
 }
 
+/* ------------------------------------------- mounts over /proc (runc's checkProcMount) */
+
+/* The files inside /proc a mount may cover (the ones lxcfs emulates): runc's
+ * validProcMounts, the same list as src/minirunc/mountcheck.py PROC_ALLOWED. */
+static const char *const proc_allowed[] = {
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+};
+
+/* Where the resolved destination `fd` is inside the container ("/proc/sys"), from the
+ * host path the kernel gives for it (canonical: no "//", ".", or symlink left). */
+static void container_path(int fd, const char *dest, char *out, size_t size)
+{
+    char pb[64], host[4096];
+    ssize_t n = readlink(fdpath(pb, fd), host, sizeof host - 1);
+    if (n < 0)
+        fail(errno, "mount", "find where mount destination ", dest, " resolves in the rootfs", NULL);
+    host[n] = 0;
+    size_t rl = strlen(rootfs);
+    while (rl > 1 && rootfs[rl - 1] == '/')
+        rl--;
+    if (!strcmp(rootfs, "/"))
+        rl = 0;
+    if (strncmp(host, rootfs, rl) || (host[rl] && host[rl] != '/') || (size_t)n - rl >= size)
+        fail(EXDEV, "mount", "mount destination ", dest, " resolves to ", host,
+             ", outside the rootfs ", rootfs, NULL);
+    strcpy(out, host[rl] ? host + rl : "/");
+}
+
+/* runc's checkProcMount on the destination as resolved (symlinks in the rootfs followed):
+ * over /proc itself only a procfs, inside /proc only proc_allowed.  For a bind onto
+ * /proc, returns an O_PATH fd of the source checked to be on a procfs (bind from that
+ * fd, so the checked source is the one mounted); else -1. */
+static int check_proc_dest(struct rec *r, int fd, int tree)
+{
+    const char *dest = r->f[2].s, *src = r->f[1].s;
+    char where[4096], hb[24];
+    struct statfs s;
+    container_path(fd, dest, where, sizeof where);
+    const char *via = strcmp(where, dest) ? "\" resolves in the rootfs to \"" : NULL;
+    if (!strcmp(where, "/proc")) {
+        if (r->f[0].u == 0) {
+            if (!strcmp(r->f[3].s, "proc"))
+                return -1;
+            fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "",
+                 "\": \"/proc\" cannot be mounted because it is not of type proc (type \"",
+                 r->f[3].s, "\")", NULL);
+        }
+        int sfd = tree >= 0 ? tree : open(src, O_PATH | O_CLOEXEC);
+        if (sfd < 0 || fstatfs(sfd, &s) < 0)
+            fail(errno, "mount", "statfs the bind source ", src, " for /proc", NULL);
+        if (s.f_type != PROC_SUPER_MAGIC)
+            fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "",
+                 "\": \"/proc\" cannot be mounted because it is not of type proc (the bind "
+                 "source ", src, " is on a filesystem of type 0x", hex(hb, s.f_type),
+                 ", not a procfs)", NULL);
+        struct stat st;
+        if (fstat(sfd, &st) == 0 && st.st_ino != 1)   /* runc warns about this too */
+            note("the bind source ", src, " of /proc is on a procfs but is not its root", NULL);
+        return tree >= 0 ? -1 : sfd;
+    }
+    if (strncmp(where, "/proc/", 6))
+        return -1;
+    for (size_t i = 0; i < sizeof proc_allowed / sizeof proc_allowed[0]; i++)
+        if (!strcmp(where, proc_allowed[i]))
+            return -1;
+    fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "", "\": \"",
+         where, "\" cannot be mounted because it is inside /proc", NULL);
+}
+
 /* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
 /* Detached idmapped trees made by stage 1, by MOUNT record index (-1: none). */
 static int *idmapped_tree;
@@ -655,6 +754,10 @@ static void do_one_mount(struct rec *r)
     char pb[64];
     int fd = resolve_or_fail(dest, (int)r->f[9].u, "mount destination");
     int tree = idmapped_tree ? idmapped_tree[r - recs] : -1;
+    char sb[64];
+    int proc_src = check_proc_dest(r, fd, tree);
+    if (proc_src >= 0)
+        src = fdpath(sb, proc_src);
     if (tree >= 0) {
         /* The destination by its fd: move_mount refuses the /proc/self/fd magic link. */
         if (syscall(SYS_move_mount, tree, "", fd, "",
@@ -665,6 +768,8 @@ static void do_one_mount(struct rec *r)
     if (kind == 1) {
         if (tree < 0)
             do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
+        if (proc_src >= 0)
+            close(proc_src);
         unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
         close(fd);
         if (rest) {
@@ -754,14 +859,14 @@ static void write_sysctls(void)
         path[m.n] = 0;
         if (strstr(r->f[0].s, ".."))
             fail(EINVAL, "sysctl", "sysctl key ", r->f[0].s, " holds ..", NULL);
-        if (write_file(path, r->f[1].s, r->f[1].n) < 0)
+        if (write_proc(path, r->f[1].s, r->f[1].n, "sysctl") < 0)
             fail(errno, "sysctl", "write ", r->f[1].s, " to ", path, NULL);
     }
     struct rec *o = find(T_OOM_SCORE_ADJ);
     if (o) {
         char nb[24];
         num(nb, (int64_t)o->f[0].u);
-        if (write_file("/proc/self/oom_score_adj", nb, strlen(nb)) < 0)
+        if (write_proc("/proc/self/oom_score_adj", nb, strlen(nb), "oom_score_adj") < 0)
             fail(errno, "oom_score_adj", "write ", nb, " to /proc/self/oom_score_adj", NULL);
     }
 }
@@ -1029,6 +1134,32 @@ static void drop_privileges(void)
     }
     if (user && user->f[2].u != 0xFFFFFFFFu)
         umask(user->f[2].u & 0777);
+}
+
+/* ------------------------------------------------------------ LSM labels */
+
+/* process.apparmorProfile / process.selinuxLabel (LSM_LABEL records, only planned when
+ * that LSM is active): the label the process gets at execve.  Written to the container's
+ * /proc, checked to be a procfs first (write_proc), while still privileged and before
+ * no_new_privs (AppArmor refuses most onexec changes under it), as runc does. */
+static void apply_lsm_labels(void)
+{
+    FOR_EACH(r, T_LSM_LABEL) {
+        int apparmor = r->f[0].u == 0;
+        const char *field = apparmor ? "process.apparmorProfile" : "process.selinuxLabel";
+        const char *path = apparmor ? "/proc/self/attr/apparmor/exec" : "/proc/self/attr/exec";
+        const char *step = apparmor ? "apparmor" : "selinux";
+        struct msg m = { .n = 0 };
+        if (apparmor)
+            m_add(&m, "exec ");
+        m_add(&m, r->f[1].s);
+        if (apparmor && access(path, F_OK) < 0 && errno == ENOENT)   /* before Linux 5.1 */
+            path = "/proc/self/attr/exec";
+        if (write_proc(path, m.b, m.n, step) < 0)
+            fail(errno, step, "apply ", field, " \"", r->f[1].s, "\": write to ", path,
+                 errno == ENOENT && !apparmor ? " (is /proc mounted in the container?)" :
+                 errno == ENOENT ? " (is the profile loaded, and /proc mounted?)" : "", NULL);
+    }
 }
 
 /* ------------------------------------------------- args[0] and preflight */
@@ -1505,6 +1636,7 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
         mask_paths();
     }
     umask(old_umask);
+    apply_lsm_labels();
     struct rec *term = find(T_TERMINAL);
     if (term)
         setup_terminal(term, root != NULL);   /* exec gets no /dev/console of its own */

@@ -115,9 +115,6 @@ def cmd_exec(root, options, container_id, command=()):
     if process_file is not None and command:
         raise UsageError("exec: give either --process FILE or a COMMAND, not both")
     preserve_fds = _int_option(options, "preserve-fds")
-    for flag, what in (("apparmor", "AppArmor"), ("process-label", "SELinux")):
-        if options.get(flag):
-            log.warning("--%s: %s is not supported; the process runs without it" % (flag, what))
 
     def make_process(config):
         from . import config as cfg
@@ -126,13 +123,15 @@ def cmd_exec(root, options, container_id, command=()):
             process = cfg.load_process_file(process_file, warnings)
             for warning in warnings:
                 log.warning(warning)
-            return process
-        return cfg.exec_process(config.process, command, cwd=options.get("cwd"),
-                                env=options.get("env", ()), user=options.get("user"),
-                                additional_gids=options.get("additional-gids", ()),
-                                cap_add=options.get("cap", ()),
-                                no_new_privs=options.get("no-new-privs", False),
-                                terminal=options.get("tty", False))
+        else:
+            process = cfg.exec_process(config.process, command, cwd=options.get("cwd"),
+                                       env=options.get("env", ()), user=options.get("user"),
+                                       additional_gids=options.get("additional-gids", ()),
+                                       cap_add=options.get("cap", ()),
+                                       no_new_privs=options.get("no-new-privs", False),
+                                       terminal=options.get("tty", False))
+        _exec_labels(process, options)
+        return process
 
     detach = options.get("detach", False)
     from .foreground import SignalForwarder
@@ -151,6 +150,23 @@ def cmd_exec(root, options, container_id, command=()):
     if master is not None:
         return foreground.relay_terminal(master, pid, forwarder)
     return foreground.wait(pid, forwarder)
+
+
+def _exec_labels(process, options):
+    """--apparmor and --process-label override the process's labels, as in runc: applied
+    where that LSM is active, else a warning (lsm.py)."""
+    for flag, attr in (("apparmor", "apparmor_profile"), ("process-label", "selinux_label")):
+        label = options.get(flag)
+        if not label:
+            continue
+        from . import log, lsm
+        try:
+            warning = lsm.check_label(attr.split("_")[0], label, "--" + flag)
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
+        if warning:
+            log.warning(warning)
+        setattr(process, attr, label)
 
 
 def run_here(root):

@@ -4,9 +4,10 @@
 ``ConfigError`` carrying the JSON path (``linux.namespaces[2].type``).  Unknown
 keys are ignored (newer spec versions add fields), but a known key of the wrong
 type is an error.  linux.resources is checked strictly by cgroups/validate.py
-(unknown keys there are errors).  Features minirunc does not apply (AppArmor/SELinux
-labels, Intel RDT, hook kinds newer than the spec it knows) are accepted and leave a sentence in
-``Config.warnings``: the CLI prints them, so nothing is dropped silently.
+(unknown keys there are errors).  Features minirunc does not apply (Intel RDT, hook kinds
+newer than the spec it knows, AppArmor/SELinux labels on a host without that LSM: lsm.py)
+are accepted and leave a sentence in ``Config.warnings``: the CLI prints them, so nothing
+is dropped silently.
 
 Only os, stat and our own small modules are imported: this runs on every
 ``create``/``run`` and start-up time matters.
@@ -565,9 +566,10 @@ def _parse_process(value, path, warnings):
         label = _get(value, key, path, _want_string, "")
         setattr(proc, attr, label)
         if label:
-            system = "AppArmor" if key == "apparmorProfile" else "SELinux"
-            warnings.append("%s: %s is not supported; the process runs without it"
-                            % (_at(path, key), system))
+            from minirunc import lsm   # applied where the LSM is active (lsm.py), else a warning
+            warning = lsm.check_label(attr.split("_")[0], label, _at(path, key))
+            if warning:
+                warnings.append(warning)
     proc.scheduler = _get(value, "scheduler", path, _parse_scheduler)
     proc.io_priority = _get(value, "ioPriority", path, _parse_io_priority)
     proc.cpu_affinity = _get(value, "execCPUAffinity", path, _parse_cpu_affinity, {})
@@ -800,7 +802,10 @@ def _parse_rlimits(value, path):
 
 def _parse_mounts(value, path, bundle):
     _want_list(value, path)
-    return [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    mounts = [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    from minirunc import mountcheck   # runc's checkProcMount: nothing fake over /proc
+    mountcheck.check_mounts(mounts)
+    return mounts
 
 
 def _parse_mount(value, path, index, bundle):
@@ -870,7 +875,10 @@ def _parse_linux(value, path, warnings):
     linux.personality = _get(value, "personality", path, _parse_personality)
     linux.mount_label = _get(value, "mountLabel", path, _want_string, "")
     if linux.mount_label:
-        warnings.append("linux.mountLabel: SELinux is not supported; the label was NOT applied")
+        from minirunc import lsm
+        warning = lsm.check_label("mount", linux.mount_label, _at(path, "mountLabel"))
+        if warning:
+            warnings.append(warning)
     linux.time_offsets = _get(value, "timeOffsets", path, _parse_time_offsets, {})
     if value.get("intelRdt") is not None:
         warnings.append("linux.intelRdt: Intel RDT is not supported; it was NOT applied")

@@ -225,7 +225,7 @@ def _add_mounts(plan, config, host):
             plan.records.extend(records)
             plan.warnings.extend(warnings)
         else:
-            plan.records.append(mount_record(mount))
+            plan.records.append(mount_record(mount, _mount_context(config)))
             if mount.idmapped:
                 plan.add("MOUNT_IDMAP", int(mount.idmap_recursive),
                          map_text(m.as_tuple() for m in mount.uid_mappings),
@@ -237,10 +237,22 @@ def map_text(mappings):
     return "".join("%d %d %d\n" % tuple(m) for m in mappings)
 
 
-def mount_record(mount):
-    """The MOUNT record of one config mount (not a cgroup one)."""
+def _mount_context(config):
+    """linux.mountLabel as a context= option, when SELinux is active (lsm.py)."""
+    if not config.linux.mount_label:
+        return ""
+    from minirunc import lsm
+    return lsm.mount_context(config.linux.mount_label)
+
+
+def mount_record(mount, context=""):
+    """The MOUNT record of one config mount (not a cgroup one); ``context`` is the SELinux
+    context= option of linux.mountLabel, added to the mounts runc labels."""
     opts = mount.opts
     data = ",".join(opts.data)
+    if context and not mount.is_bind:
+        from minirunc.lsm import with_context
+        data = with_context(mount.type, data, context)
     if mount.is_bind:
         return ("MOUNT", (1, mount.host_source, mount.destination, "bind", opts.flags,
                           opts.propagation, opts.attr_set, opts.attr_clr, data,
@@ -424,6 +436,9 @@ def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
     user = proc.user
     umask = DEFAULT_UMASK if user.umask is None else user.umask
     plan.add("USER", user.uid, user.gid, umask, list(user.additional_gids))
+    if proc.apparmor_profile or proc.selinux_label:
+        from minirunc import lsm   # only with a label: detection reads /sys
+        plan.records.extend(lsm.label_records(proc))
     if seccomp is not None:
         plan.records.extend(seccomp_records(seccomp))
     plan.add("PRESERVE_FDS", preserve_fds)
