@@ -386,3 +386,63 @@ def test_v1_cgroup_mount_shows_the_container_cgroup_only(rt, make, victim):
     # only the container's sh and cat: not the victim next door, not the runtime
     assert tasks and str(victim.proc.pid) not in tasks and len(tasks) <= 2, out
     victim.assert_unharmed()
+
+
+# ------------------------------------------------------------------ pure parts
+
+MOUNTINFO = """\
+30 25 0:26 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+32 25 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+33 25 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+PROC_CGROUP = "4:pids:/\n3:cpu,cpuacct:/\n2:memory:/process_api/c0\n0::/\n"
+
+
+def test_the_plan_binds_the_directories_the_driver_makes():
+    from minirunc import mountopts
+    from minirunc.cgroups.paths import choose_driver
+    from minirunc.config import Mount
+    from minirunc.plan import cgroup_mount_records
+    driver, _ = choose_driver(None, "c1", mountinfo=MOUNTINFO, proc_cgroup=PROC_CGROUP)
+    options = ["nosuid", "noexec", "nodev", "ro"]
+    mount = Mount("/sys/fs/cgroup", "cgroup", "cgroup", options,
+                  mountopts.parse(options, "cgroup", "mounts[0].options"), 0)
+    records, _ = cgroup_mount_records(mount, MOUNTINFO, PROC_CGROUP,
+                                      container_dirs=driver.by_controller())
+    binds = {r[1][2]: r[1][1] for r in records if r[1][0] == 1}
+    assert binds == {
+        "/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids/c1",
+        "/sys/fs/cgroup/cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/c1",
+        "/sys/fs/cgroup/cpu": "/sys/fs/cgroup/cpu,cpuacct/c1",
+        "/sys/fs/cgroup/cpuacct": "/sys/fs/cgroup/cpu,cpuacct/c1",
+        "/sys/fs/cgroup/memory": "/sys/fs/cgroup/memory/process_api/c0/c1",
+    }
+    assert set(binds.values()) <= set(driver.dirs())
+
+
+def test_knob_annotation_wins_over_the_environment():
+    from minirunc.cgroups.owner import nonempty_policy
+    assert nonempty_policy({}, {})[0] == "warn"
+    assert nonempty_policy({}, {"MINIRUNC_CGROUP_NONEMPTY": "refuse"})[0] == "refuse"
+    assert nonempty_policy({ANNOTATION: "warn"}, {"MINIRUNC_CGROUP_NONEMPTY": "refuse"}) == \
+        ("warn", "annotation %s=warn" % ANNOTATION)
+
+
+def test_prepare_records_only_what_it_will_make_and_destroy_keeps_the_rest(tmp_path):
+    """Plain directories stand in for two hierarchies: in one the container's directory
+    exists (with a sub-cgroup), in the other its parent is missing too."""
+    from minirunc.cgroups.v1 import V1Driver
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "x" / "c1" / "before").mkdir(parents=True)
+    b.mkdir()
+    driver = V1Driver({"pids": str(a / "x" / "c1"), "memory": str(b / "x" / "c1")},
+                      {"pids": str(a), "memory": str(b)})
+    driver.prepare()
+    assert driver.remove == [str(b / "x" / "c1"), str(b / "x")]
+    driver.create()
+    (a / "x" / "c1" / "after").mkdir()
+    (b / "x" / "c1" / "sub").mkdir()
+    assert driver.destroy()
+    assert (a / "x" / "c1" / "before").is_dir() and not (a / "x" / "c1" / "after").exists()
+    assert not (b / "x").exists()
