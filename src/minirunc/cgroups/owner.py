@@ -132,5 +132,5 @@ def check_nonempty(driver, annotations, warn):
                         directory, hint="refused by %s; pick another linux.cgroupsPath or "
                         "container id, or set %s to warn to share it" % (source, source.split("=")[0]))
     warn("container's cgroup is not empty: %d process(es) found (in %s; they are not the "
-         "container's and are left alone; annotation %s=refuse refuses this)"
-         % (count, directory, NONEMPTY_ANNOTATION))
+         "container's and are left alone; annotation %s=refuse or %s=refuse refuses this)"
+         % (count, directory, NONEMPTY_ANNOTATION, NONEMPTY_ENV))
