@@ -200,12 +200,20 @@ def unique(prefix="mr-harm"):
 
 # ------------------------------------------------------------------ the tests
 
-def test_run_warns_and_spares_a_victim_in_an_existing_cgroups_path(rt, make, victim):
-    path = everywhere(victim, unique())
-    r = rt.run(make(["true"], edit=edit(path)))
+@pytest.mark.parametrize("where", ["cgroupsPath", "default"])
+def test_run_warns_and_spares_a_victim_in_an_existing_cgroup(rt, make, victim, where):
+    cid = rt.new_id()
+    if where == "cgroupsPath":
+        change = edit(everywhere(victim, unique()))
+    else:
+        victim.join(default_dir(cid))     # the id under the runtime's own cgroup
+        change = edit()
+    before = find_dirs(cid)
+    r = rt.run(make(["true"], edit=change), cid=cid)
     assert r.returncode == 0, r.stderr
     assert NOT_EMPTY in r.stderr and ANNOTATION in r.stderr, r.stderr
     victim.assert_unharmed()
+    assert find_dirs(cid) == before
 
 
 def test_delete_force_ps_and_kill_all_spare_the_victim(rt, make, victim):
@@ -368,7 +376,8 @@ def test_v1_cgroup_mount_shows_the_container_cgroup_only(rt, make, victim):
     victim.join(sibling)
     script = ("cat /sys/fs/cgroup/pids/pids.max; echo ==; ls /sys/fs/cgroup/pids; echo ==; "
               "cat /sys/fs/cgroup/pids/tasks; echo ==; ls /sys/fs/cgroup/memory; echo ==; "
-              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; echo ==; "
+              "cat /sys/fs/cgroup/memory/cgroup.procs; echo ==; echo $$")
 
     def change(config):
         config["mounts"].append(CGROUP_MOUNT)
@@ -379,12 +388,14 @@ def test_v1_cgroup_mount_shows_the_container_cgroup_only(rt, make, victim):
     r = rt.run(make(["sh", "-c", script], edit=change), cid=cid)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    limit, listing, tasks, memory, memory_limit = [p.split() for p in out.split("==")]
+    limit, listing, tasks, memory, memory_limit, memory_procs, shell = \
+        [p.split() for p in out.split("==")]
     assert limit == ["77"] and memory_limit == [str(50 << 20)], out
     assert os.path.basename(sibling) not in listing and cid not in listing, out
     assert "cgroup.procs" in listing and "memory.limit_in_bytes" in memory, out
     # only the container's sh and cat: not the victim next door, not the runtime
     assert tasks and str(victim.proc.pid) not in tasks and len(tasks) <= 2, out
+    assert shell[0] in tasks and shell[0] in memory_procs and len(memory_procs) <= 2, out
     victim.assert_unharmed()
 
 
