@@ -123,18 +123,30 @@ def kill_owned(path, owns):
     return bool(mine)
 
 
-def remove_tree(path, owns, kept=lambda d: False, timeout=2.0):
+def _exiting(pid):
+    """A process on its way out has dropped its namespaces but may still be listed in
+    cgroup.procs: it cannot be told apart, but it will be gone in a moment."""
+    return not os.path.exists("/proc/%d/ns/mnt" % pid)
+
+
+def remove_tree(path, owns, kept=lambda d: False, timeout=2.0, stayed=None):
     """Kill the container's own processes (``owns``) in the cgroup and its sub-cgroups, and
     remove the sub-cgroups and the cgroup itself, deepest first, except those ``kept``
     (they existed before the container: someone else's).  A foreign process is never
-    signalled; the cgroup holding one stays (False).  False if one stays busy."""
-    removed = [remove_tree(child, owns, kept, timeout) for child in sub_cgroups(path)]
+    signalled; the cgroup holding one stays.  False if one stays (appended to ``stayed``)."""
+    removed = [remove_tree(child, owns, kept, timeout, stayed) for child in sub_cgroups(path)]
     if kept(path):
         kill_owned(path, owns)
         return all(removed)
-    if not all(removed):
+    if not all(removed) or not _rmdir_killing(path, owns, timeout):
         kill_owned(path, owns)
+        if stayed is not None:
+            stayed.append(path)
         return False
+    return True
+
+
+def _rmdir_killing(path, owns, timeout):
     end = time.monotonic() + timeout
     while True:
         try:
@@ -145,7 +157,8 @@ def remove_tree(path, owns, kept=lambda d: False, timeout=2.0):
         except OSError as e:
             if e.errno != EBUSY or time.monotonic() > end:
                 return False
-        if not kill_owned(path, owns) and read_procs(path):
+        left = read_procs(path)
+        if not kill_owned(path, owns) and left and not any(_exiting(p) for p in left):
             return False      # only foreign processes are left in it
         time.sleep(0.01)
 
@@ -308,8 +321,9 @@ class FileDriver(Driver):
                 pass
         ok = True
         dirs = self.dirs()
+        self.stayed = []
         for d in dirs:
-            ok = remove_tree(d, self.owner_test(d), self._kept(d)) and ok
+            ok = remove_tree(d, self.owner_test(d), self._kept(d), stayed=self.stayed) and ok
         for d in self.remove or ():
             if d not in dirs:
                 # A parent made for the path: removed once empty; another container's
@@ -332,9 +346,8 @@ class FileDriver(Driver):
         return lambda path: path in before
 
     def leftover_dirs(self):
-        """The directories destroy should have removed that are still there."""
-        return [d for d in (self.remove if self.remove is not None else self.dirs())
-                if os.path.isdir(d) and (d in self.dirs() or not sub_cgroups(d))]
+        """The directories the last destroy should have removed but could not."""
+        return list(getattr(self, "stayed", ()))
 
     def write_all(self, writes, dir_for, warnings):
         """Check every write's controller and file, then write them all in order."""
