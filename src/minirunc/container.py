@@ -17,6 +17,7 @@ from .procfs import write_file
 SIGKILL = 9
 EACCES = 13
 CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWPID = 0x20000000
 
 
 def _host_root(mappings):
@@ -178,14 +179,22 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
         raise
 
 
-def _setup_cgroup(container, state, config, systemd, resources):
-    """Choose the driver, record its directories in state.json, make them and write the
-    resources.  Returns the driver (the caller destroys it if anything later fails)."""
+def _choose_cgroup(config, container_id, systemd):
+    """The container's cgroup driver (its directories: the plan's cgroup mounts bind them)."""
     from .cgroups import driver_for_create
-    cgroup, notices = driver_for_create(config.linux, container.id, systemd)
+    cgroup, notices = driver_for_create(config.linux, container_id, systemd)
     for notice in notices:
         log.warning(notice)
+    return cgroup
+
+
+def _setup_cgroup(container, state, config, cgroup, resources):
+    """Check that the driver's cgroup holds no processes (or warn), record its directories
+    in state.json, make them and write the resources.  Returns the driver (the caller
+    destroys it if anything later fails)."""
     if cgroup.name != "none":
+        from .cgroups.owner import check_nonempty
+        check_nonempty(cgroup, config.annotations, log.warning)
         cgroup.prepare()
     state["cgroup"] = cgroup.record()
     container.save(state)
@@ -220,8 +229,7 @@ def destroy_cgroup(c):
     cgroup = driver_from_record(record)
     if not cgroup.destroy():
         log.warning("container %s: could not remove every cgroup directory (%s)"
-                    % (c.id, ", ".join(d for d in cgroup.remove or cgroup.dirs()
-                                       if os.path.isdir(d))))
+                    % (c.id, ", ".join(cgroup.leftover_dirs())))
 
 
 def _check_terminal(plan, console_socket, keep_terminal, exec_flags=False):
@@ -249,7 +257,9 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     bundle = os.path.abspath(bundle)
     config = load_bundle(bundle)
     listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
-    plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds)
+    driver = _choose_cgroup(config, container_id, systemd_cgroup)
+    plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds,
+                      cgroup_dirs=driver.by_controller())
     if listen_fds:
         plan.add_env("LISTEN_FDS=%d" % listen_fds)
         plan.add_env("LISTEN_PID=1")
@@ -275,7 +285,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     try:
         resources = config.linux.resources
         cgroupns = plan.clone_flags & CLONE_NEWCGROUP
-        cgroup = _setup_cgroup(container, state, config, systemd_cgroup,
+        cgroup = _setup_cgroup(container, state, config, driver,
                                {k: v for k, v in resources.items()
                                 if not (cgroupns and k == "pids")})
 
@@ -284,6 +294,11 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             # process dies before the container is ready.
             state["pid"] = pid
             state["pid_start"] = process_start_time(pid)
+            if cgroup.name != "none":
+                # What tells the container's processes from others in a shared cgroup.
+                from .cgroups.owner import identity
+                cgroup.owner = identity(pid, bool(plan.clone_flags & CLONE_NEWPID))
+                state["cgroup"] = cgroup.record()
             container.save(state)
 
         def run_create_hooks():
@@ -502,12 +517,13 @@ def load(root, container_id):
 
 
 def container_pids(c):
-    """Host pids of the container's processes (for kill --all and ps): its cgroup's list
-    when it has one, else the processes in its own pid namespace."""
+    """Host pids of the container's processes (for kill --all and ps): its own ones in
+    its cgroup when it has one (never a foreign process sharing the cgroup), else the
+    processes in its own pid namespace."""
     record = c.data.get("cgroup")
     if record and record.get("driver") not in (None, "none"):
         from .cgroups import driver_from_record
-        pids = driver_from_record(record).pids()
+        pids = driver_from_record(record).own_processes()
         if pids or c.pid == 0:
             return pids
     try:
