@@ -572,7 +572,7 @@ def _parse_process(value, path, warnings):
     proc.env = _get(value, "env", path, _parse_env, [])
     proc.cwd = _require(value, "cwd", path, _want_abs_path)
     proc.capabilities = _get(value, "capabilities", path, _parse_capabilities)
-    proc.rlimits = _get(value, "rlimits", path, _parse_rlimits, [])
+    proc.rlimits = _get(value, "rlimits", path, _parse_rlimits, [], warnings)
     proc.no_new_privileges = _get(value, "noNewPrivileges", path, _want_bool, False)
     proc.oom_score_adj = _get(value, "oomScoreAdj", path, _want_int, None, -1000, 1000)
     for key, attr in (("apparmorProfile", "apparmor_profile"), ("selinuxLabel", "selinux_label")):
@@ -802,7 +802,12 @@ def _parse_capabilities(value, path):
     return Capabilities(**sets)
 
 
-def _parse_rlimits(value, path):
+# Below this much address space no program can start: execve alone maps a 128 KiB stack,
+# the vdso and the program itself (the kernel takes the limit, then kills it with SIGSEGV).
+MIN_ADDRESS_SPACE = 1 << 20
+
+
+def _parse_rlimits(value, path, warnings):
     _want_list(value, path)
     result = []
     seen = set()
@@ -819,6 +824,10 @@ def _parse_rlimits(value, path):
         hard = _require(entry, "hard", where, _want_u64)
         if soft > hard:
             raise ConfigError(where, "soft limit %d is above the hard limit %d" % (soft, hard))
+        if kind == "RLIMIT_AS" and soft < MIN_ADDRESS_SPACE:
+            warnings.append("%s: RLIMIT_AS %d bytes leaves no room to start a program (it is "
+                            "set right before execve, which then fails or the process is killed "
+                            "with SIGSEGV)" % (where, soft))
         result.append(Rlimit(kind, soft, hard))
     return result
 
