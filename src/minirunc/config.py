@@ -1232,5 +1232,5 @@ def _host_namespace_problem(linux, kind):
         return None   # the init fails to open it, and checks the namespace it wrote in itself
     if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
         return ("not allowed in the host %s namespace (%s %s is the runtime's own)"
-                % (title, where, shown(ns.path)))
+                % (title, where, ns.path))
     return None
