@@ -217,6 +217,24 @@ static const char *hex(char *buf, unsigned long long v)
     return buf;
 }
 
+/* A user value for a message: whole when short, else its first 60 bytes and
+ * "... (N bytes)", as errors.shown() does on the Python side.  `buf` holds 128 bytes. */
+static const char *cut(char *buf, const char *s)
+{
+    size_t n = strlen(s);
+    if (n <= 60)
+        return s;
+    struct msg m = { .n = 0 };
+    memcpy(m.b, s, 60);
+    m.n = 60;
+    m_add(&m, "... (");
+    m_num(&m, (long long)n);
+    m_add(&m, " bytes)");
+    memcpy(buf, m.b, m.n);
+    buf[m.n] = 0;
+    return buf;
+}
+
 static const char *ns_name(int flag)
 {
     switch (flag) {
@@ -604,10 +622,11 @@ static char *rootfs;
 static void set_names(void)
 {
     struct rec *r;
+    char cb[128];
     if ((r = find(T_HOSTNAME)) && sethostname(r->f[0].s, r->f[0].n) < 0)
-        fail(errno, "sethostname", "sethostname ", r->f[0].s, NULL);
+        fail(errno, "sethostname", "sethostname ", cut(cb, r->f[0].s), NULL);
     if ((r = find(T_DOMAINNAME)) && setdomainname(r->f[0].s, r->f[0].n) < 0)
-        fail(errno, "setdomainname", "setdomainname ", r->f[0].s, NULL);
+        fail(errno, "setdomainname", "setdomainname ", cut(cb, r->f[0].s), NULL);
 }
 
 /* Apply propagation `flags` to the mount that holds `path`: walk up from
@@ -853,8 +872,9 @@ static void write_sysctls(void)
         if (strstr(r->f[0].s, ".."))
             fail(EINVAL, "sysctl", "sysctl key ", r->f[0].s, " holds ..", NULL);
         check_sysctl_namespace(r->f[0].s);
+        char cb[128];
         if (write_file(path, r->f[1].s, r->f[1].n) < 0)
-            fail(errno, "sysctl", "write ", r->f[1].s, " to ", path, NULL);
+            fail(errno, "sysctl", "write ", cut(cb, r->f[1].s), " to ", path, NULL);
     }
     struct rec *o = find(T_OOM_SCORE_ADJ);
     if (o) {
@@ -1204,7 +1224,10 @@ static void lookup_exe(void)
     const char *a0 = argv_c[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     if (!a0)
         fail(EINVAL, "exec", "process.args is empty", NULL);
+    char cb[128];
     if (strchr(a0, '/')) {
+        if (strlen(a0) >= sizeof exe_path)   /* never exec a cut-off prefix of it */
+            fail(ENAMETOOLONG, "exec", "process.args[0] \"", cut(cb, a0), "\"", NULL);
         strncpy(exe_path, a0, sizeof exe_path - 1);
         return;
     }
@@ -1230,13 +1253,14 @@ static void lookup_exe(void)
             break;
         path = end + 1;
     }
-    fail(ENOENT, "exec", "process.args[0] \"", a0, "\": executable file not found in $PATH", NULL);
+    fail(ENOENT, "exec", "process.args[0] \"", cut(cb, a0), "\": executable file not found in $PATH",
+         NULL);
 }
 
 /* Check the ELF interpreter (PT_INTERP) exists in the rootfs. */
 static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
 {
-    char interp[256];
+    char interp[256], cb[128];
     uint64_t off = 0, size = 0;
     if (n >= (ssize_t)sizeof(Elf64_Ehdr) && hdr[EI_CLASS] == ELFCLASS64) {
         const Elf64_Ehdr *eh = (const void *)hdr;
@@ -1259,17 +1283,17 @@ static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
         return;
     interp[size] = 0;
     if (access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its ELF interpreter ", interp,
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its ELF interpreter ", interp,
              " is missing in the rootfs", NULL);
 }
 
 /* Check a `#!` line: CRLF endings and a missing interpreter. */
 static void check_shebang(const char *hdr, ssize_t n)
 {
-    char interp[256];
+    char interp[256], cb[128];
     const char *p = hdr + 2, *eol = memchr(hdr, '\n', n);
     if (eol && eol > hdr && eol[-1] == '\r')
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path,
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path),
              "\": has Windows (CRLF) line endings in its #! line", NULL);
     while (p < hdr + n && (*p == ' ' || *p == '\t'))
         p++;
@@ -1279,7 +1303,7 @@ static void check_shebang(const char *hdr, ssize_t n)
     memcpy(interp, p, len);
     interp[len] = 0;
     if (len && access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its #! interpreter ", interp,
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its #! interpreter ", interp,
              " is missing in the rootfs", NULL);
 }
 
@@ -1287,13 +1311,14 @@ static void check_shebang(const char *hdr, ssize_t n)
 static void preflight(void)
 {
     struct stat st;
+    char cb[128];
     unsigned char hdr[256];
     if (stat(exe_path, &st) < 0)
-        fail(errno, "exec", "process.args[0] \"", exe_path, "\": cannot stat the executable", NULL);
+        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path), "\": cannot stat the executable", NULL);
     if (S_ISDIR(st.st_mode))
-        fail(EACCES, "exec", "process.args[0] \"", exe_path, "\": is a directory, not an executable", NULL);
+        fail(EACCES, "exec", "process.args[0] \"", cut(cb, exe_path), "\": is a directory, not an executable", NULL);
     if (access(exe_path, X_OK) < 0)
-        fail(errno, "exec", "process.args[0] \"", exe_path, "\": is not executable", NULL);
+        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path), "\": is not executable", NULL);
     int fd = open(exe_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;   /* execute-only files cannot be inspected; let execve decide */
@@ -1697,7 +1722,8 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
     struct rec *cwd = find(T_CWD);
     if (cwd && chdir(cwd->f[0].s) < 0) {
         int e = errno;
-        fail(e, "cwd", "process.cwd \"", cwd->f[0].s, "\": ",
+        char cb[128];
+        fail(e, "cwd", "process.cwd \"", cut(cb, cwd->f[0].s), "\": ",
              e == ENOENT ? "does not exist in the container" :
              e == ENOTDIR ? "is not a directory" : "cannot chdir into it", NULL);
     }

@@ -473,14 +473,27 @@ def parse_config(data, bundle, config_path="config.json"):
     config.oci_version = _parse_version(data)
     config.root = _require(data, "root", "", _parse_root, bundle)
     config.process = _require(data, "process", "", _parse_process, config.warnings)
-    config.hostname = _get(data, "hostname", "", _want_string, "")
-    config.domainname = _get(data, "domainname", "", _want_string, "")
+    config.hostname = _get(data, "hostname", "", _want_uts_name, "")
+    config.domainname = _get(data, "domainname", "", _want_uts_name, "")
     config.annotations = _get(data, "annotations", "", _parse_annotations, {})
     config.linux = _get(data, "linux", "", _parse_linux, None, config.warnings) or Linux()
     config.mounts = _get(data, "mounts", "", _parse_mounts, [], bundle)
     config.hooks = _get(data, "hooks", "", _parse_hooks, {}, config.warnings)
     _check_namespaces(config)
     return config
+
+
+# The kernel's __NEW_UTS_LEN: sethostname/setdomainname refuse longer names.
+UTS_NAME_MAX = 64
+
+
+def _want_uts_name(value, path):
+    _want_string(value, path)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > UTS_NAME_MAX:
+        raise ConfigError(path, "must be at most %d bytes (the kernel's limit), not %d"
+                          % (UTS_NAME_MAX, size))
+    return value
 
 
 def _parse_version(data):

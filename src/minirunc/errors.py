@@ -52,7 +52,8 @@ class ConfigError(MiniruncError):
         self.problem = problem
         self.file = file
         where = path if path else (file or "config.json")
-        super().__init__("%s: %s" % (where, problem))
+        # A backstop: the callers cut the values they echo; no message may grow unbounded.
+        super().__init__("%s: %s" % (shown(where, 1000), shown(problem, 1000)))
 
 
 class StateError(MiniruncError):
