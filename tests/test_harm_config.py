@@ -489,3 +489,21 @@ def test_clean_destination(given, clean):
 def test_sysctl_namespaces(key, dotted, namespace):
     assert cfgmod.sysctl_dotted(key) == dotted
     assert cfgmod.sysctl_namespace(dotted) == namespace
+
+
+def test_init_killed_during_create_names_the_step_and_signal(rt, make):
+    """An init that dies without a word (here SIGKILLed by a createRuntime hook while it
+    waits) is described by how it died and what it was doing, not by ECONNRESET/EPIPE."""
+    # Kill it and wait until it is a zombie (its sockets closed), so the end is certain.
+    kill = ["/bin/sh", "-c", "pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); kill -9 $pid; "
+            "until grep -q '^[0-9]* (.*) Z' /proc/$pid/stat; do sleep 0.01; done"]
+    bundle = make(edit=lambda c: c.update(hooks={"createRuntime": [{"path": "/bin/sh",
+                                                                    "args": kill}]}))
+    cid = rt.new_id()
+    r = rt("create", "--bundle", bundle, cid)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.splitlines() == [
+        "minirunc: the container's init was killed by signal 9 (SIGKILL) before it was ready, "
+        "while it was doing: wait while the runtime runs the prestart and createRuntime hooks"
+    ], r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))

@@ -166,10 +166,11 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
             elif kind == "U":
                 doing = "wait for its user namespace id maps"
                 _write_id_maps(pid, plan)
-                native.send(sock, b"u")
+                _send_unless_gone(native, sock, b"u")
             elif kind == "H" and on_hooks is not None:
-                doing = "run the createContainer hooks"
-                native.send(sock, b"h" + on_hooks())
+                doing = "wait while the runtime runs the prestart and createRuntime hooks"
+                if _send_unless_gone(native, sock, b"h" + on_hooks()):
+                    doing = "run the createContainer hooks"
             elif kind == "N":
                 log.debug(fields[0])
             elif kind == "T":
@@ -205,14 +206,27 @@ def _recv_or_eof(native, sock):
         raise
 
 
+def _send_unless_gone(native, sock, data):
+    """Send to the init; False if it is gone (EPIPE, ECONNRESET): the next receive then
+    sees the end and says how it died."""
+    try:
+        native.send(sock, data)
+    except HostError as e:
+        if e.errno not in (EPIPE, ECONNRESET):
+            raise
+        return False
+    return True
+
+
 def _died_text(status, doing, cgroup):
     """Why the init ended without a word: its exit status, the step it was doing, and the
     cgroup's OOM kills when it was SIGKILLed (a memory limit too small to set it up)."""
-    text = "the container's init exited before it was ready"
-    if status is not None:
+    if status is None:
+        text = "the container's init exited before it was ready"
+    elif os.WIFSIGNALED(status):
         text = "the container's init was %s before it was ready" % _describe_exit(status)
-        if not os.WIFSIGNALED(status):
-            text = "the container's init ended (%s) before it was ready" % _describe_exit(status)
+    else:
+        text = "the container's init ended (%s) before it was ready" % _describe_exit(status)
     text += ", while it was doing: %s" % doing
     if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == SIGKILL:
         ooms = None
