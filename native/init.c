@@ -1253,8 +1253,8 @@ static void lookup_exe(void)
             break;
         path = end + 1;
     }
-    fail(ENOENT, "exec", "process.args[0] \"", cut(cb, a0), "\": executable file not found in $PATH",
-         NULL);
+    fail(ENOENT, "exec", "process.args[0] \"", cut(cb, a0),
+         "\": executable file not found in $PATH", NULL);
 }
 
 /* Check the ELF interpreter (PT_INTERP) exists in the rootfs. */
@@ -1283,8 +1283,8 @@ static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
         return;
     interp[size] = 0;
     if (access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its ELF interpreter ", interp,
-             " is missing in the rootfs", NULL);
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its ELF interpreter ",
+             interp, " is missing in the rootfs", NULL);
 }
 
 /* Check a `#!` line: CRLF endings and a missing interpreter. */
@@ -1303,8 +1303,8 @@ static void check_shebang(const char *hdr, ssize_t n)
     memcpy(interp, p, len);
     interp[len] = 0;
     if (len && access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its #! interpreter ", interp,
-             " is missing in the rootfs", NULL);
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its #! interpreter ",
+             interp, " is missing in the rootfs", NULL);
 }
 
 /* Catch what would make execve fail with a puzzling ENOENT, before `R`. */
@@ -1314,9 +1314,11 @@ static void preflight(void)
     char cb[128];
     unsigned char hdr[256];
     if (stat(exe_path, &st) < 0)
-        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path), "\": cannot stat the executable", NULL);
+        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path),
+             "\": cannot stat the executable", NULL);
     if (S_ISDIR(st.st_mode))
-        fail(EACCES, "exec", "process.args[0] \"", cut(cb, exe_path), "\": is a directory, not an executable", NULL);
+        fail(EACCES, "exec", "process.args[0] \"", cut(cb, exe_path),
+             "\": is a directory, not an executable", NULL);
     if (access(exe_path, X_OK) < 0)
         fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path), "\": is not executable", NULL);
     int fd = open(exe_path, O_RDONLY | O_CLOEXEC);
