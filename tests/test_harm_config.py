@@ -507,3 +507,15 @@ def test_init_killed_during_create_names_the_step_and_signal(rt, make):
         "while it was doing: wait while the runtime runs the prestart and createRuntime hooks"
     ], r.stderr
     assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_long_values_the_init_echoes_are_cut(rt, make, refused):
+    refused(make(["/" + "a" * 5000]), 'process.args[0] "/%s... (5001 bytes)": file name too '
+            "long (ENAMETOOLONG)" % ("a" * 59), "run")
+    refused(make(["a" * 300]), 'process.args[0] "%s... (300 bytes)": executable file not '
+            "found in $PATH: no such file or directory (ENOENT)" % ("a" * 60), "run")
+    refused(make(edit=lambda c: c["process"].update(cwd="/" + "b" * 300)),
+            'process.cwd "/%s... (301 bytes)": cannot chdir into it: file name too long '
+            "(ENAMETOOLONG)" % ("b" * 59), "run")
+    refused(make(edit=lambda c: c.update(hostname="h" * 100000)),
+            "hostname: must be at most 64 bytes (the kernel's limit), not 100000")
