@@ -20,15 +20,19 @@ import subprocess
 
 import pytest
 
+from make_bundle import base_config, in_user_namespace
 from minirunc import config as cfgmod
 from minirunc.errors import shown
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-def host_mounts():
+def mounts_under(path):
+    """The host's mount points under ``path`` (a test's own directory: other tests may
+    mount elsewhere at the same time)."""
+    prefix = str(path).rstrip("/") + "/"
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        return sorted(p for p in (line.split()[4] for line in f) if p.startswith(prefix))
 
 
 def read_sysctl(name):
@@ -46,18 +50,19 @@ def other_value(current, choices):
 
 
 @pytest.fixture
-def refused(rt):
+def refused(rt, tmp_path):
     """refused(bundle, line, command="create"): the command fails with exactly ``line``
-    (after "minirunc: ") as its only line, and leaves no state and no mount behind."""
+    (after "minirunc: ") as its only line, and leaves no state and no mount behind (under
+    the test's directory, which holds the bundles and the state root)."""
     def check(bundle, line, command="create"):
-        before = host_mounts()
+        before = mounts_under(tmp_path)
         cid = rt.new_id()
         r = rt(command, "--bundle", bundle, cid)
         assert r.returncode != 0, r.stdout
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert lines == ["minirunc: " + line], r.stderr
         assert not os.path.exists(os.path.join(rt.root, cid)), "state left behind"
-        assert host_mounts() == before, "mount left on the host"
+        assert mounts_under(tmp_path) == before, "mount left on the host"
         return lines[0]
     return check
 
@@ -154,18 +159,14 @@ def test_joined_namespace_that_is_the_hosts_counts_as_the_hosts(rt, make, refuse
                 for n in config["linux"]["namespaces"]]
             config["linux"]["sysctl"] = {"net.ipv4.ip_forward":
                                          other_value(before, ("1", "0"))}
-        index = [n["type"] for n in make_config_namespaces()].index("network")
+        names = [n["type"] for n in base_config(["true"])["linux"]["namespaces"]]
+        index = names.index("network")
         refused(make(edit=edit), "linux.sysctl.net.ipv4.ip_forward: not allowed in the host "
                 "network namespace (linux.namespaces[%d].path %s is the runtime's own)"
                 % (index, target))
         assert read_sysctl("net.ipv4.ip_forward") == before
     finally:
         subprocess.run(["umount", str(target)], check=True)
-
-
-def make_config_namespaces():
-    from make_bundle import base_config
-    return base_config(["true"])["linux"]["namespaces"]
 
 
 def test_kernel_hostname_sysctl_with_a_uts_namespace(rt, make, refused):
@@ -213,7 +214,6 @@ def _set_user(**user):
 
 
 def _userns(config):
-    from make_bundle import in_user_namespace
     in_user_namespace(config)
 
 
