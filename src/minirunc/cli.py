@@ -32,6 +32,14 @@ _PIDFILE = (("--pid-file",), True)
 _NOPIVOT = (("--no-pivot",), False)
 _NOKEYRING = (("--no-new-keyring",), False)
 _PRESERVE = (("--preserve-fds",), True)
+# checkpoint and restore (CRIU): the flags both take, as runc 1.1
+_CRIU_SHARED = {"tcp-established": (("--tcp-established",), False),
+                "ext-unix-sk": (("--ext-unix-sk",), False),
+                "shell-job": (("--shell-job",), False),
+                "file-locks": (("--file-locks",), False),
+                "manage-cgroups-mode": (("--manage-cgroups-mode",), True),
+                "empty-ns": (("--empty-ns",), "list"),
+                "auto-dedup": (("--auto-dedup",), False)}
 
 # command -> (flags, positional names (a trailing "?" marks an optional one), summary)
 COMMANDS = {
@@ -87,6 +95,20 @@ COMMANDS = {
              "run another process in a running container (COMMAND [ARG...] or --process)"),
     "ps": ({"format": (("--format", "-f"), True)}, ("id", "ps-options*"),
            "list the container's processes (ps options may follow the id)"),
+    "checkpoint": (dict(_CRIU_SHARED, **{
+        "image-path": (("--image-path",), True), "work-path": (("--work-path",), True),
+        "leave-running": (("--leave-running",), False), "pre-dump": (("--pre-dump",), False),
+        "parent-path": (("--parent-path",), True),
+        "page-server": (("--page-server",), True), "lazy-pages": (("--lazy-pages",), False),
+        "status-fd": (("--status-fd",), True)}),
+                   ("id",), "dump a running container with CRIU (it is gone unless "
+                   "--leave-running)"),
+    "restore": (dict(_CRIU_SHARED, **{
+        "image-path": (("--image-path",), True), "work-path": (("--work-path",), True),
+        "bundle": _BUNDLE, "detach": (("--detach", "-d"), False), "pid-file": _PIDFILE,
+        "console-socket": _CONSOLE, "no-subreaper": (("--no-subreaper",), False),
+        "no-pivot": _NOPIVOT, "lazy-pages": (("--lazy-pages",), False)}),
+                ("id",), "restore a checkpoint as a running container (waits unless -d)"),
 }
 
 USAGE = """minirunc - a small OCI container runtime with runc's command line
@@ -101,6 +123,7 @@ global options:
   --debug             debug output and error traces
   --log FILE          also write messages to FILE
   --log-format FMT    text or json
+  --criu PATH         CRIU for checkpoint/restore (default: criu on PATH)
   --version, -v       print the version
 """
 
@@ -225,6 +248,8 @@ def _dispatch(argv):
     root = glob.get("root") or os.environ.get("MINIRUNC_ROOT") or "/run/minirunc"
     if glob.get("systemd-cgroup"):
         options["systemd-cgroup"] = True
+    if glob.get("criu"):
+        options["criu"] = glob["criu"]
     if command is None:
         if positionals:
             raise UsageError("unknown command %r (see `minirunc --help`)" % positionals[0])

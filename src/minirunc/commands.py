@@ -11,10 +11,7 @@ import sys
 from .errors import ConfigError, StateError, UsageError
 
 # Verbs of runc that later issues add; named here so the error says why.
-LATER = {
-    "checkpoint": "checkpoint (CRIU) is not implemented",
-    "restore": "restore (CRIU) is not implemented",
-}
+LATER = {}
 
 
 def _int_option(options, name, default=0):
@@ -291,3 +288,58 @@ def cmd_spec(root, options):
         from .errors import HostError
         raise HostError("write", path, e.errno) from None
     return 0
+
+
+def _criu_options(options):
+    from .checkpoint import Options, parse_cg_mode, parse_empty_ns
+    for flag in ("page-server", "lazy-pages", "status-fd"):
+        if options.get(flag):
+            raise UsageError("--%s is not supported (CRIU's page server and lazy pages are "
+                             "not driven by minirunc)" % flag)
+    return Options(image_path=options.get("image-path"), work_path=options.get("work-path"),
+                   leave_running=options.get("leave-running", False),
+                   tcp_established=options.get("tcp-established", False),
+                   ext_unix_sk=options.get("ext-unix-sk", False),
+                   shell_job=options.get("shell-job", False),
+                   file_locks=options.get("file-locks", False),
+                   pre_dump=options.get("pre-dump", False),
+                   parent_path=options.get("parent-path"),
+                   manage_cgroups_mode=parse_cg_mode(options.get("manage-cgroups-mode")),
+                   empty_ns=parse_empty_ns(options.get("empty-ns")),
+                   auto_dedup=options.get("auto-dedup", False))
+
+
+def cmd_checkpoint(root, options, container_id):
+    from .checkpoint import checkpoint
+    checkpoint(root, container_id, _criu_options(options), options.get("criu"))
+    return 0
+
+
+def cmd_restore(root, options, container_id):
+    from . import checkpoint
+    criu_options = _criu_options(options)
+    detach = options.get("detach", False)
+    forwarder = None
+    if not detach:
+        from .foreground import SignalForwarder
+        forwarder = SignalForwarder()
+    # --no-pivot and --no-subreaper change nothing here: CRIU sets up the root itself, and
+    # the restored init is our child (CRIU restores it as its sibling).
+    pid, master = checkpoint.restore(
+        root, container_id, options.get("bundle") or ".", criu_options, options.get("criu"),
+        console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
+        keep_terminal=not detach, systemd_cgroup=options.get("systemd-cgroup", False))
+    if detach:
+        if master is not None:
+            os.close(master)
+        return 0
+    from . import container, foreground
+    forwarder.attach(pid)
+    try:
+        if master is not None:
+            code = foreground.relay_terminal(master, pid, forwarder)
+        else:
+            code = foreground.wait(pid)
+    finally:
+        container.remove_after_run(root, container_id)
+    return code

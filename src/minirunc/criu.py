@@ -1,0 +1,169 @@
+"""Talking to CRIU: find the binary (`--criu`), start `criu swrk`, exchange RPC messages.
+
+minirunc drives CRIU the way runc does, through its RPC service: `criu swrk <fd>` is
+started with one end of a SOCK_SEQPACKET socket pair as that fd and answers one request
+(`criu_rpc` encodes the messages).  The RPC rather than `criu dump/restore` on the command
+line because only the RPC hands back what a runtime needs while the restore is under way:
+the notifications (`setup-namespaces` for the hooks, `post-restore` with the pid), the
+pty master of a restored terminal (`orphan-pts-master`, an fd over SCM_RIGHTS, which the
+command line cannot give), the restored pid without a pid file, and the error as a field
+(`cr_errmsg`) rather than a log to scrape.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+
+from . import criu_rpc as rpc
+from .errors import MiniruncError, UsageError
+
+MIN_VERSION = (3, 0)   # the VERSION request, which runc 1.1 also requires
+
+
+class CriuError(MiniruncError):
+    """CRIU refused or failed a request; the message names the step and CRIU's reason."""
+
+
+def find(path=None):
+    """The CRIU binary: ``--criu PATH`` (a name is looked up on PATH), default `criu`."""
+    name = path or "criu"
+    found = shutil.which(name) if "/" not in name else (name if os.access(name, os.X_OK) else None)
+    if not found:
+        raise UsageError("--criu: %s not found%s: install CRIU 3.0 or newer (Debian: `apt-get "
+                         "install criu`; on newer kernels Debian 13's criu 4.x, e.g. "
+                         "`make build/criu/criu`), or pass --criu PATH"
+                         % (name, " on PATH" if "/" not in name else ""))
+    return os.path.abspath(found)
+
+
+class Session:
+    """One `criu swrk` process and its socket; ``fds`` are passed to it under the same
+    numbers (the request's *_fd fields name them)."""
+
+    def __init__(self, binary, fds=(), preexec=None):
+        self.binary = binary
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = parent
+        try:
+            self.proc = subprocess.Popen(
+                [binary, "swrk", str(child.fileno())], pass_fds=(child.fileno(),) + tuple(fds),
+                stdin=None, stdout=None, stderr=None, close_fds=True, preexec_fn=preexec)
+        except OSError as e:
+            parent.close()
+            raise UsageError("--criu: cannot run %s: %s" % (binary, e.strerror)) from None
+        finally:
+            child.close()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def send(self, values):
+        self.sock.sendmsg([rpc.encode(rpc.REQ, values)])
+
+    def receive(self):
+        """The next response as a dict, plus an fd CRIU passed with it (or None)."""
+        size = socket.CMSG_SPACE(4)
+        data, ancillary, _, _ = self.sock.recvmsg(1 << 20, size)
+        fd = None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS and len(payload) >= 4:
+                fd = int.from_bytes(payload[:4], "little")
+        if not data:
+            return None, fd
+        return rpc.decode(rpc.RESP, data), fd
+
+    def close(self):
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def exchange(session, request, on_notify=None, what="CRIU"):
+    """Send ``request``; answer notifications with ``on_notify(script, pid, fd)`` (an
+    exception there fails the request) until the final response, which is returned."""
+    session.send(request)
+    while True:
+        resp, fd = session.receive()
+        if resp is None:
+            code = session.proc.wait()
+            raise CriuError("%s: CRIU (%s) exited with %s before it answered; see its log"
+                            % (what, session.binary, _status_text(code)))
+        if resp.get("type") == rpc.NOTIFY:
+            ok = True
+            try:
+                if on_notify is not None:
+                    on_notify(resp.get("notify", {}).get("script", ""),
+                              resp.get("notify", {}).get("pid", 0), fd)
+                elif fd is not None:
+                    os.close(fd)
+            except BaseException:
+                ok = False
+                session.send({"type": rpc.NOTIFY, "notify_success": False})
+                raise
+            finally:
+                if ok:
+                    session.send({"type": rpc.NOTIFY, "notify_success": True})
+            continue
+        if fd is not None:
+            os.close(fd)
+        return resp
+
+
+def _status_text(code):
+    return "signal %d" % -code if code < 0 else "status %d" % code
+
+
+def version(binary):
+    """CRIU's version as (major, minor, sublevel); one line naming --criu if it is too old."""
+    session = Session(binary)
+    try:
+        resp = exchange(session, {"type": rpc.VERSION}, what="version check")
+    except (CriuError, OSError):
+        resp = {}
+    finally:
+        session.close()
+    v = resp.get("version") if resp.get("success") else None
+    if not v:
+        raise UsageError("--criu: %s does not answer the VERSION request: CRIU 3.0 or newer is "
+                         "needed (Debian 13's criu 4.x works on new kernels)" % binary)
+    found = (v.get("major_number", 0), v.get("minor_number", 0), v.get("sublevel", 0))
+    if found[:2] < MIN_VERSION:
+        raise UsageError("--criu: %s is CRIU %d.%d.%d; 3.0 or newer is needed" % ((binary,) + found))
+    return found
+
+
+def failure_text(resp, log_path):
+    """CRIU's reason for a failed request: the last telling error of its log (cr_errmsg
+    is the first error, often a harmless one such as its own rlimit), else cr_errmsg."""
+    message = last_log_error(log_path) or (resp or {}).get("cr_errmsg", "").strip()
+    errno_value = (resp or {}).get("cr_errno")
+    if errno_value and not message:
+        message = os.strerror(errno_value)
+    text = message or "no reason given"
+    if log_path:
+        text += " (log: %s)" % log_path
+    return text
+
+
+# Error lines that only follow or precede the real failure.
+_NOISE = ("rlimit:", "exited, status", "Dumping FAILED", "Restoring FAILED", "Pre-dumping FAILED")
+
+
+def last_log_error(log_path):
+    """The last telling `Error (file:line): text` line of a CRIU log, as `text`."""
+    try:
+        with open(log_path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except (OSError, TypeError):
+        return ""
+    for line in reversed(lines):
+        if "Error (" in line:
+            text = line.split("):", 1)[-1].strip()
+            if not any(text.startswith(n) or n in text for n in _NOISE):
+                return text
+    return ""
