@@ -25,14 +25,13 @@ cgroups, poststop hooks and state go as with `delete`).  A restore writes state.
 the restored pid and its start time, and no start socket, so its status is `running`.
 """
 
-import errno
 import json
 import os
 import stat
 
 from . import criu, log
 from . import criu_rpc as rpc
-from .errors import HostError, MiniruncError, StateError, UsageError
+from .errors import HostError, StateError, UsageError
 from .state import Container, check_id, process_start_time, write_pid_file
 
 DESCRIPTORS = "descriptors.json"     # runc's name: the init's fds 0-2 at dump time
@@ -73,8 +72,7 @@ class Options:
             opts["manage_cgroups_mode"] = self.manage_cgroups_mode
         # CRIU locks the container's network while it works, with iptables-restore by
         # default; a host without iptables gets its nftables method (built into CRIU).
-        import shutil
-        if not shutil.which("iptables-restore"):
+        if not criu.which("iptables-restore"):
             opts["network_lock"] = rpc.NETWORK_LOCK_NFTABLES
         return opts
 

@@ -268,7 +268,7 @@ def cmd_ps(root, options, container_id, ps_options=()):
 def cmd_features(root, options):
     from .features import features
     from .jsontext import dumps
-    sys.stdout.write(dumps(features(), indent=4) + "\n")
+    sys.stdout.write(dumps(features(options.get("criu")), indent=4) + "\n")
     return 0
 
 

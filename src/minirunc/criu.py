@@ -11,7 +11,6 @@ command line cannot give), the restored pid without a pid file, and the error as
 """
 
 import os
-import shutil
 import socket
 import subprocess
 
@@ -25,10 +24,24 @@ class CriuError(MiniruncError):
     """CRIU refused or failed a request; the message names the step and CRIU's reason."""
 
 
+def which(name):
+    """``name`` looked up on PATH (shutil is kept out of the single binary), or a path
+    with a slash as it is; None if it is not an executable file."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name)
+                      for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def find(path=None):
     """The CRIU binary: ``--criu PATH`` (a name is looked up on PATH), default `criu`."""
     name = path or "criu"
-    found = shutil.which(name) if "/" not in name else (name if os.access(name, os.X_OK) else None)
+    found = which(name)
     if not found:
         raise UsageError("--criu: %s not found%s: install CRIU 3.0 or newer (Debian: `apt-get "
                          "install criu`; on newer kernels Debian 13's criu 4.x, e.g. "
@@ -137,9 +150,19 @@ def version(binary):
     return found
 
 
+def available(path=None):
+    """True when a CRIU is found and answers the VERSION request with 3.0 or newer."""
+    try:
+        version(find(path))
+    except MiniruncError:
+        return False
+    return True
+
+
 def failure_text(resp, log_path):
-    """CRIU's reason for a failed request: the last telling error of its log (cr_errmsg
-    is the first error, often a harmless one such as its own rlimit), else cr_errmsg."""
+    """CRIU's reason for a failed request: the first telling error of its log (cr_errmsg
+    is the first error of all, often a harmless one such as its own rlimit), else
+    cr_errmsg."""
     message = last_log_error(log_path) or (resp or {}).get("cr_errmsg", "").strip()
     errno_value = (resp or {}).get("cr_errno")
     if errno_value and not message:
@@ -150,20 +173,22 @@ def failure_text(resp, log_path):
     return text
 
 
-# Error lines that only follow or precede the real failure.
-_NOISE = ("rlimit:", "exited, status", "Dumping FAILED", "Restoring FAILED", "Pre-dumping FAILED")
+# Error lines that are not the reason: CRIU's own rlimit, its probes for iptables tools
+# (it falls back by itself), and the follow-ups of the real error.
+_NOISE = ("rlimit:", "exited, status", "execvp(", "-V failed", "FAILED", "cgroupd:")
 
 
 def last_log_error(log_path):
-    """The last telling `Error (file:line): text` line of a CRIU log, as `text`."""
+    """The first telling `Error (file:line): text` of a CRIU log (the cause comes first;
+    what follows it is consequences), as `text`."""
     try:
         with open(log_path, errors="replace") as f:
             lines = f.read().splitlines()
     except (OSError, TypeError):
         return ""
-    for line in reversed(lines):
+    for line in lines:
         if "Error (" in line:
             text = line.split("):", 1)[-1].strip()
-            if not any(text.startswith(n) or n in text for n in _NOISE):
+            if not any(n in text for n in _NOISE):
                 return text
     return ""
