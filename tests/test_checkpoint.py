@@ -6,12 +6,14 @@ stdio is /dev/null (a host file outside its view: declared external at dump and
 re-attached at restore).
 """
 
+import fcntl
 import json
 import os
 import select
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 
@@ -179,13 +181,17 @@ def test_foreground_restore_waits_and_exits_with_the_code(rt, counter, tmp_path)
     cid = start_counter(rt, bundle, data)
     image = tmp_path / "image"
     assert criu(rt, "checkpoint", "--image-path", image, cid).returncode == 0
+    # The counter's stdout and stderr were plain files: the restore's must be files too
+    # (CRIU checks that an external file is of the same kind).
+    out = os.open(str(tmp_path / "fg.out"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     proc = subprocess.Popen(rt.cmd("--criu", CRIU, "restore", "--image-path", image,
                                    "--bundle", bundle, cid),
-                            env=runtime_env(), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=runtime_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    os.close(out)
     try:
         assert wait_for(lambda: rt("state", cid).returncode == 0 and
-                        rt.state(cid)["status"] == "running", timeout=20), proc.stderr
+                        rt.state(cid)["status"] == "running", timeout=20), \
+            (tmp_path / "fg.out").read_text()
         assert proc.poll() is None
         assert rt("kill", cid, "KILL").returncode == 0
         assert proc.wait(timeout=20) == 137
@@ -265,7 +271,7 @@ def test_terminal_container_restored_with_a_console_socket(rt, make, tmp_path):
 
 def test_terminal_container_restored_as_a_shell_job(rt, make, tmp_path):
     """--shell-job: the container's tty is external; the restore gives it the restoring
-    process's own terminal (stdin)."""
+    process's own terminal (stdin), and the foreground restore exits with its code."""
     bundle = make(["sh"], terminal=True)
     cid = rt.new_id("crs")
     thread, got = _console_listener(tmp_path / "c1.sock")
@@ -279,18 +285,31 @@ def test_terminal_container_restored_as_a_shell_job(rt, make, tmp_path):
     os.close(master)
     assert r.returncode == 0, r.stderr
 
+    # A foreground restore from a shell: its terminal (here a new pty) is the controlling
+    # tty of its session, which the restored shell joins.
     new_master, slave = os.openpty()
+
+    def session_with_tty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(rt.cmd("--criu", CRIU, "restore", "--shell-job",
+                                   "--image-path", image, "--bundle", bundle, cid),
+                            env=runtime_env(), stdin=slave, stdout=slave, stderr=slave,
+                            preexec_fn=session_with_tty)
+    os.close(slave)
     try:
-        proc = subprocess.run(rt.cmd("--criu", CRIU, "restore", "-d", "--shell-job",
-                                     "--image-path", image, "--bundle", bundle, cid),
-                              env=runtime_env(), stdin=slave, stdout=slave,
-                              stderr=subprocess.PIPE, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        assert rt.state(cid)["status"] == "running"
+        assert wait_for(lambda: rt("state", cid).returncode == 0 and
+                        rt.state(cid)["status"] == "running", timeout=20)
         assert b"43" in _talk(new_master, b"echo $((x+3))\n", b"43")
+        os.write(new_master, b"exit 7\n")
+        assert proc.wait(timeout=20) == 7
     finally:
-        os.close(slave)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         os.close(new_master)
+    assert not os.path.exists(os.path.join(rt.root, cid))
 
 
 def test_pre_dump_gives_one_clear_line(rt, counter, tmp_path):
