@@ -189,13 +189,11 @@ def checkpoint(root, container_id, options, criu_path=None):
         if status not in ("running", "paused"):
             raise StateError(container_id, "cannot checkpoint a %s container (only a running "
                              "one can be checkpointed)" % status)
-        criu.version(binary)
-        if options.pre_dump:
-            _check_mem_track(binary)
         config = load_bundle(c.data.get("bundle") or ".")
         plan = build_plan(config)
         pid = c.pid
         fds = [_open_dir(image_path, "--image-path", create=True)]
+        thaw, resp = None, {}
         try:
             opts = options.common()
             opts.update(images_dir_fd=fds[0], pid=pid, root=c.data.get("rootfs"),
@@ -212,6 +210,11 @@ def checkpoint(root, container_id, options, criu_path=None):
             freezer = ((c.data.get("cgroup") or {}).get("freezer"))
             if freezer:
                 opts["freeze_cgroup"] = os.path.dirname(freezer)
+                if status == "running" and not options.pre_dump:
+                    # CRIU polls the freezer every 100 ms; frozen here first (polled
+                    # every ms by the driver) it finds it done.  Thawed again below
+                    # unless the container is gone.
+                    thaw = _freeze(c)
             external = ["%s[%d]:%s" % (name, os.stat(path).st_ino, key)
                         for name, key, path in _joined_namespaces(config)]
             if not options.pre_dump:
@@ -228,12 +231,17 @@ def checkpoint(root, container_id, options, criu_path=None):
             log_path = os.path.join(work_path or image_path, DUMP_LOG)
             session = criu.Session(binary, fds)
             try:
+                criu.version(binary, session)
+                if options.pre_dump:
+                    _check_mem_track(binary, session)
                 resp = criu.exchange(session, request, what="checkpoint")
             finally:
                 session.close()
         finally:
             for fd in fds:
                 os.close(fd)
+            if thaw is not None and (options.leave_running or not resp.get("success")):
+                thaw()
         if not resp.get("success"):
             gone = not c.init_alive()
             raise criu.CriuError("checkpoint of %s failed: %s%s" % (
@@ -253,14 +261,21 @@ def checkpoint(root, container_id, options, criu_path=None):
     log.debug("container %s checkpointed into %s" % (container_id, image_path))
 
 
-def _check_mem_track(binary):
+def _freeze(c):
+    """Freeze the container's cgroup; returns the function that thaws it (None if this
+    driver cannot freeze: CRIU then freezes, or stops the tasks with ptrace)."""
+    from .cgroups import driver_from_record
+    driver = driver_from_record(c.data.get("cgroup"))
+    if not driver.can_freeze():
+        return None
+    driver.freeze()
+    return driver.thaw
+
+
+def _check_mem_track(binary, session):
     """--pre-dump needs the kernel's soft-dirty bits; ask CRIU first, as runc does."""
-    session = criu.Session(binary)
-    try:
-        resp = criu.exchange(session, {"type": rpc.FEATURE_CHECK,
-                                       "features": {"mem_track": True}}, what="--pre-dump")
-    finally:
-        session.close()
+    resp = criu.exchange(session, {"type": rpc.FEATURE_CHECK, "keep_open": True,
+                                   "features": {"mem_track": True}}, what="--pre-dump")
     if not resp.get("success") or not resp.get("features", {}).get("mem_track"):
         raise UsageError("--pre-dump: CRIU (%s) reports that this kernel cannot track memory "
                          "changes (no soft-dirty bits: CONFIG_MEM_SOFT_DIRTY); checkpoint "
@@ -366,7 +381,6 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
     if plan.terminal and not options.shell_job and console_socket is None and not keep_terminal:
         raise UsageError("process.terminal is true: pass --console-socket PATH to receive the "
                          "restored terminal, --shell-job, or restore in the foreground")
-    criu.version(binary)
 
     container = Container(root, container_id).make_dir()
     state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
@@ -400,22 +414,27 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
             os.set_inheritable(fd, True)
             fds.append(fd)
             inherit.append({"key": key, "fd": fd})
-        keys = set()
+        # The restored init's stdio pipes and external files become our own fds 0-2,
+        # passed to CRIU under new numbers (its own stdout and stderr are /dev/null).
+        keys, stdio = set(), {}
+
+        def stdio_fd(fd):
+            if fd not in stdio:
+                stdio[fd] = os.dup(fd)
+                os.set_inheritable(stdio[fd], True)
+                fds.append(stdio[fd])
+            return stdio[fd]
+
         for fd, name in enumerate(_read_descriptors(image_path)):
             if isinstance(name, str) and name.startswith("pipe:") and name not in keys:
                 keys.add(name)
-                inherit.append({"key": name, "fd": fd})
+                inherit.append({"key": name, "fd": stdio_fd(fd)})
         for fd, key in sorted(_read_external_stdio(image_path).items()):
             if key not in keys:
                 keys.add(key)
-                inherit.append({"key": key, "fd": fd})
+                inherit.append({"key": key, "fd": stdio_fd(fd)})
         if inherit:
             opts["inherit_fd"] = inherit
-
-        def record_pid(new_pid):
-            state["pid"] = new_pid
-            state["pid_start"] = process_start_time(new_pid)
-            container.save(state)
 
         def on_notify(script, notify_pid, fd):
             nonlocal master
@@ -429,11 +448,14 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
                           config.hooks.get("createRuntime", []),
                           hooks.state_json(dict(state, pid=notify_pid), "creating"))
             elif script == "post-restore" and notify_pid:
-                record_pid(notify_pid)
+                # Only noted: a save (fsync) here would hold CRIU up; until the final
+                # save, `delete --force` finds the process through the cgroups.
+                state["pid"] = notify_pid
 
         log_path = os.path.join(work_path or image_path, RESTORE_LOG)
         session = criu.Session(binary, fds)
         try:
+            criu.version(binary, session)
             if cgroup.name != "none":
                 cgroup.add_pid(session.pid)
                 opts["cg_root"] = _cgroup_roots(session.pid)
@@ -445,11 +467,11 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
             raise criu.CriuError("restore of %s from %s failed: %s" % (
                 container_id, image_path, criu.failure_text(resp, log_path)))
         pid = resp.get("restore", {}).get("pid") or state["pid"]
-        if not pid or process_start_time(pid) is None:
+        state["pid"] = pid
+        state["pid_start"] = process_start_time(pid) if pid else None
+        if state["pid_start"] is None:
             raise criu.CriuError("restore of %s: CRIU reported success but the restored "
                                  "process is gone (log: %s)" % (container_id, log_path))
-        if state["pid"] != pid:
-            record_pid(pid)
         if master is not None and console_socket is not None:
             _send_console(console_socket, master)
             os.close(master)

@@ -59,9 +59,13 @@ class Session:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = parent
         try:
+            # stdin stays ours (--shell-job gives it to the restored tty); what CRIU says
+            # before its log is open (and "Can't recv request" when we close a kept-open
+            # session) would only clutter our one-line errors.
             self.proc = subprocess.Popen(
                 [binary, "swrk", str(child.fileno())], pass_fds=(child.fileno(),) + tuple(fds),
-                stdin=None, stdout=None, stderr=None, close_fds=True, preexec_fn=preexec)
+                stdin=None, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                close_fds=True, preexec_fn=preexec)
         except OSError as e:
             parent.close()
             raise UsageError("--criu: cannot run %s: %s" % (binary, e.strerror)) from None
@@ -131,21 +135,31 @@ def _status_text(code):
     return "signal %d" % -code if code < 0 else "status %d" % code
 
 
-def version(binary):
-    """CRIU's version as (major, minor, sublevel); one line naming --criu if it is too old."""
-    session = Session(binary)
+def version(binary, session=None):
+    """CRIU's version as (major, minor, sublevel); one line naming --criu if it is too old.
+    With ``session``, asked there with keep_open, so that the same `criu swrk` then serves
+    the real request (each CRIU start costs tens of ms: it probes the kernel every time)."""
+    own = session is None
+    if own:
+        session = Session(binary)
     try:
-        resp = exchange(session, {"type": rpc.VERSION}, what="version check")
+        request = {"type": rpc.VERSION, "keep_open": None if own else True}
+        resp = exchange(session, request, what="version check")
     except (CriuError, OSError):
         resp = {}
     finally:
-        session.close()
+        if own:
+            session.close()
     v = resp.get("version") if resp.get("success") else None
     if not v:
+        if not own:
+            session.close()
         raise UsageError("--criu: %s does not answer the VERSION request: CRIU 3.0 or newer is "
                          "needed (Debian 13's criu 4.x works on new kernels)" % binary)
     found = (v.get("major_number", 0), v.get("minor_number", 0), v.get("sublevel", 0))
     if found[:2] < MIN_VERSION:
+        if not own:
+            session.close()
         raise UsageError("--criu: %s is CRIU %d.%d.%d; 3.0 or newer is needed" % ((binary,) + found))
     return found
 
