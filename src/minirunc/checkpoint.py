@@ -464,8 +464,11 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
         finally:
             session.close()
         if not resp.get("success"):
-            raise criu.CriuError("restore of %s from %s failed: %s" % (
-                container_id, image_path, criu.failure_text(resp, log_path)))
+            raise criu.CriuError("restore of %s from %s failed: %s%s" % (
+                container_id, image_path, criu.failure_text(resp, log_path),
+                "; containers with a user namespace are not restorable with CRIU 4.1 (it "
+                "reads its images and mounts from inside the namespace)"
+                if plan.new_userns else ""))
         pid = resp.get("restore", {}).get("pid") or state["pid"]
         state["pid"] = pid
         state["pid_start"] = process_start_time(pid) if pid else None

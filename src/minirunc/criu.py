@@ -177,7 +177,10 @@ def failure_text(resp, log_path):
     """CRIU's reason for a failed request: the first telling error of its log (cr_errmsg
     is the first error of all, often a harmless one such as its own rlimit), else
     cr_errmsg."""
-    message = last_log_error(log_path) or (resp or {}).get("cr_errmsg", "").strip()
+    message = last_log_error(log_path)
+    if not message:
+        message = (resp or {}).get("cr_errmsg", "").strip()
+        message = "" if any(n in message for n in _NOISE) else message.split("):", 1)[-1].strip()
     errno_value = (resp or {}).get("cr_errno")
     if errno_value and not message:
         message = os.strerror(errno_value)
