@@ -34,6 +34,8 @@ apt() {
 }
 
 apt update >/dev/null
+# Only the packages of this run are unpacked: older versions from a previous run go first.
+rm -f "$apt_dir"/archives/*.deb
 # An empty status file: apt fetches criu and its whole dependency closure (libc6 included),
 # which is what an unpacked tree run through its own ld.so needs.
 apt install -y --download-only criu >/dev/null
