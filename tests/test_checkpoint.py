@@ -459,3 +459,24 @@ def test_container_in_a_user_namespace_dumps_but_restore_says_why(rt, make, tmp_
     assert "user namespace" in r.stderr
     assert not os.path.exists(os.path.join(rt.root, cid))
     assert cgroup_dirs(cid) == []
+
+
+def test_a_criu_that_fails_on_this_kernel_is_named(rt, counter, tmp_path):
+    """Debian 12's criu 3.17 answers VERSION but cannot dump on newer kernels: the one
+    line names --criu and what to install, and the container keeps running."""
+    old = "/usr/sbin/criu"
+    if not os.access(old, os.X_OK):
+        pytest.skip("no system criu to compare")
+    if subprocess.run([old, "check"], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode == 0:
+        pytest.skip("the system's criu works on this kernel")
+    bundle, data = counter
+    cid = start_counter(rt, bundle, data)
+    r = rt("--criu", old, "checkpoint", "--image-path", tmp_path / "image", cid)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--criu" in r.stderr and "check" in r.stderr and "still running" in r.stderr
+    now = count(data)
+    assert wait_for(lambda: count(data) >= now + 3)
+    r = rt("--criu", old, "features")
+    assert "checkpoint.enabled" not in r.stdout

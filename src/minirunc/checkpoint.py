@@ -244,8 +244,8 @@ def checkpoint(root, container_id, options, criu_path=None):
                 thaw()
         if not resp.get("success"):
             gone = not c.init_alive()
-            raise criu.CriuError("checkpoint of %s failed: %s%s" % (
-                container_id, criu.failure_text(resp, log_path),
+            raise criu.CriuError("checkpoint of %s failed: %s%s%s" % (
+                container_id, criu.failure_text(resp, log_path), criu.check_hint(binary),
                 "; the container was stopped by CRIU (delete it)" if gone and not
                 options.leave_running else "; the container is still %s" % status
                 if not gone else ""))
@@ -464,8 +464,9 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
         finally:
             session.close()
         if not resp.get("success"):
-            raise criu.CriuError("restore of %s from %s failed: %s%s" % (
+            raise criu.CriuError("restore of %s from %s failed: %s%s%s" % (
                 container_id, image_path, criu.failure_text(resp, log_path),
+                criu.check_hint(binary),
                 "; containers with a user namespace are not restorable with CRIU 4.1 (it "
                 "reads its images and mounts from inside the namespace)"
                 if plan.new_userns else ""))

@@ -164,13 +164,41 @@ def version(binary, session=None):
     return found
 
 
-def available(path=None):
-    """True when a CRIU is found and answers the VERSION request with 3.0 or newer."""
+def check(binary):
+    """`criu check`: (True, "") when CRIU works on this kernel, else (False, its last
+    error line).  Tens of ms: used by `features` and to explain a failed request."""
     try:
-        version(find(path))
+        proc = subprocess.run([binary, "check"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    if proc.returncode == 0:
+        return True, ""
+    errors = [l.split("):", 1)[-1].strip() for l in lines if "Error (" in l]
+    errors = [e for e in errors if not any(n in e for n in _NOISE)] or errors
+    return False, (errors[0] if errors else (lines[-1] if lines else "exit status %d"
+                                              % proc.returncode))
+
+
+def available(path=None):
+    """True when a CRIU is found, is 3.0 or newer and `criu check` passes."""
+    try:
+        binary = find(path)
+        version(binary)
     except MiniruncError:
         return False
-    return True
+    return check(binary)[0]
+
+
+def check_hint(binary):
+    """A suffix for a failed request's message when this CRIU does not work on this
+    kernel at all (Debian 12's 3.17 on newer kernels), naming --criu."""
+    ok, reason = check(binary)
+    if ok:
+        return ""
+    return ("; `%s check` fails too (%s): install a CRIU that supports this kernel (e.g. "
+            "Debian 13's 4.x: `make criu`) and pass it with --criu PATH" % (binary, reason))
 
 
 def failure_text(resp, log_path):
