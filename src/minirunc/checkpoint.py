@@ -402,7 +402,8 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
             fds.append(_open_dir(work_path, "--work-path", create=True))
             opts["work_dir_fd"] = fds[-1]
         ext = _ext_mounts(plan, dump=False)
-        if any(name == "MASKED" for name, _ in plan.records):
+        if (any(name == "MASKED" for name, _ in plan.records)
+                and not any(e["key"] == "/dev/null" for e in ext)):
             ext.append({"key": "/dev/null", "val": "/dev/null"})
         opts["ext_mnt"] = ext
         inherit = []
@@ -490,9 +491,11 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
     except BaseException:
         if master is not None:
             os.close(master)
-        _kill_restored(state.get("pid") or pid, cgroup)
+        _kill_restored(state.get("pid") or pid)
         if cgroup is not None:
             cgroup.destroy()
+        from .container import _run_poststop
+        _run_poststop(state)         # as a failed create: prestart hooks may have run
         container.remove_dir()
         raise
     finally:
@@ -525,7 +528,7 @@ def _cgroup_roots(pid):
     return roots
 
 
-def _kill_restored(pid, cgroup):
+def _kill_restored(pid):
     """After a failed restore: kill the restored init if it exists (our child, with
     rst_sibling) and reap it; the cgroup's destroy kills any other process."""
     if not pid:
