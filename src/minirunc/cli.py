@@ -107,7 +107,9 @@ COMMANDS = {
         "image-path": (("--image-path",), True), "work-path": (("--work-path",), True),
         "bundle": _BUNDLE, "detach": (("--detach", "-d"), False), "pid-file": _PIDFILE,
         "console-socket": _CONSOLE, "no-subreaper": (("--no-subreaper",), False),
-        "no-pivot": _NOPIVOT, "lazy-pages": (("--lazy-pages",), False)}),
+        "no-pivot": _NOPIVOT, "lazy-pages": (("--lazy-pages",), False),
+        "lsm-profile": (("--lsm-profile",), True),
+        "lsm-mount-context": (("--lsm-mount-context",), True)}),
                 ("id",), "restore a checkpoint as a running container (waits unless -d)"),
 }
 

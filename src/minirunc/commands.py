@@ -292,6 +292,10 @@ def cmd_spec(root, options):
 
 def _criu_options(options):
     from .checkpoint import Options, parse_cg_mode, parse_empty_ns
+    for flag in ("lsm-profile", "lsm-mount-context"):
+        if options.get(flag):
+            from . import log
+            log.warning("--%s: AppArmor/SELinux are not supported; restoring without it" % flag)
     for flag in ("page-server", "lazy-pages", "status-fd"):
         if options.get(flag):
             raise UsageError("--%s is not supported (CRIU's page server and lazy pages are "
