@@ -376,6 +376,23 @@ def test_bad_inputs_give_one_clear_line(rt, counter, tmp_path, make):
                   tmp_path / "i3", cid), "--manage-cgroups-mode", "loose")
 
 
+def test_restore_with_other_stdio_says_which(rt, counter, tmp_path):
+    """The counter's stdout was a file at the checkpoint; a restore whose stdout is
+    /dev/null gets one line naming stdout, before anything is made."""
+    bundle, data = counter
+    cid = start_counter(rt, bundle, data)
+    image = tmp_path / "image"
+    assert criu(rt, "checkpoint", "--image-path", image, cid).returncode == 0
+    proc = subprocess.run(rt.cmd("--criu", CRIU, "restore", "-d", "--image-path", image,
+                                 "--bundle", bundle, cid), env=runtime_env(),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert "stdout" in err and "a regular file" in err and "a character device" in err
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
 def test_failed_restore_leaves_nothing(rt, counter, tmp_path):
     bundle, data = counter
     cid = start_counter(rt, bundle, data)

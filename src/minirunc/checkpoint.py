@@ -224,7 +224,7 @@ def checkpoint(root, container_id, options, criu_path=None):
                 _write_descriptors(image_path, pid)
                 stdio = _external_stdio(pid)
                 _write_external_stdio(image_path, stdio)
-                external += sorted(set(stdio.values()))
+                external += sorted({key for key, _ in stdio.values()})
             if external:
                 opts["external"] = external
             request = {"type": rpc.PRE_DUMP if options.pre_dump else rpc.DUMP, "opts": opts}
@@ -304,7 +304,7 @@ def _external_stdio(pid):
     that live on a mount outside the container's view (a host log file, the host's
     /dev/null): CRIU cannot dump those unless they are declared external, and the
     restore hands it the restoring process's own fd of the same number instead.
-    Returns {fd: id}."""
+    Returns {fd: (id, st_mode)}."""
     try:
         with open("/proc/%d/mountinfo" % pid) as f:
             visible = {line.split(None, 1)[0] for line in f}
@@ -323,7 +323,7 @@ def _external_stdio(pid):
         is_file = stat.S_ISREG(st.st_mode) or (stat.S_ISCHR(st.st_mode)
                                                and os.major(st.st_rdev) == 1)
         if is_file and mnt_id.isdigit() and mnt_id not in visible:
-            out[fd] = "file[%x:%x]" % (int(mnt_id), st.st_ino)
+            out[fd] = ("file[%x:%x]" % (int(mnt_id), st.st_ino), st.st_mode)
     return out
 
 
@@ -331,18 +331,45 @@ def _write_external_stdio(image_path, ids):
     path = os.path.join(image_path, EXTERNAL_STDIO)
     try:
         with open(path, "w") as f:
-            json.dump({str(fd): key for fd, key in ids.items()}, f)
+            json.dump({str(fd): {"id": key, "mode": mode} for fd, (key, mode) in ids.items()}, f)
     except OSError as e:
         raise HostError("write", path, e.errno) from None
 
 
 def _read_external_stdio(image_path):
+    """{fd: (id, st_mode)} as _external_stdio wrote them."""
     try:
         with open(os.path.join(image_path, EXTERNAL_STDIO)) as f:
             data = json.load(f)
-        return {int(fd): key for fd, key in data.items()}
-    except (OSError, ValueError, AttributeError):
+        return {int(fd): (entry["id"], int(entry["mode"])) for fd, entry in data.items()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return {}
+
+
+_STDIO_NAMES = ("stdin", "stdout", "stderr")
+
+
+def _check_stdio_kind(fd, mode):
+    """CRIU reopens an external stdio file through our fd and insists on the mode the file
+    had at the checkpoint (type and permissions): say so in one line before it fails."""
+    try:
+        ours = os.fstat(fd).st_mode
+    except OSError:
+        ours = None
+    if ours == mode:
+        return
+    def kind(m):
+        if m is None:
+            return "closed"
+        what = ("a regular file" if stat.S_ISREG(m) else "a character device"
+                if stat.S_ISCHR(m) else "a pipe" if stat.S_ISFIFO(m) else "a socket"
+                if stat.S_ISSOCK(m) else "another kind of file")
+        return "%s (mode %04o)" % (what, stat.S_IMODE(m))
+    raise UsageError("restore: the container's %s was %s at the checkpoint, but ours (fd %d) "
+                     "is %s: CRIU reattaches it only to the same kind of file with the same "
+                     "mode (e.g. run the restore with %s redirected to /dev/null if it was "
+                     "/dev/null, or to a file like the one it was)"
+                     % (_STDIO_NAMES[fd], kind(mode), fd, kind(ours), _STDIO_NAMES[fd]))
 
 
 def _read_descriptors(image_path):
@@ -381,6 +408,9 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
     if plan.terminal and not options.shell_job and console_socket is None and not keep_terminal:
         raise UsageError("process.terminal is true: pass --console-socket PATH to receive the "
                          "restored terminal, --shell-job, or restore in the foreground")
+    external_stdio = _read_external_stdio(image_path)
+    for fd, (_, mode) in sorted(external_stdio.items()):
+        _check_stdio_kind(fd, mode)
 
     container = Container(root, container_id).make_dir()
     state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
@@ -430,7 +460,7 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
             if isinstance(name, str) and name.startswith("pipe:") and name not in keys:
                 keys.add(name)
                 inherit.append({"key": name, "fd": stdio_fd(fd)})
-        for fd, key in sorted(_read_external_stdio(image_path).items()):
+        for fd, (key, mode) in sorted(external_stdio.items()):
             if key not in keys:
                 keys.add(key)
                 inherit.append({"key": key, "fd": stdio_fd(fd)})
