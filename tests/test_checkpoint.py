@@ -497,3 +497,32 @@ def test_a_criu_that_fails_on_this_kernel_is_named(rt, counter, tmp_path):
     assert wait_for(lambda: count(data) >= now + 3)
     r = rt("--criu", old, "features")
     assert "checkpoint.enabled" not in r.stdout
+
+
+def test_network_namespace_joined_by_path_stays_external(rt, make, tmp_path):
+    """A network namespace joined by path is not the container's to dump: it is declared
+    external and the restored container joins the same one again."""
+    holder = rt.new_id("net")
+    r = criu(rt, "run", "-d", "--bundle", make(["sleep", "1000"]), holder)
+    assert r.returncode == 0, r.stderr
+    ns_path = "/proc/%d/ns/net" % rt.state(holder)["pid"]
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def edit(config):
+        config["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                                 "options": ["rbind", "rw"]})
+        for ns in config["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = ns_path
+    bundle = make(["sh", "-c", COUNTER], edit=edit)
+    cid = start_counter(rt, bundle, data)
+    image = tmp_path / "image"
+    r = criu(rt, "checkpoint", "--image-path", image, cid)
+    assert r.returncode == 0, r.stderr
+    stood = assert_stopped_counting(data)
+    r = criu(rt, "restore", "-d", "--image-path", image, "--bundle", bundle, cid)
+    assert r.returncode == 0, r.stderr
+    assert_counts_on_from(data, stood)
+    pid = rt.state(cid)["pid"]
+    assert os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat(ns_path).st_ino
