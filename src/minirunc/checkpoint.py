@@ -390,7 +390,8 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
     (a foreground restore relays it) and there is no console socket.  On failure nothing
     is left: no state, no cgroup, no process."""
     from .config import load_bundle
-    from .container import _check_root, _rfc3339_now, _send_console, _setup_cgroup
+    from .container import (_check_root, _choose_cgroup, _rfc3339_now, _send_console,
+                            _setup_cgroup)
     from .plan import build_plan
 
     _check_root()
@@ -423,7 +424,9 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
         state["hooks"] = hooks.to_record(config.hooks)
     fds, cgroup, master, pid = [], None, None, 0
     try:
-        cgroup = _setup_cgroup(container, state, config, systemd_cgroup, config.linux.resources)
+        cgroup = _setup_cgroup(container, state, config,
+                               _choose_cgroup(config, container_id, systemd_cgroup),
+                               config.linux.resources)
         fds.append(_open_dir(image_path, "--image-path", create=False))
         opts = options.common()
         opts.update(images_dir_fd=fds[0], root=config.root_path, rst_sibling=True,

@@ -323,16 +323,17 @@ def cmd_restore(root, options, container_id):
     from . import checkpoint
     criu_options = _criu_options(options)
     detach = options.get("detach", False)
-    forwarder = None
-    if not detach:
-        from .foreground import SignalForwarder
-        forwarder = SignalForwarder()
+    from .foreground import SignalForwarder
+    # As run: until the container exists, SIGINT/TERM/HUP/QUIT abort the restore (its
+    # cleanup removes what it made); afterwards they are queued for the restored init.
+    forwarder = SignalForwarder(abort=True, forward=not detach)
     # --no-pivot and --no-subreaper change nothing here: CRIU sets up the root itself, and
     # the restored init is our child (CRIU restores it as its sibling).
     pid, master = checkpoint.restore(
         root, container_id, options.get("bundle") or ".", criu_options, options.get("criu"),
         console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
         keep_terminal=not detach, systemd_cgroup=options.get("systemd-cgroup", False))
+    forwarder.created()
     if detach:
         if master is not None:
             os.close(master)
@@ -343,7 +344,7 @@ def cmd_restore(root, options, container_id):
         if master is not None:
             code = foreground.relay_terminal(master, pid, forwarder)
         else:
-            code = foreground.wait(pid)
+            code = foreground.wait(pid, forwarder)
     finally:
         container.remove_after_run(root, container_id)
     return code
