@@ -39,7 +39,10 @@ _CRIU_SHARED = {"tcp-established": (("--tcp-established",), False),
                 "file-locks": (("--file-locks",), False),
                 "manage-cgroups-mode": (("--manage-cgroups-mode",), True),
                 "empty-ns": (("--empty-ns",), "list"),
-                "auto-dedup": (("--auto-dedup",), False)}
+                "auto-dedup": (("--auto-dedup",), False),
+                "image-path": (("--image-path",), True),
+                "work-path": (("--work-path",), True),
+                "lazy-pages": (("--lazy-pages",), False)}
 
 # command -> (flags, positional names (a trailing "?" marks an optional one), summary)
 COMMANDS = {
@@ -96,20 +99,18 @@ COMMANDS = {
     "ps": ({"format": (("--format", "-f"), True)}, ("id", "ps-options*"),
            "list the container's processes (ps options may follow the id)"),
     "checkpoint": (dict(_CRIU_SHARED, **{
-        "image-path": (("--image-path",), True), "work-path": (("--work-path",), True),
-        "leave-running": (("--leave-running",), False), "pre-dump": (("--pre-dump",), False),
-        "parent-path": (("--parent-path",), True),
-        "page-server": (("--page-server",), True), "lazy-pages": (("--lazy-pages",), False),
-        "status-fd": (("--status-fd",), True)}),
-                   ("id",), "dump a running container with CRIU (it is gone unless "
-                   "--leave-running)"),
+                       "leave-running": (("--leave-running",), False),
+                       "pre-dump": (("--pre-dump",), False),
+                       "parent-path": (("--parent-path",), True),
+                       "page-server": (("--page-server",), True),
+                       "status-fd": (("--status-fd",), True)}),
+                   ("id",), "dump a running container with CRIU (gone unless --leave-running)"),
     "restore": (dict(_CRIU_SHARED, **{
-        "image-path": (("--image-path",), True), "work-path": (("--work-path",), True),
-        "bundle": _BUNDLE, "detach": (("--detach", "-d"), False), "pid-file": _PIDFILE,
-        "console-socket": _CONSOLE, "no-subreaper": (("--no-subreaper",), False),
-        "no-pivot": _NOPIVOT, "lazy-pages": (("--lazy-pages",), False),
-        "lsm-profile": (("--lsm-profile",), True),
-        "lsm-mount-context": (("--lsm-mount-context",), True)}),
+                    "bundle": _BUNDLE, "detach": (("--detach", "-d"), False),
+                    "pid-file": _PIDFILE, "console-socket": _CONSOLE,
+                    "no-subreaper": (("--no-subreaper",), False), "no-pivot": _NOPIVOT,
+                    "lsm-profile": (("--lsm-profile",), True),
+                    "lsm-mount-context": (("--lsm-mount-context",), True)}),
                 ("id",), "restore a checkpoint as a running container (waits unless -d)"),
 }
 
