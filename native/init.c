@@ -71,7 +71,7 @@ enum {
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
     T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36,
-    T_CPU_AFFINITY = 37, T_MAX = 38
+    T_CPU_AFFINITY = 37, T_LSM_LABEL = 40, T_MAX = 41
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -87,6 +87,7 @@ static const char *const KINDS[T_MAX] = {
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
     [T_MOUNT_IDMAP] = "uss", [T_CPU_AFFINITY] = "uL",
+    [T_LSM_LABEL] = "us",
 };
 
 #define MAXF 10
@@ -172,6 +173,16 @@ static void __attribute__((noreturn, sentinel)) fail(int err, const char *step, 
     _exit(1);
 }
 
+/* Send a `K` step marker: what stage 2 does next.  If it dies without a word (killed by
+ * the OOM killer of its cgroup, a signal), the runtime names this step in its message. */
+static void step(const char *what)
+{
+    struct msg m = { .n = 0 };
+    m_chr(&m, 'K');
+    m_add(&m, what);
+    send_packet(sync_fd, m.b, m.n, -1);
+}
+
 /* Send an `N` note (shown with --debug). */
 static void __attribute__((sentinel)) note(const char *first, ...)
 {
@@ -204,6 +215,24 @@ static const char *hex(char *buf, unsigned long long v)
     for (int j = 0; j < i; j++)
         buf[j] = tmp[i - 1 - j];
     buf[i] = 0;
+    return buf;
+}
+
+/* A user value for a message: whole when short, else its first 60 bytes and
+ * "... (N bytes)", as errors.shown() does on the Python side.  `buf` holds 128 bytes. */
+static const char *cut(char *buf, const char *s)
+{
+    size_t n = strlen(s);
+    if (n <= 60)
+        return s;
+    struct msg m = { .n = 0 };
+    memcpy(m.b, s, 60);
+    m.n = 60;
+    m_add(&m, "... (");
+    m_num(&m, (long long)n);
+    m_add(&m, " bytes)");
+    memcpy(buf, m.b, m.n);
+    buf[m.n] = 0;
     return buf;
 }
 
@@ -393,6 +422,33 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
     if (r >= 0)
         buf[r] = 0;
     return r;
+}
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+
+/* Write a /proc file only if it is on a real procfs: a bind mount over /proc or one of
+ * its files would otherwise take the write (CVE-2019-16884).  -1 with errno when the file
+ * cannot be opened or written; a file that is not on a procfs fails the step `step`. */
+static int write_proc(const char *path, const char *data, size_t len, const char *step)
+{
+    struct statfs s;
+    char hb[24];
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstatfs(fd, &s) < 0)
+        fail(errno, step, "statfs ", path, NULL);
+    if (s.f_type != PROC_SUPER_MAGIC)
+        fail(0, step, path, " is not on a procfs (statfs type 0x", hex(hb, s.f_type),
+             ", not PROC_SUPER_MAGIC 0x9fa0): refusing to write to it; something is mounted "
+             "over /proc", NULL);
+    ssize_t w = write(fd, data, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return w == (ssize_t)len ? 0 : -1;
 }
 
 static const char *fdpath(char *buf, int fd)
@@ -594,10 +650,11 @@ static char *rootfs;
 static void set_names(void)
 {
     struct rec *r;
+    char cb[128];
     if ((r = find(T_HOSTNAME)) && sethostname(r->f[0].s, r->f[0].n) < 0)
-        fail(errno, "sethostname", "sethostname ", r->f[0].s, NULL);
+        fail(errno, "sethostname", "sethostname ", cut(cb, r->f[0].s), NULL);
     if ((r = find(T_DOMAINNAME)) && setdomainname(r->f[0].s, r->f[0].n) < 0)
-        fail(errno, "setdomainname", "setdomainname ", r->f[0].s, NULL);
+        fail(errno, "setdomainname", "setdomainname ", cut(cb, r->f[0].s), NULL);
 }
 
 /* Apply propagation `flags` to the mount that holds `path`: walk up from
@@ -644,6 +701,111 @@ static void prepare_rootfs(struct rec *root)
         fail(errno, "open", "open the rootfs ", rootfs, NULL);
 }
 
+/* ------------------------------------------- mounts over /proc (runc's checkProcMount) */
+
+/* The files inside /proc a mount may cover (the ones lxcfs emulates): runc's
+ * validProcMounts, the same list as src/minirunc/mountcheck.py PROC_ALLOWED. */
+static const char *const proc_allowed[] = {
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+};
+
+/* Where the resolved destination `fd` is inside the container ("/proc/sys"), from the
+ * host path the kernel gives for it (canonical: no "//", ".", or symlink left). */
+static void container_path(int fd, const char *dest, char *out, size_t size)
+{
+    char pb[64], host[4096];
+    ssize_t n = readlink(fdpath(pb, fd), host, sizeof host - 1);
+    if (n < 0)
+        fail(errno, "mount", "find where mount destination ", dest, " resolves in the rootfs", NULL);
+    host[n] = 0;
+    size_t rl = strlen(rootfs);
+    while (rl > 1 && rootfs[rl - 1] == '/')
+        rl--;
+    if (!strcmp(rootfs, "/"))
+        rl = 0;
+    if (strncmp(host, rootfs, rl) || (host[rl] && host[rl] != '/') || (size_t)n - rl >= size)
+        fail(EXDEV, "mount", "mount destination ", dest, " resolves to ", host,
+             ", outside the rootfs ", rootfs, NULL);
+    strcpy(out, host[rl] ? host + rl : "/");
+}
+
+/* runc's checkProcMount on the destination as resolved (symlinks in the rootfs followed):
+ * over /proc itself only a procfs, inside /proc only proc_allowed.  For a bind onto
+ * /proc, returns an O_PATH fd of the source checked to be on a procfs (bind from that
+ * fd, so the checked source is the one mounted); else -1. */
+static int check_proc_dest(struct rec *r, int fd, int tree)
+{
+    const char *dest = r->f[2].s, *src = r->f[1].s;
+    char where[4096], hb[24];
+    struct statfs s;
+    container_path(fd, dest, where, sizeof where);
+    const char *via = strcmp(where, dest) ? "\" resolves in the rootfs to \"" : NULL;
+    if (!strcmp(where, "/proc")) {
+        if (r->f[0].u == 0) {
+            if (!strcmp(r->f[3].s, "proc"))
+                return -1;
+            fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "",
+                 "\": \"/proc\" cannot be mounted because it is not of type proc (type \"",
+                 r->f[3].s, "\")", NULL);
+        }
+        int sfd = tree >= 0 ? tree : open(src, O_PATH | O_CLOEXEC);
+        if (sfd < 0 || fstatfs(sfd, &s) < 0)
+            fail(errno, "mount", "statfs the bind source ", src, " for /proc", NULL);
+        if (s.f_type != PROC_SUPER_MAGIC)
+            fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "",
+                 "\": \"/proc\" cannot be mounted because it is not of type proc (the bind "
+                 "source ", src, " is on a filesystem of type 0x", hex(hb, s.f_type),
+                 ", not a procfs)", NULL);
+        struct stat st;
+        if (fstat(sfd, &st) == 0 && st.st_ino != 1)   /* runc warns about this too */
+            note("the bind source ", src, " of /proc is on a procfs but is not its root", NULL);
+        return tree >= 0 ? -1 : sfd;
+    }
+    if (strncmp(where, "/proc/", 6))
+        return -1;
+    for (size_t i = 0; i < sizeof proc_allowed / sizeof proc_allowed[0]; i++)
+        if (!strcmp(where, proc_allowed[i]))
+            return -1;
+    fail(0, "mount", "mount destination \"", dest, via ? via : "", via ? where : "", "\": \"",
+         where, "\" cannot be mounted because it is inside /proc", NULL);
+}
+
+/* Split `dest` into a resolved (and created) parent fd and its last name. */
+static int parent_of(const char *dest, char *name, size_t size);
+
+/* Checks on the fd a mount goes onto (so nothing can swap the path in between):
+ * - proc and sysfs, and anything on /proc, /sys or /dev, must be mounted on an ordinary
+ *   directory, not through a symlink in the rootfs (runc's check; rootfs/proc -> / would
+ *   put them over the whole rootfs);
+ * - no destination may resolve to the root of the rootfs itself: the mount would hide it
+ *   all, and the container would fail later with a puzzling "executable file not found". */
+static void check_destination(struct rec *r, int fd)
+{
+    const char *dest = r->f[2].s, *fstype = r->f[3].s;
+    struct stat st, root, entry = { 0 };
+    char name[256];
+    if (fstat(fd, &st) < 0 || fstat(root_fd, &root) < 0)
+        fail(errno, "mount", "stat the mount destination ", dest, NULL);
+    int ordinary = (r->f[0].u == 0 && (!strcmp(fstype, "proc") || !strcmp(fstype, "sysfs"))) ||
+                   !strcmp(dest, "/proc") || !strcmp(dest, "/sys") || !strcmp(dest, "/dev");
+    if (ordinary && strcmp(dest, "/")) {
+        int dir = parent_of(dest, name, sizeof name);
+        int bad = fstatat(dir, name, &entry, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(entry.st_mode) ||
+                  entry.st_dev != st.st_dev || entry.st_ino != st.st_ino;
+        close(dir);
+        if (bad)
+            fail(0, "mount", "mount destination ", dest, ": ", rootfs, dest,
+                 S_ISLNK(entry.st_mode) ? " is a symlink" : " is not a directory", "; ",
+                 *fstype ? fstype : "it", " must be mounted on an ordinary directory", NULL);
+    }
+    if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+        fail(0, "mount", "mount destination ", dest, " resolves to the root of the rootfs ",
+             rootfs, " (through a symlink such as ", rootfs, dest, "): a mount there would "
+             "hide the whole rootfs", NULL);
+}
+
 /* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
 /* Detached idmapped trees made by stage 1, by MOUNT record index (-1: none). */
 static int *idmapped_tree;
@@ -654,7 +816,12 @@ static void do_one_mount(struct rec *r)
     const char *src = r->f[1].s, *dest = r->f[2].s, *fstype = r->f[3].s, *data = r->f[8].s;
     char pb[64];
     int fd = resolve_or_fail(dest, (int)r->f[9].u, "mount destination");
+    check_destination(r, fd);
     int tree = idmapped_tree ? idmapped_tree[r - recs] : -1;
+    char sb[64];
+    int proc_src = check_proc_dest(r, fd, tree);
+    if (proc_src >= 0)
+        src = fdpath(sb, proc_src);
     if (tree >= 0) {
         /* The destination by its fd: move_mount refuses the /proc/self/fd magic link. */
         if (syscall(SYS_move_mount, tree, "", fd, "",
@@ -665,6 +832,8 @@ static void do_one_mount(struct rec *r)
     if (kind == 1) {
         if (tree < 0)
             do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
+        if (proc_src >= 0)
+            close(proc_src);
         unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
         close(fd);
         if (rest) {
@@ -742,6 +911,59 @@ static void make_symlink(struct rec *r)
     close(dir);
 }
 
+/* The runtime's own ipc, net and uts namespaces (stat of /proc/self/ns/X in stage 1
+ * before any setns): a sysctl must never be written in one of them. */
+static const char *const SYSCTL_NS[] = { "ipc", "net", "uts" };
+static struct stat host_ns[3];
+
+static void remember_host_namespaces(void)
+{
+    char path[32];
+    for (int i = 0; i < 3; i++) {
+        strcpy(path, "/proc/self/ns/");
+        strcat(path, SYSCTL_NS[i]);
+        if (stat(path, &host_ns[i]) < 0)
+            host_ns[i].st_ino = 0;
+    }
+}
+
+/* Which of SYSCTL_NS holds the sysctl file `key` (net/..., kernel/shmmax...), or -1. */
+static int sysctl_ns(const char *key)
+{
+    static const char *const ipc[] = { "kernel/msgmax", "kernel/msgmnb", "kernel/msgmni",
+        "kernel/sem", "kernel/shmall", "kernel/shmmax", "kernel/shmmni",
+        "kernel/shm_rmid_forced", NULL };
+    if (!strncmp(key, "net/", 4))
+        return 1;
+    if (!strcmp(key, "kernel/hostname") || !strcmp(key, "kernel/domainname"))
+        return 2;
+    if (!strncmp(key, "fs/mqueue/", 10))
+        return 0;
+    for (int i = 0; ipc[i]; i++)
+        if (!strcmp(key, ipc[i]))
+            return 0;
+    return -1;
+}
+
+/* config.py refuses these already; checked again here, where the write happens, against
+ * the namespace we are really in (a joined path may turn out to be the host's). */
+static void check_sysctl_namespace(const char *key)
+{
+    char path[32];
+    struct stat st;
+    int ns = sysctl_ns(key);
+    if (ns < 0)
+        fail(0, "sysctl", "sysctl ", key, " is not in a separate kernel namespace", NULL);
+    strcpy(path, "/proc/self/ns/");
+    strcat(path, SYSCTL_NS[ns]);
+    if (stat(path, &st) < 0)
+        fail(errno, "sysctl", "stat ", path, " before writing sysctl ", key, NULL);
+    if (!host_ns[ns].st_ino ||
+        (st.st_dev == host_ns[ns].st_dev && st.st_ino == host_ns[ns].st_ino))
+        fail(0, "sysctl", "sysctl ", key, " would be written in the host's ", SYSCTL_NS[ns],
+             " namespace", NULL);
+}
+
 /* Host /proc, before pivot: net/ipc/uts sysctls follow the writer's namespaces. */
 static void write_sysctls(void)
 {
@@ -754,14 +976,16 @@ static void write_sysctls(void)
         path[m.n] = 0;
         if (strstr(r->f[0].s, ".."))
             fail(EINVAL, "sysctl", "sysctl key ", r->f[0].s, " holds ..", NULL);
-        if (write_file(path, r->f[1].s, r->f[1].n) < 0)
-            fail(errno, "sysctl", "write ", r->f[1].s, " to ", path, NULL);
+        check_sysctl_namespace(r->f[0].s);
+        char cb[128];
+        if (write_proc(path, r->f[1].s, r->f[1].n, "sysctl") < 0)
+            fail(errno, "sysctl", "write ", cut(cb, r->f[1].s), " to ", path, NULL);
     }
     struct rec *o = find(T_OOM_SCORE_ADJ);
     if (o) {
         char nb[24];
         num(nb, (int64_t)o->f[0].u);
-        if (write_file("/proc/self/oom_score_adj", nb, strlen(nb)) < 0)
+        if (write_proc("/proc/self/oom_score_adj", nb, strlen(nb), "oom_score_adj") < 0)
             fail(errno, "oom_score_adj", "write ", nb, " to /proc/self/oom_score_adj", NULL);
     }
 }
@@ -882,14 +1106,61 @@ static void setup_terminal(struct rec *t, int console)
         close(slave);
 }
 
+static const char *rlimit_name(char *buf, uint64_t resource)
+{
+    static const char *const N[] = { "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA",
+        "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME" };
+    return resource < sizeof N / sizeof N[0] ? N[resource] : num(buf, resource);
+}
+
+static int seccomp_loaded;   /* a filter is in force: it may deny what comes after */
+
+static void set_rlimit(struct rec *r, const struct rlimit *rl)
+{
+    char nb[24], sb[24], hb[24];
+    if (setrlimit(r->f[0].u, rl) < 0)
+        fail(errno, "setrlimit", "setrlimit process.rlimits ", rlimit_name(nb, r->f[0].u),
+             " (soft ", num(sb, r->f[1].u), ", hard ", num(hb, r->f[2].u), ")",
+             seccomp_loaded ? " after the seccomp filter was loaded (does it allow prlimit64?)"
+             : "", NULL);
+}
+
+/* process.rlimits are set right before execve (apply_late_rlimits), so that a small
+ * RLIMIT_NOFILE or RLIMIT_AS limits the container's process, not this helper while it
+ * still opens sockets and maps memory (runc sets RLIMIT_NOFILE late too).  Here, while
+ * we are still privileged, only raise a hard limit that must grow (CAP_SYS_RESOURCE);
+ * RLIMIT_NPROC is set now, before setresuid, which checks it. */
+static void early_rlimits(void)
+{
+    FOR_EACH(r, T_RLIMIT) {
+        struct rlimit cur, rl = { r->f[1].u, r->f[2].u };
+        if (r->f[0].u == RLIMIT_NPROC) {
+            set_rlimit(r, &rl);
+            continue;
+        }
+        if (getrlimit(r->f[0].u, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
+            (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > cur.rlim_max)) {
+            cur.rlim_max = rl.rlim_max;
+            set_rlimit(r, &cur);
+        }
+    }
+}
+
+static void apply_late_rlimits(void)
+{
+    FOR_EACH(r, T_RLIMIT) {
+        struct rlimit rl = { r->f[1].u, r->f[2].u };
+        if (r->f[0].u != RLIMIT_NPROC)
+            set_rlimit(r, &rl);
+    }
+}
+
 static void limits_and_flags(void)
 {
     char nb[24];
-    FOR_EACH(r, T_RLIMIT) {
-        struct rlimit rl = { r->f[1].u, r->f[2].u };
-        if (setrlimit(r->f[0].u, &rl) < 0)
-            fail(errno, "setrlimit", "setrlimit resource ", num(nb, r->f[0].u), NULL);
-    }
+    early_rlimits();
     struct rec *p = find(T_PERSONALITY);
     if (p && personality(p->f[0].u) < 0)
         fail(errno, "personality", "personality ", num(nb, p->f[0].u), NULL);
@@ -977,8 +1248,10 @@ static void load_seccomp(scmp_filter_ctx ctx, int fd)
         return;
     if ((rc = seccomp_load(ctx)) < 0) {
         sync_fd = fd;
-        fail(-rc, "seccomp", "load the seccomp filter (seccomp_load)", NULL);
+        fail(-rc, "seccomp", "load the seccomp filter (seccomp_load)",
+             -rc == ENOMEM && find(T_RLIMIT) ? " under process.rlimits" : "", NULL);
     }
+    seccomp_loaded = 1;
 }
 
 /* ---------------------------------------------------- capabilities, user */
@@ -997,14 +1270,28 @@ static void drop_privileges(void)
         fail(errno, "capabilities", "prctl(PR_SET_KEEPCAPS, 1)", NULL);
     if (user) {
         char sg[64] = "";
+        /* (uid_t)-1 means "leave unchanged" to setresuid: the process would stay root.
+         * config.py allows 0..2^31-1 only (runc's range); checked again where it matters. */
+        if (user->f[0].u > 0x7fffffff || user->f[1].u > 0x7fffffff)
+            fail(EINVAL, "user", "uid ", num(nb, user->f[0].u), " / gid ",
+                 num(sg, user->f[1].u), ": ids must be from 0 to 2147483647", NULL);
         read_small("/proc/self/setgroups", sg, sizeof sg);
         if (!strstr(sg, "deny")) {
-            gid_t gids[1024];
-            uint32_t n = user->f[3].n < 1024 ? user->f[3].n : 1024;
-            for (uint32_t i = 0; i < n; i++)
-                gids[i] = user->f[3].l[i];
+            /* The kernel takes up to NGROUPS_MAX (65536): pack the u64 list into gid_t's
+             * in place (entry i moves down from byte 8i to 4i), no allocation. */
+            uint32_t n = user->f[3].n;
+            gid_t *gids = (gid_t *)user->f[3].l;
+            if (n > 65536)
+                fail(E2BIG, "setgroups", "more than 65536 additional gids", NULL);
+            for (uint32_t i = 0; i < n; i++) {
+                uint64_t g = user->f[3].l[i];
+                if (g > 0x7fffffff)
+                    fail(EINVAL, "setgroups", "additional gid ", num(nb, g),
+                         ": ids must be from 0 to 2147483647", NULL);
+                gids[i] = (gid_t)g;
+            }
             if (setgroups(n, gids) < 0)
-                fail(errno, "setgroups", "setgroups (additional gids)", NULL);
+                fail(errno, "setgroups", "setgroups (", num(nb, n), " additional gids)", NULL);
         }
         if (setresgid(user->f[1].u, user->f[1].u, user->f[1].u) < 0)
             fail(errno, "setresgid", "setresgid ", num(nb, user->f[1].u), NULL);
@@ -1031,6 +1318,32 @@ static void drop_privileges(void)
         umask(user->f[2].u & 0777);
 }
 
+/* ------------------------------------------------------------ LSM labels */
+
+/* process.apparmorProfile / process.selinuxLabel (LSM_LABEL records, only planned when
+ * that LSM is active): the label the process gets at execve.  Written to the container's
+ * /proc, checked to be a procfs first (write_proc), while still privileged and before
+ * no_new_privs (AppArmor refuses most onexec changes under it), as runc does. */
+static void apply_lsm_labels(void)
+{
+    FOR_EACH(r, T_LSM_LABEL) {
+        int apparmor = r->f[0].u == 0;
+        const char *field = apparmor ? "process.apparmorProfile" : "process.selinuxLabel";
+        const char *path = apparmor ? "/proc/self/attr/apparmor/exec" : "/proc/self/attr/exec";
+        const char *step = apparmor ? "apparmor" : "selinux";
+        struct msg m = { .n = 0 };
+        if (apparmor)
+            m_add(&m, "exec ");
+        m_add(&m, r->f[1].s);
+        if (apparmor && access(path, F_OK) < 0 && errno == ENOENT)   /* before Linux 5.1 */
+            path = "/proc/self/attr/exec";
+        if (write_proc(path, m.b, m.n, step) < 0)
+            fail(errno, step, "apply ", field, " \"", r->f[1].s, "\": write to ", path,
+                 errno == ENOENT && !apparmor ? " (is /proc mounted in the container?)" :
+                 errno == ENOENT ? " (is the profile loaded, and /proc mounted?)" : "", NULL);
+    }
+}
+
 /* ------------------------------------------------- args[0] and preflight */
 
 static char **argv_c, **envp_c;
@@ -1042,7 +1355,10 @@ static void lookup_exe(void)
     const char *a0 = argv_c[0], *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     if (!a0)
         fail(EINVAL, "exec", "process.args is empty", NULL);
+    char cb[128];
     if (strchr(a0, '/')) {
+        if (strlen(a0) >= sizeof exe_path)   /* never exec a cut-off prefix of it */
+            fail(ENAMETOOLONG, "exec", "process.args[0] \"", cut(cb, a0), "\"", NULL);
         strncpy(exe_path, a0, sizeof exe_path - 1);
         return;
     }
@@ -1068,13 +1384,14 @@ static void lookup_exe(void)
             break;
         path = end + 1;
     }
-    fail(ENOENT, "exec", "process.args[0] \"", a0, "\": executable file not found in $PATH", NULL);
+    fail(ENOENT, "exec", "process.args[0] \"", cut(cb, a0),
+         "\": executable file not found in $PATH", NULL);
 }
 
 /* Check the ELF interpreter (PT_INTERP) exists in the rootfs. */
 static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
 {
-    char interp[256];
+    char interp[256], cb[128];
     uint64_t off = 0, size = 0;
     if (n >= (ssize_t)sizeof(Elf64_Ehdr) && hdr[EI_CLASS] == ELFCLASS64) {
         const Elf64_Ehdr *eh = (const void *)hdr;
@@ -1097,17 +1414,17 @@ static void check_elf(int fd, const unsigned char *hdr, ssize_t n)
         return;
     interp[size] = 0;
     if (access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its ELF interpreter ", interp,
-             " is missing in the rootfs", NULL);
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its ELF interpreter ",
+             interp, " is missing in the rootfs", NULL);
 }
 
 /* Check a `#!` line: CRLF endings and a missing interpreter. */
 static void check_shebang(const char *hdr, ssize_t n)
 {
-    char interp[256];
+    char interp[256], cb[128];
     const char *p = hdr + 2, *eol = memchr(hdr, '\n', n);
     if (eol && eol > hdr && eol[-1] == '\r')
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path,
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path),
              "\": has Windows (CRLF) line endings in its #! line", NULL);
     while (p < hdr + n && (*p == ' ' || *p == '\t'))
         p++;
@@ -1117,21 +1434,24 @@ static void check_shebang(const char *hdr, ssize_t n)
     memcpy(interp, p, len);
     interp[len] = 0;
     if (len && access(interp, F_OK) < 0 && errno == ENOENT)
-        fail(ENOENT, "exec", "process.args[0] \"", exe_path, "\": its #! interpreter ", interp,
-             " is missing in the rootfs", NULL);
+        fail(ENOENT, "exec", "process.args[0] \"", cut(cb, exe_path), "\": its #! interpreter ",
+             interp, " is missing in the rootfs", NULL);
 }
 
 /* Catch what would make execve fail with a puzzling ENOENT, before `R`. */
 static void preflight(void)
 {
     struct stat st;
+    char cb[128];
     unsigned char hdr[256];
     if (stat(exe_path, &st) < 0)
-        fail(errno, "exec", "process.args[0] \"", exe_path, "\": cannot stat the executable", NULL);
+        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path),
+             "\": cannot stat the executable", NULL);
     if (S_ISDIR(st.st_mode))
-        fail(EACCES, "exec", "process.args[0] \"", exe_path, "\": is a directory, not an executable", NULL);
+        fail(EACCES, "exec", "process.args[0] \"", cut(cb, exe_path),
+             "\": is a directory, not an executable", NULL);
     if (access(exe_path, X_OK) < 0)
-        fail(errno, "exec", "process.args[0] \"", exe_path, "\": is not executable", NULL);
+        fail(errno, "exec", "process.args[0] \"", cut(cb, exe_path), "\": is not executable", NULL);
     int fd = open(exe_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;   /* execute-only files cannot be inspected; let execve decide */
@@ -1414,6 +1734,7 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
         _exit(1);
     run_hooks(1, msg + 1, n - 1, "startContainer");
     set_cpu_affinity(1);
+    apply_late_rlimits();
     load_seccomp(late, conn);
     for (int fd = 0; fd < keep; fd++) {
         int fl = fcntl(fd, F_GETFD);
@@ -1431,6 +1752,8 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
     m_add(&m, "execve process.args[0] \"");
     m_add(&m, exe_path);
     m_add(&m, "\"");
+    if (e == ENOMEM && find(T_RLIMIT))
+        m_add(&m, " under process.rlimits (is RLIMIT_AS, RLIMIT_DATA or RLIMIT_STACK too small?)");
     send_packet(conn, m.b, m.n, -1);
     _exit(127);
 }
@@ -1486,43 +1809,55 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
         if (setresuid(0, 0, 0) < 0)
             fail(errno, "setresuid", "setresuid 0 in the user namespace (is uid 0 mapped?)", NULL);
     }
+    step("join the session keyring");
     join_session_keyring();
     mode_t old_umask = umask(0);   /* device modes and directories as planned */
     hook_umask = old_umask;
     set_names();
     struct rec *root = find(T_ROOTFS);
     if (root) {
+        step("mount the rootfs and the mounts");
         prepare_rootfs(root);
         FOR_EACH(r, T_MOUNT) do_one_mount(r);
+        step("create the devices and links");
         FOR_EACH(r, T_DEVICE) make_device(r);
         FOR_EACH(r, T_SYMLINK) make_symlink(r);
     }
     if (find(T_HOOK_SYNC))
         hook_sync();
+    step("write the sysctls");
     write_sysctls();
     if (root) {
+        step("enter the rootfs (pivot_root) and mask paths");
         enter_rootfs(root->f[3].u);
         mask_paths();
     }
     umask(old_umask);
+    apply_lsm_labels();
     struct rec *term = find(T_TERMINAL);
+    step("set up the terminal and the session");
     if (term)
         setup_terminal(term, root != NULL);   /* exec gets no /dev/console of its own */
     else if (setsid() < 0)
         fail(errno, "setsid", "setsid", NULL);
     if (root && root->f[1].u)   /* after /dev/console, which may live on the root itself */
         remount_ro_keep("/");
+    step("apply rlimits, personality, scheduler");
     limits_and_flags();
     struct rec *nnp = find(T_NO_NEW_PRIVS);
     int late = nnp && nnp->f[0].u;
+    step("build the seccomp filter");
     scmp_filter_ctx ctx = build_seccomp();
     if (!late)   /* without NNP the filter must go in while we still have CAP_SYS_ADMIN */
         load_seccomp(ctx, sync_fd);
+    step("drop capabilities and switch user");
     drop_privileges();
+    step("change to process.cwd and check process.args[0]");
     struct rec *cwd = find(T_CWD);
     if (cwd && chdir(cwd->f[0].s) < 0) {
         int e = errno;
-        fail(e, "cwd", "process.cwd \"", cwd->f[0].s, "\": ",
+        char cb[128];
+        fail(e, "cwd", "process.cwd \"", cut(cb, cwd->f[0].s), "\": ",
              e == ENOENT ? "does not exist in the container" :
              e == ENOTDIR ? "is not a directory" : "cannot chdir into it", NULL);
     }
@@ -1667,6 +2002,7 @@ int main(int argc, char **argv)
     if (read_small("/proc/sys/kernel/cap_last_cap", cl, sizeof cl) > 0)
         last_cap = atoi(cl);
 
+    remember_host_namespaces();
     /* Open every namespace first (paths may live in a namespace we leave),
      * then join: user first (it grants the rights for the rest), mount last. */
     int join_fd[64], join_flag[64], nj = 0, join_user = 0;

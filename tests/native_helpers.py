@@ -72,6 +72,7 @@ class Result:
         self.status = None       # waitpid status of the container process
         self.output = b""        # its stdout+stderr
         self.notes = []          # `N` texts
+        self.steps = []          # `K` step markers
         self.error = None        # (errno, step, detail) from an `E` message
         self.exec_error = None   # `E` from the start connection
         self.pid = None
@@ -176,6 +177,8 @@ def _follow(res, sock, helper, start_path, uid_map, gid_map, on_ready):
             native.send(sock, b"u")
         elif kind == "N":
             res.notes.append(fields[0])
+        elif kind == "K":   # a step marker (what stage 2 does next)
+            res.steps.append(fields[0])
         elif kind == "T":
             res.pty = (fields[0], fd)
         elif kind == "E":

@@ -218,9 +218,9 @@ def test_log_file_json(rt, tmp_path):
 
 
 def test_log_file_gets_command_line_errors_too(rt, tmp_path):
-    # containerd reads --log to explain a failed call, even for a verb we do not have
+    # containerd reads --log to explain a failed call, even a wrong command line
     log = tmp_path / "log.json"
-    r = rt("--log", log, "--log-format", "json", "checkpoint", "some-id")
+    r = rt("--log", log, "--log-format", "json", "checkpoint", "--no-such-flag", "some-id")
     assert r.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
-    assert entry["level"] == "error" and "`checkpoint` is not supported yet" in entry["msg"]
+    assert entry["level"] == "error" and "unknown flag --no-such-flag" in entry["msg"]

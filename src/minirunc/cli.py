@@ -32,6 +32,17 @@ _PIDFILE = (("--pid-file",), True)
 _NOPIVOT = (("--no-pivot",), False)
 _NOKEYRING = (("--no-new-keyring",), False)
 _PRESERVE = (("--preserve-fds",), True)
+# checkpoint and restore (CRIU): the flags both take, as runc 1.1
+_CRIU_SHARED = {"tcp-established": (("--tcp-established",), False),
+                "ext-unix-sk": (("--ext-unix-sk",), False),
+                "shell-job": (("--shell-job",), False),
+                "file-locks": (("--file-locks",), False),
+                "manage-cgroups-mode": (("--manage-cgroups-mode",), True),
+                "empty-ns": (("--empty-ns",), "list"),
+                "auto-dedup": (("--auto-dedup",), False),
+                "image-path": (("--image-path",), True),
+                "work-path": (("--work-path",), True),
+                "lazy-pages": (("--lazy-pages",), False)}
 
 # command -> (flags, positional names (a trailing "?" marks an optional one), summary)
 COMMANDS = {
@@ -87,6 +98,20 @@ COMMANDS = {
              "run another process in a running container (COMMAND [ARG...] or --process)"),
     "ps": ({"format": (("--format", "-f"), True)}, ("id", "ps-options*"),
            "list the container's processes (ps options may follow the id)"),
+    "checkpoint": (dict(_CRIU_SHARED, **{
+                       "leave-running": (("--leave-running",), False),
+                       "pre-dump": (("--pre-dump",), False),
+                       "parent-path": (("--parent-path",), True),
+                       "page-server": (("--page-server",), True),
+                       "status-fd": (("--status-fd",), True)}),
+                   ("id",), "dump a running container with CRIU (gone unless --leave-running)"),
+    "restore": (dict(_CRIU_SHARED, **{
+                    "bundle": _BUNDLE, "detach": (("--detach", "-d"), False),
+                    "pid-file": _PIDFILE, "console-socket": _CONSOLE,
+                    "no-subreaper": (("--no-subreaper",), False), "no-pivot": _NOPIVOT,
+                    "lsm-profile": (("--lsm-profile",), True),
+                    "lsm-mount-context": (("--lsm-mount-context",), True)}),
+                ("id",), "restore a checkpoint as a running container (waits unless -d)"),
 }
 
 USAGE = """minirunc - a small OCI container runtime with runc's command line
@@ -101,6 +126,7 @@ global options:
   --debug             debug output and error traces
   --log FILE          also write messages to FILE
   --log-format FMT    text or json
+  --criu PATH         CRIU for checkpoint/restore (default: criu on PATH)
   --version, -v       print the version
 """
 
@@ -204,34 +230,45 @@ def parse_command(rest):
     return command, options, positionals
 
 
+def _dispatch(argv):
+    """Parse argv and run the command; returns its exit code (errors are raised)."""
+    glob, rest = parse_globals(argv)
+    from . import log
+    # The log is set up before the command is parsed: callers such as containerd read
+    # --log for the reason of any failure, a wrong command line included.
+    log.configure(debug=bool(glob.get("debug")), log_path=glob.get("log"),
+                  log_format=glob.get("log-format", "text"))
+    if glob.get("log-format", "text") not in ("text", "json"):
+        raise UsageError("--log-format must be text or json, not %r" % glob["log-format"])
+    if glob.get("version"):
+        sys.stdout.write(version_text())
+        return 0
+    command, options, positionals = (None, {}, rest) if glob.get("help") else parse_command(rest)
+    if glob.get("help") or options.get("help"):
+        sys.stdout.write(usage_text())
+        return 0
+    from . import commands
+    root = glob.get("root") or os.environ.get("MINIRUNC_ROOT") or "/run/minirunc"
+    if glob.get("systemd-cgroup"):
+        options["systemd-cgroup"] = True
+    if glob.get("criu"):
+        options["criu"] = glob["criu"]
+    if command is None:
+        if positionals:
+            raise UsageError("unknown command %r (see `minirunc --help`)" % positionals[0])
+        return commands.run_here(root)
+    return getattr(commands, "cmd_" + command)(root, options, *positionals)
+
+
 def main(argv=None):
+    """The exit code of the command line ``argv``.  Whatever happens, the output is at most
+    one line on stderr (the trace only with --debug)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or "-debug" in argv
     try:
-        glob, rest = parse_globals(argv)
-        from . import log
-        # The log is set up before the command is parsed: callers such as containerd read
-        # --log for the reason of any failure, a wrong command line included.
-        log.configure(debug=bool(glob.get("debug")), log_path=glob.get("log"),
-                      log_format=glob.get("log-format", "text"))
-        if glob.get("log-format", "text") not in ("text", "json"):
-            raise UsageError("--log-format must be text or json, not %r" % glob["log-format"])
-        if glob.get("version"):
-            sys.stdout.write(version_text())
-            return 0
-        command, options, positionals = (None, {}, rest) if glob.get("help") else parse_command(rest)
-        if glob.get("help") or options.get("help"):
-            sys.stdout.write(usage_text())
-            return 0
-        from . import commands
-        root = glob.get("root") or os.environ.get("MINIRUNC_ROOT") or "/run/minirunc"
-        if glob.get("systemd-cgroup"):
-            options["systemd-cgroup"] = True
-        if command is None:
-            if positionals:
-                raise UsageError("unknown command %r (see `minirunc --help`)" % positionals[0])
-            return commands.run_here(root)
-        return getattr(commands, "cmd_" + command)(root, options, *positionals)
+        code = _dispatch(argv)
+        sys.stdout.flush()   # here, not at exit: a closed pipe is then seen below
+        return code
     except MiniruncError as e:
         from . import log
         if debug:
@@ -239,5 +276,69 @@ def main(argv=None):
             traceback.print_exc()
         log.error(str(e))
         return e.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        # Ctrl-C, or (foreground.Interrupted) a stop signal while the container was made
+        signum = getattr(e, "signum", None)
+        if signum is not None:
+            from . import log
+            from .signals import SIGNALS
+            name = next((n for n, v in SIGNALS.items() if v == signum), str(signum))
+            log.error("interrupted by SIG%s before the container's process was running; what "
+                      "had been made is removed" % name)
+        return 128 + (signum or 2)
+    except BrokenPipeError:
+        if _stdout_reader_gone():
+            return _quiet_exit_on_closed_stdout()
+        return _internal_error(debug)
+    except Exception:
+        return _internal_error(debug)
+
+
+# The shell's code for a process killed by SIGPIPE, and what runc's Go runtime gives when
+# its stdout reader goes away (`runc list | head -1`).
+SIGPIPE_EXIT = 128 + 13
+
+
+def _stdout_reader_gone():
+    """Whether stdout is a pipe or socket whose reader has gone (poll reports an error)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        return any(revents & (select.POLLERR | select.POLLHUP)
+                   for _, revents in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _quiet_exit_on_closed_stdout():
+    """Nobody reads our output any more: end without a word.  stdout is pointed at
+    /dev/null so that the interpreter's flush at exit does not print "Exception ignored"."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    return SIGPIPE_EXIT
+
+
+_SHOWN = 300   # characters of an unexpected exception's message
+
+
+def _internal_error(debug):
+    """The last resort for a bug: one line (the trace only with --debug), exit code 1."""
+    from . import log
+    kind, value, _ = sys.exc_info()
+    text = " ".join(str(value).split())
+    if len(text) > _SHOWN:
+        text = text[:_SHOWN] + "..."
+    try:
+        if debug:
+            import traceback
+            traceback.print_exc()
+        log.error("internal error: %s: %s%s" % (kind.__name__, text, "" if debug else
+                                                " (run with --debug for the trace)"))
+    except OSError:
+        pass     # stderr is gone too: the exit code is all that is left
+    return 1

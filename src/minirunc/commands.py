@@ -11,10 +11,7 @@ import sys
 from .errors import ConfigError, StateError, UsageError
 
 # Verbs of runc that later issues add; named here so the error says why.
-LATER = {
-    "checkpoint": "checkpoint (CRIU) is not implemented",
-    "restore": "restore (CRIU) is not implemented",
-}
+LATER = {}
 
 
 def _int_option(options, name, default=0):
@@ -39,6 +36,9 @@ def cmd_create(root, options, container_id):
     from . import cgroupwarm
     cgroupwarm.start()
     from .container import create
+    from .foreground import SignalForwarder
+    # SIGINT/TERM/HUP/QUIT abort the create; its cleanup removes what it made.
+    SignalForwarder(abort=True, forward=False)
     create(root, container_id, options.get("bundle") or ".",
            console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
            no_pivot=options.get("no-pivot", False),
@@ -60,16 +60,19 @@ def cmd_run(root, options, container_id):
     from . import container
     detach = options.get("detach", False)
     console_socket = options.get("console-socket")
-    forwarder = None
-    if not detach:
-        from .foreground import SignalForwarder
-        forwarder = SignalForwarder()
+    from .foreground import SignalForwarder
+    # Until create returns, SIGINT/TERM/HUP/QUIT abort it (its cleanup removes what it
+    # made); afterwards signals are queued for the container's process.  A detached run
+    # has no process to pass them to: they abort it until start returns (see below).
+    forwarder = SignalForwarder(abort=True, forward=not detach)
     _, pid, master = container.create(
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
         preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach,
         systemd_cgroup=options.get("systemd-cgroup", False),
         no_new_keyring=options.get("no-new-keyring", False))
+    if not detach:
+        forwarder.created()
     if master is not None and os.isatty(0):
         from .foreground import copy_window_size
         copy_window_size(0, master)  # before start, so the process sees its size at once
@@ -81,6 +84,7 @@ def cmd_run(root, options, container_id):
         container.delete(root, container_id, force=True)
         raise
     if detach:
+        forwarder.created()     # it runs now: a signal must not claim it was removed
         return 0
     from . import foreground
     forwarder.attach(pid)
@@ -88,7 +92,7 @@ def cmd_run(root, options, container_id):
         if master is not None:
             code = foreground.relay_terminal(master, pid, forwarder)
         else:
-            code = foreground.wait(pid)
+            code = foreground.wait(pid, forwarder)
     finally:
         if not options.get("keep"):
             container.remove_after_run(root, container_id)
@@ -108,9 +112,6 @@ def cmd_exec(root, options, container_id, command=()):
     if process_file is not None and command:
         raise UsageError("exec: give either --process FILE or a COMMAND, not both")
     preserve_fds = _int_option(options, "preserve-fds")
-    for flag, what in (("apparmor", "AppArmor"), ("process-label", "SELinux")):
-        if options.get(flag):
-            log.warning("--%s: %s is not supported; the process runs without it" % (flag, what))
 
     def make_process(config):
         from . import config as cfg
@@ -119,31 +120,50 @@ def cmd_exec(root, options, container_id, command=()):
             process = cfg.load_process_file(process_file, warnings)
             for warning in warnings:
                 log.warning(warning)
-            return process
-        return cfg.exec_process(config.process, command, cwd=options.get("cwd"),
-                                env=options.get("env", ()), user=options.get("user"),
-                                additional_gids=options.get("additional-gids", ()),
-                                cap_add=options.get("cap", ()),
-                                no_new_privs=options.get("no-new-privs", False),
-                                terminal=options.get("tty", False))
+        else:
+            process = cfg.exec_process(config.process, command, cwd=options.get("cwd"),
+                                       env=options.get("env", ()), user=options.get("user"),
+                                       additional_gids=options.get("additional-gids", ()),
+                                       cap_add=options.get("cap", ()),
+                                       no_new_privs=options.get("no-new-privs", False),
+                                       terminal=options.get("tty", False))
+        _exec_labels(process, options)
+        return process
 
     detach = options.get("detach", False)
-    forwarder = None
-    if not detach:
-        from .foreground import SignalForwarder
-        forwarder = SignalForwarder()
+    from .foreground import SignalForwarder
+    # As for run: a stop signal before the process runs aborts (exec_process kills it).
+    forwarder = SignalForwarder(abort=True, forward=not detach)
     pid, master = container.exec_process(
         root, container_id, make_process, console_socket=options.get("console-socket"),
         pid_file=options.get("pid-file"), preserve_fds=preserve_fds, keep_terminal=not detach,
         exec_flags=process_file is None, sub_cgroups=options.get("cgroup", ()),
         ignore_paused=options.get("ignore-paused", False))
+    forwarder.created()         # the process runs: signals are for it from now on
     if detach:
         return 0
     from . import foreground
     forwarder.attach(pid)
     if master is not None:
         return foreground.relay_terminal(master, pid, forwarder)
-    return foreground.wait(pid)
+    return foreground.wait(pid, forwarder)
+
+
+def _exec_labels(process, options):
+    """--apparmor and --process-label override the process's labels, as in runc: applied
+    where that LSM is active, else a warning (lsm.py)."""
+    for flag, attr in (("apparmor", "apparmor_profile"), ("process-label", "selinux_label")):
+        label = options.get(flag)
+        if not label:
+            continue
+        from . import log, lsm
+        try:
+            warning = lsm.check_label(attr.split("_")[0], label, "--" + flag)
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
+        if warning:
+            log.warning(warning)
+        setattr(process, attr, label)
 
 
 def run_here(root):
@@ -266,7 +286,7 @@ def cmd_ps(root, options, container_id, ps_options=()):
 def cmd_features(root, options):
     from .features import features
     from .jsontext import dumps
-    sys.stdout.write(dumps(features(), indent=4) + "\n")
+    sys.stdout.write(dumps(features(options.get("criu")), indent=4) + "\n")
     return 0
 
 
@@ -286,3 +306,63 @@ def cmd_spec(root, options):
         from .errors import HostError
         raise HostError("write", path, e.errno) from None
     return 0
+
+
+def _criu_options(options):
+    from .checkpoint import Options, parse_cg_mode, parse_empty_ns
+    for flag in ("lsm-profile", "lsm-mount-context"):
+        if options.get(flag):
+            from . import log
+            log.warning("--%s: AppArmor/SELinux are not supported; restoring without it" % flag)
+    for flag in ("page-server", "lazy-pages", "status-fd"):
+        if options.get(flag):
+            raise UsageError("--%s is not supported (CRIU's page server and lazy pages are "
+                             "not driven by minirunc)" % flag)
+    return Options(image_path=options.get("image-path"), work_path=options.get("work-path"),
+                   leave_running=options.get("leave-running", False),
+                   tcp_established=options.get("tcp-established", False),
+                   ext_unix_sk=options.get("ext-unix-sk", False),
+                   shell_job=options.get("shell-job", False),
+                   file_locks=options.get("file-locks", False),
+                   pre_dump=options.get("pre-dump", False),
+                   parent_path=options.get("parent-path"),
+                   manage_cgroups_mode=parse_cg_mode(options.get("manage-cgroups-mode")),
+                   empty_ns=parse_empty_ns(options.get("empty-ns")),
+                   auto_dedup=options.get("auto-dedup", False))
+
+
+def cmd_checkpoint(root, options, container_id):
+    from .checkpoint import checkpoint
+    checkpoint(root, container_id, _criu_options(options), options.get("criu"))
+    return 0
+
+
+def cmd_restore(root, options, container_id):
+    from . import checkpoint
+    criu_options = _criu_options(options)
+    detach = options.get("detach", False)
+    from .foreground import SignalForwarder
+    # As run: until the container exists, SIGINT/TERM/HUP/QUIT abort the restore (its
+    # cleanup removes what it made); afterwards they are queued for the restored init.
+    forwarder = SignalForwarder(abort=True, forward=not detach)
+    # --no-pivot and --no-subreaper change nothing here: CRIU sets up the root itself, and
+    # the restored init is our child (CRIU restores it as its sibling).
+    pid, master = checkpoint.restore(
+        root, container_id, options.get("bundle") or ".", criu_options, options.get("criu"),
+        console_socket=options.get("console-socket"), pid_file=options.get("pid-file"),
+        keep_terminal=not detach, systemd_cgroup=options.get("systemd-cgroup", False))
+    forwarder.created()
+    if detach:
+        if master is not None:
+            os.close(master)
+        return 0
+    from . import container, foreground
+    forwarder.attach(pid)
+    try:
+        if master is not None:
+            code = foreground.relay_terminal(master, pid, forwarder)
+        else:
+            code = foreground.wait(pid, forwarder)
+    finally:
+        container.remove_after_run(root, container_id)
+    return code

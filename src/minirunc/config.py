@@ -4,9 +4,10 @@
 ``ConfigError`` carrying the JSON path (``linux.namespaces[2].type``).  Unknown
 keys are ignored (newer spec versions add fields), but a known key of the wrong
 type is an error.  linux.resources is checked strictly by cgroups/validate.py
-(unknown keys there are errors).  Features minirunc does not apply (AppArmor/SELinux
-labels, Intel RDT, hook kinds newer than the spec it knows) are accepted and leave a sentence in
-``Config.warnings``: the CLI prints them, so nothing is dropped silently.
+(unknown keys there are errors).  Features minirunc does not apply (Intel RDT, hook kinds
+newer than the spec it knows, AppArmor/SELinux labels on a host without that LSM: lsm.py)
+are accepted and leave a sentence in ``Config.warnings``: the CLI prints them, so nothing
+is dropped silently.
 
 Only os, stat and our own small modules are imported: this runs on every
 ``create``/``run`` and start-up time matters.
@@ -18,7 +19,7 @@ import stat
 from minirunc import jsontext
 from minirunc import caps
 from minirunc import mountopts
-from minirunc.errors import ConfigError, UsageError
+from minirunc.errors import ConfigError, UsageError, shown
 
 SUPPORTED_VERSIONS = ((1, 0), (1, 1), (1, 2))
 SUPPORTED_TEXT = "1.0.x, 1.1.x and 1.2.x"
@@ -67,6 +68,12 @@ CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 # The kernel accepts at most this many lines in uid_map/gid_map (since 4.15).
 MAX_ID_MAPPINGS = 340
 U32_MAX = 0xFFFFFFFF
+# uids and gids: runc's range.  4294967295 is (uid_t)-1, which setresuid/setresgid read as
+# "leave unchanged" (the process would stay root), and ids above 2^31-1 are negative for
+# much of userspace.
+ID_MAX = 2147483647
+# The kernel's NGROUPS_MAX: setgroups takes at most this many additional gids.
+NGROUPS_MAX = 65536
 U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 # Hook kinds in the order of the lifecycle (runtime-spec config.md, "POSIX-platform Hooks").
@@ -332,6 +339,7 @@ class Config(_Model):
 # ------------------------------------------------------------ type checks
 
 def _at(path, key):
+    key = shown(key, 100)   # keys come from config.json too (sysctl names, annotations)
     return "%s.%s" % (path, key) if path else key
 
 
@@ -379,6 +387,11 @@ def _want_u64(value, path):
     return _want_int(value, path, 0, U64_MAX)
 
 
+def _want_id(value, path):
+    """A uid or gid (0 to 2147483647, as runc)."""
+    return _want_int(value, path, 0, ID_MAX)
+
+
 def _want_strings(value, path):
     _want_list(value, path)
     for i, entry in enumerate(value):
@@ -398,7 +411,8 @@ def _want_abs_path(value, path):
 def _want_one_of(value, path, allowed):
     _want_string(value, path)
     if value not in allowed:
-        raise ConfigError(path, 'unknown value "%s" (use one of: %s)' % (value, ", ".join(allowed)))
+        raise ConfigError(path, 'unknown value "%s" (use one of: %s)'
+                          % (shown(value), ", ".join(allowed)))
     return value
 
 
@@ -460,14 +474,27 @@ def parse_config(data, bundle, config_path="config.json"):
     config.oci_version = _parse_version(data)
     config.root = _require(data, "root", "", _parse_root, bundle)
     config.process = _require(data, "process", "", _parse_process, config.warnings)
-    config.hostname = _get(data, "hostname", "", _want_string, "")
-    config.domainname = _get(data, "domainname", "", _want_string, "")
+    config.hostname = _get(data, "hostname", "", _want_uts_name, "")
+    config.domainname = _get(data, "domainname", "", _want_uts_name, "")
     config.annotations = _get(data, "annotations", "", _parse_annotations, {})
     config.linux = _get(data, "linux", "", _parse_linux, None, config.warnings) or Linux()
     config.mounts = _get(data, "mounts", "", _parse_mounts, [], bundle)
     config.hooks = _get(data, "hooks", "", _parse_hooks, {}, config.warnings)
     _check_namespaces(config)
     return config
+
+
+# The kernel's __NEW_UTS_LEN: sethostname/setdomainname refuse longer names.
+UTS_NAME_MAX = 64
+
+
+def _want_uts_name(value, path):
+    _want_string(value, path)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > UTS_NAME_MAX:
+        raise ConfigError(path, "must be at most %d bytes (the kernel's limit), not %d"
+                          % (UTS_NAME_MAX, size))
+    return value
 
 
 def _parse_version(data):
@@ -479,7 +506,7 @@ def _parse_version(data):
         major_minor = None
     if major_minor not in SUPPORTED_VERSIONS:
         raise ConfigError("ociVersion", 'unsupported version "%s" (minirunc supports %s)'
-                          % (version, SUPPORTED_TEXT))
+                          % (shown(version), SUPPORTED_TEXT))
     return version
 
 
@@ -522,7 +549,8 @@ def _parse_hook(value, path):
     _want_object(value, path)
     hook_path = _require(value, "path", path, _want_string)
     if not hook_path.startswith("/"):
-        raise ConfigError(_at(path, "path"), 'must be an absolute path (got "%s")' % hook_path)
+        raise ConfigError(_at(path, "path"), 'must be an absolute path (got "%s")'
+                          % shown(hook_path))
     args = _get(value, "args", path, _want_strings, None)
     env = _get(value, "env", path, _parse_env, None)
     timeout = 0
@@ -558,16 +586,17 @@ def _parse_process(value, path, warnings):
     proc.env = _get(value, "env", path, _parse_env, [])
     proc.cwd = _require(value, "cwd", path, _want_abs_path)
     proc.capabilities = _get(value, "capabilities", path, _parse_capabilities)
-    proc.rlimits = _get(value, "rlimits", path, _parse_rlimits, [])
+    proc.rlimits = _get(value, "rlimits", path, _parse_rlimits, [], warnings)
     proc.no_new_privileges = _get(value, "noNewPrivileges", path, _want_bool, False)
     proc.oom_score_adj = _get(value, "oomScoreAdj", path, _want_int, None, -1000, 1000)
     for key, attr in (("apparmorProfile", "apparmor_profile"), ("selinuxLabel", "selinux_label")):
         label = _get(value, key, path, _want_string, "")
         setattr(proc, attr, label)
         if label:
-            system = "AppArmor" if key == "apparmorProfile" else "SELinux"
-            warnings.append("%s: %s is not supported; the process runs without it"
-                            % (_at(path, key), system))
+            from minirunc import lsm   # applied where the LSM is active (lsm.py), else a warning
+            warning = lsm.check_label(attr.split("_")[0], label, _at(path, key))
+            if warning:
+                warnings.append(warning)
     proc.scheduler = _get(value, "scheduler", path, _parse_scheduler)
     proc.io_priority = _get(value, "ioPriority", path, _parse_io_priority)
     proc.cpu_affinity = _get(value, "execCPUAffinity", path, _parse_cpu_affinity, {})
@@ -595,10 +624,11 @@ def _parse_cpu_list(text, path):
         try:
             first, last = int(low), int(high if dash else low)
         except ValueError:
-            raise ConfigError(path, 'is not a CPU list like "0-3,7": "%s"' % text) from None
+            raise ConfigError(path, 'is not a CPU list like "0-3,7": "%s"'
+                              % shown(text)) from None
         if not 0 <= first <= last < MAX_CPUS:
             raise ConfigError(path, 'CPU range "%s" must run upwards from 0 and stay below %d'
-                              % (part.strip(), MAX_CPUS))
+                              % (shown(part.strip()), MAX_CPUS))
         cpus.update(range(first, last + 1))
     return sorted(cpus)
 
@@ -675,18 +705,19 @@ def _cap_name(text):
         name = "CAP_" + name
     if name not in caps.NUMBERS:
         raise UsageError('--cap "%s": unknown capability (use names such as CAP_NET_ADMIN)'
-                         % text)
+                         % shown(text))
     return name
 
 
-def _u32_flag(text, flag, what, given=None, hint=""):
+def _id_flag(text, flag, what, given=None, hint=""):
+    """A uid or gid given on the command line (0 to 2147483647, as in config.json)."""
     try:
         value = int(text, 10)
     except ValueError:
         value = -1
-    if not 0 <= value <= U32_MAX:
+    if not 0 <= value <= ID_MAX:
         raise UsageError('%s "%s": %s must be a number from 0 to %d%s'
-                         % (flag, text if given is None else given, what, U32_MAX, hint))
+                         % (flag, shown(text if given is None else given), what, ID_MAX, hint))
     return value
 
 
@@ -703,7 +734,7 @@ def exec_process(base, args, cwd=None, env=(), user=None, additional_gids=(), ca
         proc.cwd = _want_abs_path(cwd, "--cwd")
     for entry in env:
         if "=" not in entry or entry.startswith("="):
-            raise UsageError('--env "%s": must have the form NAME=value' % entry)
+            raise UsageError('--env "%s": must have the form NAME=value' % shown(entry))
         if "\0" in entry:
             raise UsageError("--env: must not contain a NUL character")
         name = entry.split("=", 1)[0] + "="
@@ -711,11 +742,15 @@ def exec_process(base, args, cwd=None, env=(), user=None, additional_gids=(), ca
     if user is not None:
         uid, sep, gid = user.partition(":")
         hint = " (the form is UID[:GID]; user names are not supported)"
-        proc.user.uid = _u32_flag(uid, "--user", "the uid", user, hint)
+        proc.user.uid = _id_flag(uid, "--user", "the uid", user, hint)
         if sep:
-            proc.user.gid = _u32_flag(gid, "--user", "the gid", user, hint)
+            proc.user.gid = _id_flag(gid, "--user", "the gid", user, hint)
     for gid in additional_gids:
-        proc.user.additional_gids.append(_u32_flag(gid, "--additional-gids", "a gid"))
+        proc.user.additional_gids.append(_id_flag(gid, "--additional-gids", "a gid"))
+    if len(proc.user.additional_gids) > NGROUPS_MAX:
+        raise UsageError("--additional-gids: at most %d additional gids are allowed in all "
+                         "(the kernel's NGROUPS_MAX), with process.user.additionalGids %d"
+                         % (NGROUPS_MAX, len(proc.user.additional_gids)))
     names = [_cap_name(c) for c in cap_add]
     if names:
         if proc.capabilities is None:
@@ -743,7 +778,10 @@ def _parse_env(value, path):
     for i, entry in enumerate(value):
         if "=" not in entry:
             raise ConfigError(_item(path, i),
-                              'must have the form NAME=value (no "=" in "%s")' % entry)
+                              'must have the form NAME=value (no "=" in "%s")' % shown(entry))
+        if entry.startswith("="):
+            raise ConfigError(_item(path, i), 'must have the form NAME=value (the name is empty '
+                              'in "%s")' % shown(entry))
     return list(value)
 
 
@@ -753,12 +791,15 @@ def _parse_user(value, path):
         raise ConfigError(_at(path, "username"),
                           "user names are not supported on Linux; use uid and gid numbers")
     user = User()
-    user.uid = _get(value, "uid", path, _want_u32, 0)
-    user.gid = _get(value, "gid", path, _want_u32, 0)
+    user.uid = _get(value, "uid", path, _want_id, 0)
+    user.gid = _get(value, "gid", path, _want_id, 0)
     user.umask = _get(value, "umask", path, _want_int, None, 0, 0o777)
     gids = _get(value, "additionalGids", path, _want_list, [])
+    if len(gids) > NGROUPS_MAX:
+        raise ConfigError(_at(path, "additionalGids"), "at most %d gids are allowed (the "
+                          "kernel's NGROUPS_MAX), not %d" % (NGROUPS_MAX, len(gids)))
     for i, gid in enumerate(gids):
-        _want_u32(gid, _item(_at(path, "additionalGids"), i))
+        _want_id(gid, _item(_at(path, "additionalGids"), i))
     user.additional_gids = list(gids)
     return user
 
@@ -770,12 +811,18 @@ def _parse_capabilities(value, path):
         names = _get(value, name, path, _want_strings, [])
         for i, cap in enumerate(names):
             if cap not in caps.NUMBERS:
-                raise ConfigError(_item(_at(path, name), i), 'unknown capability "%s"' % cap)
+                raise ConfigError(_item(_at(path, name), i),
+                                  'unknown capability "%s"' % shown(cap))
         sets[name] = names
     return Capabilities(**sets)
 
 
-def _parse_rlimits(value, path):
+# Below this much address space no program can start: execve alone maps a 128 KiB stack,
+# the vdso and the program itself (the kernel takes the limit, then kills it with SIGSEGV).
+MIN_ADDRESS_SPACE = 1 << 20
+
+
+def _parse_rlimits(value, path, warnings):
     _want_list(value, path)
     result = []
     seen = set()
@@ -784,7 +831,7 @@ def _parse_rlimits(value, path):
         _want_object(entry, where)
         kind = _require(entry, "type", where, _want_string)
         if kind not in RLIMITS:
-            raise ConfigError(_at(where, "type"), 'unknown resource limit "%s"' % kind)
+            raise ConfigError(_at(where, "type"), 'unknown resource limit "%s"' % shown(kind))
         if kind in seen:
             raise ConfigError(_at(where, "type"), '"%s" is given more than once' % kind)
         seen.add(kind)
@@ -792,6 +839,10 @@ def _parse_rlimits(value, path):
         hard = _require(entry, "hard", where, _want_u64)
         if soft > hard:
             raise ConfigError(where, "soft limit %d is above the hard limit %d" % (soft, hard))
+        if kind == "RLIMIT_AS" and soft < MIN_ADDRESS_SPACE:
+            warnings.append("%s: RLIMIT_AS %d bytes leaves no room to start a program (it is "
+                            "set right before execve, which then fails or the process is killed "
+                            "with SIGSEGV)" % (where, soft))
         result.append(Rlimit(kind, soft, hard))
     return result
 
@@ -800,15 +851,20 @@ def _parse_rlimits(value, path):
 
 def _parse_mounts(value, path, bundle):
     _want_list(value, path)
-    return [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    mounts = [_parse_mount(entry, _item(path, i), i, bundle) for i, entry in enumerate(value)]
+    from minirunc import mountcheck   # runc's checkProcMount: nothing fake over /proc
+    mountcheck.check_mounts(mounts)
+    return mounts
 
 
 def _parse_mount(value, path, index, bundle):
     _want_object(value, path)
-    dest = _require(value, "destination", path, _want_abs_path)
-    if os.path.normpath(dest) == "/":
+    given = _require(value, "destination", path, _want_abs_path)
+    dest = clean_destination(given)
+    if dest == "/":
+        said = "" if given == "/" else '"%s" is "/": ' % shown(given)
         raise ConfigError(_at(path, "destination"),
-                          'cannot mount over "/" (the root filesystem is root.path)')
+                          said + 'cannot mount over "/" (the root filesystem is root.path)')
     fstype = _get(value, "type", path, _want_string, "")
     options = _get(value, "options", path, _want_strings, [])
     opts = mountopts.parse(options, fstype, _at(path, "options"))
@@ -831,6 +887,12 @@ def _parse_mount(value, path, index, bundle):
     mount.uid_mappings = uid_mappings
     mount.gid_mappings = gid_mappings
     return mount
+
+
+def clean_destination(dest):
+    """``//``, ``///x/``, ``/./x`` -> ``/``, ``/x``, ``/x``: the path the init resolves.
+    (os.path.normpath keeps a leading ``//``, which POSIX leaves implementation-defined.)"""
+    return "/" + os.path.normpath(dest).lstrip("/")
 
 
 def _bind_mount(value, path, index, bundle, dest, fstype, source, options, opts):
@@ -870,7 +932,10 @@ def _parse_linux(value, path, warnings):
     linux.personality = _get(value, "personality", path, _parse_personality)
     linux.mount_label = _get(value, "mountLabel", path, _want_string, "")
     if linux.mount_label:
-        warnings.append("linux.mountLabel: SELinux is not supported; the label was NOT applied")
+        from minirunc import lsm
+        warning = lsm.check_label("mount", linux.mount_label, _at(path, "mountLabel"))
+        if warning:
+            warnings.append(warning)
     linux.time_offsets = _get(value, "timeOffsets", path, _parse_time_offsets, {})
     if value.get("intelRdt") is not None:
         warnings.append("linux.intelRdt: Intel RDT is not supported; it was NOT applied")
@@ -926,11 +991,15 @@ def _parse_mappings(value, path):
     for i, entry in enumerate(value):
         where = _item(path, i)
         _want_object(entry, where)
-        mapping = IdMapping(_require(entry, "containerID", where, _want_u32),
-                            _require(entry, "hostID", where, _want_u32),
+        mapping = IdMapping(_require(entry, "containerID", where, _want_id),
+                            _require(entry, "hostID", where, _want_id),
                             _require(entry, "size", where, _want_u32))
         if mapping.size == 0:
             raise ConfigError(_at(where, "size"), "must be at least 1")
+        for key, first in (("containerID", mapping.container_id), ("hostID", mapping.host_id)):
+            if first + mapping.size - 1 > ID_MAX:
+                raise ConfigError(_at(where, "size"), "%d ids from %s %d run past %d, the "
+                                  "highest id allowed" % (mapping.size, key, first, ID_MAX))
         result.append(mapping)
     return result
 
@@ -952,8 +1021,8 @@ def _parse_devices(value, path):
             device.minor = _require(entry, "minor", where, _want_u32)
         mode = _get(entry, "fileMode", where, _want_u32, 0o666)
         device.file_mode = mode & 0o7777
-        device.uid = _get(entry, "uid", where, _want_u32, 0)
-        device.gid = _get(entry, "gid", where, _want_u32, 0)
+        device.uid = _get(entry, "uid", where, _want_id, 0)
+        device.gid = _get(entry, "gid", where, _want_id, 0)
         result.append(device)
     return result
 
@@ -964,14 +1033,25 @@ def _parse_sysctl(value, path):
         where = _at(path, key)
         _want_string(entry, where)
         parts = sysctl_file(key).split("/")
-        if not key or "" in parts or ".." in parts or "\0" in key:
+        if not key or "" in parts or "." in parts or ".." in parts or "\0" in key:
             raise ConfigError(where, "invalid sysctl name")
     return dict(value)
 
 
+def sysctl_dotted(key):
+    """The dotted form of a sysctl name, as runc reads it: ``net/ipv4/ip_forward`` (slashes
+    first) -> ``net.ipv4.ip_forward``; a name whose first separator is a "." is kept."""
+    for c in key:
+        if c == ".":
+            return key
+        if c == "/":
+            return key.replace(".", "\0").replace("/", ".").replace("\0", "/")
+    return key
+
+
 def sysctl_file(key):
     """``net.ipv4.ip_forward`` -> ``net/ipv4/ip_forward`` (a "/" in the dotted form is a ".")."""
-    return key.replace(".", "\0").replace("/", ".").replace("\0", "/")
+    return sysctl_dotted(key).replace(".", "\0").replace("/", ".").replace("\0", "/")
 
 
 def _parse_paths(value, path):
@@ -1033,7 +1113,8 @@ def _parse_syscall(value, path):
         raise ConfigError(_at(path, "names"), "must not be empty")
     for i, name in enumerate(names):
         if not _valid_syscall_name(name):
-            raise ConfigError(_item(_at(path, "names"), i), 'invalid syscall name "%s"' % name)
+            raise ConfigError(_item(_at(path, "names"), i),
+                              'invalid syscall name "%s"' % shown(name))
     action = _require(value, "action", path, _parse_action)
     errno_ret = _get(value, "errnoRet", path, _want_u32)
     _check_errno_ret(action, errno_ret, _at(path, "errnoRet"))
@@ -1066,7 +1147,7 @@ def _check_namespaces(config):
         if getattr(config, key) and linux.namespace("uts") is None:
             raise ConfigError(key, "cannot be set without a UTS namespace "
                               '(add {"type": "uts"} to linux.namespaces)')
-    _check_sysctl_namespaces(linux)
+    _check_sysctl_namespaces(config)
     _check_time_namespace(linux)
     _check_idmapped_mounts(config)
 
@@ -1114,20 +1195,63 @@ def _check_time_namespace(linux):
                           '{"type": "time"} without a path to linux.namespaces)')
 
 
-def _check_sysctl_namespaces(linux):
-    # As runc: a namespaced sysctl is only allowed in a namespace of the
-    # container's own, never the host's.
+# Sysctls that belong to a namespace (runc's list): anything else is the host's own.
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+UTS_SYSCTLS = {"kernel.hostname": "hostname", "kernel.domainname": "domainname"}
+NS_TITLES = {"ipc": "IPC", "network": "network", "uts": "UTS"}
+
+
+def sysctl_namespace(name):
+    """The namespace type that owns the dotted sysctl ``name``, or None (a host-wide one)."""
+    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        return "ipc"
+    if name.startswith("net."):
+        return "network"
+    if name in UTS_SYSCTLS:
+        return "uts"
+    return None
+
+
+def _check_sysctl_namespaces(config):
+    """As runc's validator: a sysctl is written through the init's /proc/sys, so only a key
+    of a namespace the container does not share with the host may be set; every other key
+    would change the host (fs.lease-break-time, kernel.core_pattern, kernel.modprobe...)."""
+    linux = config.linux
+    checked = {}
     for key in linux.sysctl:
-        where = "linux.sysctl.%s" % key
-        if key.startswith("net.") and linux.namespace("network") is None:
-            raise ConfigError(where, "not allowed in the host network namespace "
-                              '(add {"type": "network"} to linux.namespaces)')
-        if (key.startswith("fs.mqueue.") or key in ("kernel.msgmax", "kernel.msgmnb",
-                                                    "kernel.msgmni", "kernel.sem",
-                                                    "kernel.shmall", "kernel.shmmax",
-                                                    "kernel.shmmni", "kernel.shm_rmid_forced")):
-            if linux.namespace("ipc") is None:
-                raise ConfigError(where, "not allowed in the host IPC namespace "
-                                  '(add {"type": "ipc"} to linux.namespaces)')
-        if key in ("kernel.hostname", "kernel.domainname"):
-            raise ConfigError(where, "use the %s field instead" % key.split(".")[1])
+        where = _at("linux.sysctl", key)
+        name = sysctl_dotted(key)
+        kind = sysctl_namespace(name)
+        if kind is None:
+            raise ConfigError(where, 'sysctl "%s" is not in a separate kernel namespace'
+                              % shown(name))
+        if kind not in checked:
+            checked[kind] = _host_namespace_problem(linux, kind)
+        if checked[kind]:
+            raise ConfigError(where, checked[kind])
+        field = UTS_SYSCTLS.get(name)
+        if field and getattr(config, field):
+            raise ConfigError(where, 'conflicts with the "%s" field (set one of them)' % field)
+
+
+def _host_namespace_problem(linux, kind):
+    """Why the container's ``kind`` namespace is the host's (None when it is its own): none
+    is listed, or its path names the runtime's own namespace (runc's isHostNetNS)."""
+    ns = linux.namespace(kind)
+    title = NS_TITLES[kind]
+    if ns is None:
+        return ('not allowed in the host %s namespace (add {"type": "%s"} to '
+                "linux.namespaces)" % (title, kind))
+    if not ns.path:
+        return None
+    where = "linux.namespaces[%d].path" % linux.namespaces.index(ns)
+    own = "/proc/self/ns/" + {"network": "net"}.get(kind, kind)
+    try:
+        mine, theirs = os.stat(own), os.stat(ns.path)
+    except OSError:
+        return None   # the init fails to open it, and checks the namespace it wrote in itself
+    if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
+        return ("not allowed in the host %s namespace (%s %s is the runtime's own)"
+                % (title, where, ns.path))
+    return None

@@ -16,7 +16,10 @@ from .procfs import write_file
 
 SIGKILL = 9
 EACCES = 13
+ECONNRESET = 104
+EPIPE = 32
 CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWPID = 0x20000000
 
 
 def _host_root(mappings):
@@ -75,7 +78,12 @@ def _kill_and_reap(pid):
 
 def _describe_exit(status):
     if os.WIFSIGNALED(status):
-        return "killed by signal %d" % os.WTERMSIG(status)
+        sig = os.WTERMSIG(status)
+        try:
+            import signal
+            return "killed by signal %d (%s)" % (sig, signal.Signals(sig).name)
+        except ValueError:
+            return "killed by signal %d" % sig
     return "exit status %d" % os.WEXITSTATUS(status)
 
 
@@ -119,29 +127,34 @@ def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None, on_
 
 
 def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
-    """Read the init's messages until it is ready; returns (pid, pty master or None)."""
+    """Read the init's messages until it is ready; returns (pid, pty master or None).
+
+    Stage 2 sends a `K` marker before each step; when the init dies without an `E`
+    (the OOM killer of its cgroup, a signal), the message names that step and how it died."""
     from . import native
     pid, master = None, None
     helper_reaped = False
+    doing = "start (stage 1: join namespaces, clone)"
     try:
         while True:
-            data, fd = native.recv(sock)
+            data, fd = _recv_or_eof(native, sock)
             if not data:
-                status = ""
                 if not helper_reaped:
-                    status = " (" + _describe_exit(os.waitpid(helper_pid, 0)[1]) + ")"
+                    status = os.waitpid(helper_pid, 0)[1]
                     helper_reaped = True
                 elif pid:
-                    status = " (" + _describe_exit(os.waitpid(pid, 0)[1]) + ")"
+                    status = os.waitpid(pid, 0)[1]
                     pid = None
-                raise ContainerSetupError("init", "the container's init exited before it was "
-                                          "ready%s" % status)
+                else:
+                    status = None
+                raise ContainerSetupError("init", _died_text(status, doing, cgroup))
             kind, fields = native.parse_message(data)
             # Stage 1's P always comes first: stage 2 waits for it before it says anything.
             if kind == "P":
                 pid = int(fields[0])
                 os.waitpid(helper_pid, 0)
                 helper_reaped = True
+                doing = "start stage 2 in the new namespaces"
                 if on_pid is not None:
                     on_pid(pid)
                 # The init cannot exec the user's process before `S`: joining here is
@@ -149,11 +162,16 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
                 if cgroup is not None:
                     cgroupwarm.wait()
                     cgroup.add_pid(pid)
+            elif kind == "K":
+                doing = fields[0] if fields else doing
             elif kind == "U":
+                doing = "wait for its user namespace id maps"
                 _write_id_maps(pid, plan)
-                native.send(sock, b"u")
+                _send_unless_gone(native, sock, b"u")
             elif kind == "H" and on_hooks is not None:
-                native.send(sock, b"h" + on_hooks())
+                doing = "wait while the runtime runs the prestart and createRuntime hooks"
+                if _send_unless_gone(native, sock, b"h" + on_hooks()):
+                    doing = "run the createContainer hooks"
             elif kind == "N":
                 log.debug(fields[0])
             elif kind == "T":
@@ -178,14 +196,74 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
         raise
 
 
-def _setup_cgroup(container, state, config, systemd, resources):
-    """Choose the driver, record its directories in state.json, make them and write the
-    resources.  Returns the driver (the caller destroys it if anything later fails)."""
+def _recv_or_eof(native, sock):
+    """One sync packet; b"" when the init is gone.  A peer that dies with data unread in
+    its queue shows as ECONNRESET: that is the same end, and its exit status says why."""
+    try:
+        return native.recv(sock)
+    except HostError as e:
+        if e.errno == ECONNRESET:
+            return b"", None
+        raise
+
+
+def _send_unless_gone(native, sock, data):
+    """Send to the init; False if it is gone (EPIPE, ECONNRESET): the next receive then
+    sees the end and says how it died."""
+    try:
+        native.send(sock, data)
+    except HostError as e:
+        if e.errno not in (EPIPE, ECONNRESET):
+            raise
+        return False
+    return True
+
+
+def _died_text(status, doing, cgroup):
+    """Why the init ended without a word: its exit status, the step it was doing, and the
+    cgroup's OOM kills when it was SIGKILLed (a memory limit too small to set it up)."""
+    if status is None:
+        text = "the container's init exited before it was ready"
+    elif os.WIFSIGNALED(status):
+        text = "the container's init was %s before it was ready" % _describe_exit(status)
+    else:
+        text = "the container's init ended (%s) before it was ready" % _describe_exit(status)
+    text += ", while it was doing: %s" % doing
+    if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == SIGKILL:
+        ooms = None
+        if cgroup is not None:
+            try:
+                ooms = cgroup.oom_count()
+            except (OSError, ValueError, MiniruncError):
+                ooms = None
+        text += _oom_sentence(ooms)
+    return text
+
+
+def _oom_sentence(ooms):
+    """runc's words for an init that the OOM killer of its cgroup took, or "" (no kills)."""
+    if not ooms:
+        return ""
+    return ("; container init was OOM-killed (memory limit too low?): its cgroup counts %d "
+            "oom_kill events, check linux.resources.memory.limit" % ooms)
+
+
+def _choose_cgroup(config, container_id, systemd):
+    """The container's cgroup driver (its directories: the plan's cgroup mounts bind them)."""
     from .cgroups import driver_for_create
-    cgroup, notices = driver_for_create(config.linux, container.id, systemd)
+    cgroup, notices = driver_for_create(config.linux, container_id, systemd)
     for notice in notices:
         log.warning(notice)
+    return cgroup
+
+
+def _setup_cgroup(container, state, config, cgroup, resources):
+    """Check that the driver's cgroup holds no processes (or warn), record its directories
+    in state.json, make them and write the resources.  Returns the driver (the caller
+    destroys it if anything later fails)."""
     if cgroup.name != "none":
+        from .cgroups.owner import check_nonempty
+        check_nonempty(cgroup, config.annotations, log.warning)
         cgroup.prepare()
     state["cgroup"] = cgroup.record()
     container.save(state)
@@ -220,8 +298,7 @@ def destroy_cgroup(c):
     cgroup = driver_from_record(record)
     if not cgroup.destroy():
         log.warning("container %s: could not remove every cgroup directory (%s)"
-                    % (c.id, ", ".join(d for d in cgroup.remove or cgroup.dirs()
-                                       if os.path.isdir(d))))
+                    % (c.id, ", ".join(cgroup.leftover_dirs())))
 
 
 def _check_terminal(plan, console_socket, keep_terminal, exec_flags=False):
@@ -249,7 +326,9 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     bundle = os.path.abspath(bundle)
     config = load_bundle(bundle)
     listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
-    plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds)
+    driver = _choose_cgroup(config, container_id, systemd_cgroup)
+    plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds,
+                      cgroup_dirs=driver.by_controller())
     if listen_fds:
         plan.add_env("LISTEN_FDS=%d" % listen_fds)
         plan.add_env("LISTEN_PID=1")
@@ -275,7 +354,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     try:
         resources = config.linux.resources
         cgroupns = plan.clone_flags & CLONE_NEWCGROUP
-        cgroup = _setup_cgroup(container, state, config, systemd_cgroup,
+        cgroup = _setup_cgroup(container, state, config, driver,
                                {k: v for k, v in resources.items()
                                 if not (cgroupns and k == "pids")})
 
@@ -284,6 +363,11 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             # process dies before the container is ready.
             state["pid"] = pid
             state["pid_start"] = process_start_time(pid)
+            if cgroup.name != "none":
+                # What tells the container's processes from others in a shared cgroup.
+                from .cgroups.owner import identity
+                cgroup.owner = identity(pid, bool(plan.clone_flags & CLONE_NEWPID))
+                state["cgroup"] = cgroup.record()
             container.save(state)
 
         def run_create_hooks():
@@ -359,7 +443,10 @@ def start(root, container_id):
         if record and "startContainer" in record:
             from . import hooks
             message += hooks.state_json(c.data, "created")
-        data = _send_start(sock, message)
+        try:
+            data = _send_start(sock, message)
+        except ContainerSetupError as e:
+            raise ContainerSetupError(e.step, e.detail + _oom_text(c.data), e.errno) from None
         os.unlink(path)
         _check_start_answer(data)
         log.debug("container %s started" % container_id)
@@ -376,9 +463,29 @@ def _send_start(sock, message=b"S"):
     try:
         native.send(sock, message)
         data, _ = native.recv(sock)
+    except HostError as e:
+        # The init died with `S` unread (ECONNRESET) or before it was sent (EPIPE).
+        if e.errno not in (ECONNRESET, EPIPE):
+            raise
+        raise ContainerSetupError("start", "the container's init died before it could execute "
+                                  "process.args (it did not read the start message)") from None
     finally:
         os.close(sock)
     return data
+
+
+def _oom_text(data):
+    """``; container init was OOM-killed ...`` when the container's cgroup counts OOM kills
+    (a memory limit too small for the init to read `S` or exec), else ""."""
+    record = (data or {}).get("cgroup")
+    if not record or record.get("driver") == "none":
+        return ""
+    try:
+        from .cgroups import driver_from_record
+        ooms = driver_from_record(record).oom_count()
+    except (OSError, ValueError, MiniruncError):
+        return ""
+    return _oom_sentence(ooms)
 
 
 def _check_start_answer(data):
@@ -502,12 +609,13 @@ def load(root, container_id):
 
 
 def container_pids(c):
-    """Host pids of the container's processes (for kill --all and ps): its cgroup's list
-    when it has one, else the processes in its own pid namespace."""
+    """Host pids of the container's processes (for kill --all and ps): its own ones in
+    its cgroup when it has one (never a foreign process sharing the cgroup), else the
+    processes in its own pid namespace."""
     record = c.data.get("cgroup")
     if record and record.get("driver") not in (None, "none"):
         from .cgroups import driver_from_record
-        pids = driver_from_record(record).pids()
+        pids = driver_from_record(record).own_processes()
         if pids or c.pid == 0:
             return pids
     try:

@@ -9,6 +9,20 @@ import errno as _errno
 import os
 
 
+# A value echoed into a message is cut to this many characters: a 1 MB string from
+# config.json must not become a 1 MB line.
+SHOWN_CHARS = 60
+
+
+def shown(value, limit=SHOWN_CHARS):
+    """``value`` as text for a message: whole when short, else its first ``limit``
+    characters and ``... (N characters)``.  Every message that echoes user input uses it."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return "%s... (%d characters)" % (text[:limit], len(text))
+
+
 def errno_text(err):
     """``permission denied (EACCES)`` for an errno number."""
     if not err:
@@ -38,7 +52,8 @@ class ConfigError(MiniruncError):
         self.problem = problem
         self.file = file
         where = path if path else (file or "config.json")
-        super().__init__("%s: %s" % (where, problem))
+        # A backstop: the callers cut the values they echo; no message may grow unbounded.
+        super().__init__("%s: %s" % (shown(where, 1000), shown(problem, 1000)))
 
 
 class StateError(MiniruncError):

@@ -12,11 +12,12 @@ _UNSUPPORTED_ACTIONS = ("SCMP_ACT_NOTIFY",)
 _UNSUPPORTED_FLAGS = ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",)
 
 
-def features():
-    """The document as a dict (key order as in the spec)."""
+def features(criu_path=None):
+    """The document as a dict (key order as in the spec).  Checkpoint/restore is announced
+    with runc's annotation when a usable CRIU (``--criu``, or `criu` on PATH) answers."""
     mount_options = (set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(mountopts.RECURSIVE)
                      | set(mountopts.IDMAP))
-    return {
+    document = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
         "hooks": list(HOOK_KINDS),
@@ -41,3 +42,7 @@ def features():
             "mountExtensions": {"idmap": {"enabled": True}},
         },
     }
+    from minirunc.criu import available
+    if available(criu_path):
+        document["annotations"] = {"org.opencontainers.runc.checkpoint.enabled": "true"}
+    return document

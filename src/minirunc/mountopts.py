@@ -9,7 +9,7 @@ ones accept, so that a typo such as ``nosuidd`` is an error instead of a
 mount that fails later with EINVAL (or silently means nothing).
 """
 
-from minirunc.errors import ConfigError
+from minirunc.errors import ConfigError, shown
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -211,11 +211,12 @@ def parse(options, fstype, path):
         elif word in IDMAP:
             result.idmap = word
         elif word in UNSUPPORTED:
-            raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" is not supported' % word)
+            raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" is not supported'
+                              % shown(word))
         elif "=" in word or _accepts_bare_word(fstype, bind, word):
             result.data.append(word)
         else:
-            raise ConfigError("%s[%d]" % (path, i), 'unknown mount option "%s"' % word)
+            raise ConfigError("%s[%d]" % (path, i), 'unknown mount option "%s"' % shown(word))
     if bind:
         result.flags |= MS_BIND
     return result

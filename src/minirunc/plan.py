@@ -113,11 +113,14 @@ class Plan:
         return [name for name, _ in self.records]
 
 
-def build_plan(config, no_pivot=False, preserve_fds=0, mountinfo=None, proc_cgroup=None):
+def build_plan(config, no_pivot=False, preserve_fds=0, mountinfo=None, proc_cgroup=None,
+               cgroup_dirs=None):
     """The Plan for ``config``.
 
     ``mountinfo``/``proc_cgroup`` are the texts of /proc/self/mountinfo and
     /proc/self/cgroup; they are read from the host when None and needed.
+    ``cgroup_dirs``: {controller or "" (cgroup2): host directory} of the container's own
+    cgroups (the driver's, from cgroups/paths.py), which a cgroup mount binds.
     """
     plan = Plan()
     plan.warnings.extend(config.warnings)
@@ -130,7 +133,7 @@ def build_plan(config, no_pivot=False, preserve_fds=0, mountinfo=None, proc_cgro
     if config.domainname:
         plan.add("DOMAINNAME", config.domainname)
     _add_rootfs(plan, config, no_pivot)
-    _add_mounts(plan, config, host)
+    _add_mounts(plan, config, host, cgroup_dirs)
     _add_devices(plan, config)
     for key, value in config.linux.sysctl.items():
         plan.add("SYSCTL", sysctl_file(key), value)
@@ -216,16 +219,17 @@ def _add_rootfs(plan, config, no_pivot):
 
 # ------------------------------------------------------------------ mounts
 
-def _add_mounts(plan, config, host):
+def _add_mounts(plan, config, host, cgroup_dirs=None):
     cgroupns = bool(plan.clone_flags & CLONE_FLAGS["cgroup"])
     for mount in config.mounts:
         if mount.type == "cgroup" and not mount.is_bind:
             records, warnings = cgroup_mount_records(
-                mount, host.mountinfo(), host.proc_cgroup(), cgroupns, plan.new_userns)
+                mount, host.mountinfo(), host.proc_cgroup(), cgroupns, plan.new_userns,
+                cgroup_dirs)
             plan.records.extend(records)
             plan.warnings.extend(warnings)
         else:
-            plan.records.append(mount_record(mount))
+            plan.records.append(mount_record(mount, _mount_context(config)))
             if mount.idmapped:
                 plan.add("MOUNT_IDMAP", int(mount.idmap_recursive),
                          map_text(m.as_tuple() for m in mount.uid_mappings),
@@ -237,10 +241,22 @@ def map_text(mappings):
     return "".join("%d %d %d\n" % tuple(m) for m in mappings)
 
 
-def mount_record(mount):
-    """The MOUNT record of one config mount (not a cgroup one)."""
+def _mount_context(config):
+    """linux.mountLabel as a context= option, when SELinux is active (lsm.py)."""
+    if not config.linux.mount_label:
+        return ""
+    from minirunc import lsm
+    return lsm.mount_context(config.linux.mount_label)
+
+
+def mount_record(mount, context=""):
+    """The MOUNT record of one config mount (not a cgroup one); ``context`` is the SELinux
+    context= option of linux.mountLabel, added to the mounts runc labels."""
     opts = mount.opts
     data = ",".join(opts.data)
+    if context and not mount.is_bind:
+        from minirunc.lsm import with_context
+        data = with_context(mount.type, data, context)
     if mount.is_bind:
         return ("MOUNT", (1, mount.host_source, mount.destination, "bind", opts.flags,
                           opts.propagation, opts.attr_set, opts.attr_clr, data,
@@ -280,17 +296,22 @@ def _join(base, rel):
     return os.path.normpath(os.path.join(base, rel.lstrip("/")))
 
 
-def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new_userns=False):
+def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new_userns=False,
+                         container_dirs=None):
     """Translate a ``cgroup`` mount the way runc does; returns (records, warnings).
 
     cgroup2 at /sys/fs/cgroup on the host: one cgroup2 mount (in a new user
     namespace without a cgroup namespace the kernel refuses that, so bind the
-    process's own cgroup directory instead, runc's fallback).  Otherwise (v1 or
+    container's cgroup directory instead, runc's fallback).  Otherwise (v1 or
     hybrid): a tmpfs at the destination, then per v1 hierarchy a read-only rbind
-    of the host directory of our own cgroup (or, in a new cgroup namespace, a
-    fresh cgroup mount of that hierarchy), again under each name of co-mounted
-    controllers (runc makes symlinks), and finally the tmpfs remounted with the
-    mount's flags (read-only) like runc.
+    of the container's own cgroup directory in it, as runc does (or, in a new
+    cgroup namespace, a fresh cgroup mount of that hierarchy), again under each
+    name of co-mounted controllers (runc makes symlinks), and finally the tmpfs
+    remounted with the mount's flags (read-only) like runc.
+
+    ``container_dirs``: {controller or "": host directory} of the container's cgroups
+    (they exist before the init mounts); without it (a plan built apart from a
+    container), the runtime's own cgroup of each hierarchy is bound.
     """
     opts = mount.opts
     dest = os.path.normpath(mount.destination)
@@ -299,7 +320,7 @@ def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new
     flags = opts.flags & ~(mountopts.MS_BIND | mountopts.MS_REC)
     if any(m[1] == "/sys/fs/cgroup" and m[2] == "cgroup2" for m in mounts):
         if new_userns and not cgroupns:
-            source = _join("/sys/fs/cgroup", own.get("", "/"))
+            source = (container_dirs or {}).get("") or _join("/sys/fs/cgroup", own.get("", "/"))
             bind = flags | mountopts.MS_BIND | mountopts.MS_REC
             return [("MOUNT", (1, source, dest, "bind", bind, opts.propagation,
                                opts.attr_set, opts.attr_clr, "", 0))], []
@@ -316,8 +337,13 @@ def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new
         if not subsystems or key in seen:
             continue
         seen.add(key)
-        path = next((own[s] for s in subsystems if s in own), None)
-        if path is None:
+        if container_dirs is not None:
+            host_dir = next((container_dirs[s] for s in subsystems if s in container_dirs),
+                            None)
+        else:
+            path = next((own[s] for s in subsystems if s in own), None)
+            host_dir = None if path is None else _join(mountpoint, os.path.relpath(path, root))
+        if host_dir is None:
             continue
         name = os.path.basename(mountpoint)
         # runc links each co-mounted controller to the "cpu,cpuacct" directory;
@@ -325,7 +351,7 @@ def cgroup_mount_records(mount, mountinfo_text, cgroup_text, cgroupns=False, new
         # by then), so mount the hierarchy again under each name instead.
         for sub_name in [name] + [s for s in name.split(",") if s != name]:
             records.append(_v1_record(mount, flags, _join(dest, sub_name), subsystems,
-                                      _join(mountpoint, os.path.relpath(path, root)), cgroupns))
+                                      host_dir, cgroupns))
     warnings = []
     if not seen:
         warnings.append("mounts[%d]: no cgroup hierarchy is mounted on the host; %s is an empty "
@@ -424,6 +450,9 @@ def _add_process(plan, proc, seccomp, preserve_fds, personality=None):
     user = proc.user
     umask = DEFAULT_UMASK if user.umask is None else user.umask
     plan.add("USER", user.uid, user.gid, umask, list(user.additional_gids))
+    if proc.apparmor_profile or proc.selinux_label:
+        from minirunc import lsm   # only with a label: detection reads /sys
+        plan.records.extend(lsm.label_records(proc))
     if seccomp is not None:
         plan.records.extend(seccomp_records(seccomp))
     plan.add("PRESERVE_FDS", preserve_fds)

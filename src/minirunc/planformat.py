@@ -67,6 +67,9 @@ RECORDS = {
     36: ("MOUNT_IDMAP", "uss", ("recursive", "uid_map", "gid_map")),
     # process.execCPUAffinity: stage 0 (initial) before the clone, 1 (final) before execve.
     37: ("CPU_AFFINITY", "uL", ("stage", "mask")),
+    # process.apparmorProfile (lsm 0) / selinuxLabel (lsm 1), only when that LSM is active:
+    # written to the container's /proc/self/attr (checked to be a procfs) for the execve.
+    40: ("LSM_LABEL", "us", ("lsm", "label")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 

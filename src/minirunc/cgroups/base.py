@@ -83,16 +83,70 @@ def _join_hint(directory, err):
     return None
 
 
-def remove_dir(path, timeout=2.0):
-    """Kill what is left in the cgroup and remove it, its sub-cgroups first (the container
-    or `exec --cgroup` may have made some; runc removes them too); False if one stays busy."""
+KEEP_LIMIT = 4096     # sub-cgroups of a pre-existing cgroup recorded one by one
+
+
+def sub_cgroups(path):
     try:
-        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+        return [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
     except OSError:
-        children = []
-    removed = [remove_dir(child, timeout) for child in children]
-    if not all(removed):
+        return []
+
+
+def tree_pids(path):
+    """Every pid in the cgroup and its sub-cgroups (runc's GetAllPids)."""
+    pids = []
+    for dirpath, _, _ in os.walk(path):
+        pids += [p for p in read_procs(dirpath) if p not in pids]
+    return pids
+
+
+def existing_tree(path):
+    """The cgroup and its sub-cgroups as they are now (what a pre-existing cgroup keeps),
+    or None when there are too many to record (then every one is kept)."""
+    found = []
+    for dirpath, _, _ in os.walk(path):
+        found.append(dirpath)
+        if len(found) > KEEP_LIMIT:
+            return None
+    return found
+
+
+def kill_owned(path, owns):
+    """SIGKILL the container's own processes in one cgroup; True if there were some."""
+    mine = [p for p in read_procs(path) if owns(p)]
+    for pid in mine:
+        try:
+            os.kill(pid, SIGKILL)
+        except OSError:
+            pass
+    return bool(mine)
+
+
+def _exiting(pid):
+    """A process on its way out has dropped its namespaces but may still be listed in
+    cgroup.procs: it cannot be told apart, but it will be gone in a moment."""
+    return not os.path.exists("/proc/%d/ns/mnt" % pid)
+
+
+def remove_tree(path, owns, kept=lambda d: False, timeout=2.0, stayed=None):
+    """Kill the container's own processes (``owns``) in the cgroup and its sub-cgroups, and
+    remove the sub-cgroups and the cgroup itself, deepest first, except those ``kept``
+    (they existed before the container: someone else's).  A foreign process is never
+    signalled; the cgroup holding one stays.  False if one stays (appended to ``stayed``)."""
+    removed = [remove_tree(child, owns, kept, timeout, stayed) for child in sub_cgroups(path)]
+    if kept(path):
+        kill_owned(path, owns)
+        return all(removed)
+    if not all(removed) or not _rmdir_killing(path, owns, timeout):
+        kill_owned(path, owns)
+        if stayed is not None:
+            stayed.append(path)
         return False
+    return True
+
+
+def _rmdir_killing(path, owns, timeout):
     end = time.monotonic() + timeout
     while True:
         try:
@@ -103,11 +157,9 @@ def remove_dir(path, timeout=2.0):
         except OSError as e:
             if e.errno != EBUSY or time.monotonic() > end:
                 return False
-        for pid in read_procs(path):
-            try:
-                os.kill(pid, SIGKILL)
-            except OSError:
-                pass
+        left = read_procs(path)
+        if not kill_owned(path, owns) and left and not any(_exiting(p) for p in left):
+            return False      # only foreign processes are left in it
         time.sleep(0.01)
 
 
@@ -163,12 +215,25 @@ class Driver:
     def dirs(self):
         return []
 
+    def found_pids(self):
+        return {}
+
+    def by_controller(self):
+        """{controller or "" (cgroup2): the container's directory}, or None without cgroups."""
+        return None
+
+    def own_processes(self):
+        return []
+
 
 class FileDriver(Driver):
     """Shared work of the drivers that have directories: join, destroy, apply's checks."""
 
     def __init__(self, remove=None):
+        # The directories this container made (deepest first); None: unknown, all of dirs().
         self.remove = list(remove) if remove is not None else None
+        self.keep = {}      # container dir that existed before -> its sub-cgroups then, or None
+        self.owner = None   # owner.identity() of the init, once its pid is known
         self.home = []      # the runtime's own cgroups (set by choose_driver)
 
     def plan_dirs(self):
@@ -179,16 +244,29 @@ class FileDriver(Driver):
         return [d for d, _ in self.plan_dirs()]
 
     def prepare(self):
-        """Work out which directories will be made (call before record() and create())."""
+        """Work out which directories will be made (call before record() and create()).
+        Only those are removed at the end; a container directory that exists already is
+        someone else's (or shared): it and its sub-cgroups of now are kept."""
         remove = []
         for d, mountpoint in self.plan_dirs():
             for m in missing_dirs(d, mountpoint):
                 if m not in remove:
                     remove.append(m)
-        for d in self.dirs():
-            if d not in remove:
-                remove.insert(0, d)    # existed already: still ours to remove at the end
         self.remove = sorted(remove, key=lambda p: -p.count("/"))
+        self.keep = {d: existing_tree(d) for d in self.dirs() if d not in remove}
+
+    def common_record(self):
+        return {"remove": self.remove, "keep": self.keep, "owner": self.owner}
+
+    def found_pids(self):
+        """{directory: pids} of the container's directories that hold processes now (in
+        them or their sub-cgroups): the cgroup is not empty."""
+        found = {}
+        for d in self.dirs():
+            pids = tree_pids(d) if os.path.isdir(d) else []
+            if pids:
+                found[d] = pids
+        return found
 
     def create(self):
         for d in self.dirs():
@@ -199,6 +277,31 @@ class FileDriver(Driver):
 
     def pids(self):
         return read_procs(self.dirs()[0]) if self.dirs() else []
+
+    def ours(self, directory):
+        """Did this container make ``directory`` (or is that unknown: a record without)?"""
+        return self.remove is None or directory in self.remove
+
+    def owner_test(self, directory):
+        """owns(pid) for the processes of one of the container's directories.  Without an
+        owner record (the init's pid was never known) everything in a directory the
+        container made is its own, nothing in one that existed before."""
+        from .owner import Owner
+        return Owner(self.owner, fallback=self.ours(directory)).owns
+
+    def own_processes(self):
+        """The container's own processes in its cgroup (not a foreign one sharing it)."""
+        dirs = self.dirs()
+        if not dirs:
+            return []
+        owns = self.owner_test(dirs[0])
+        return [p for p in self.pids() if owns(p)]
+
+    def by_controller(self):
+        out = dict(getattr(self, "paths", None) or {})
+        if getattr(self, "unified", None):
+            out[""] = self.unified
+        return out
 
     def visit(self):
         """Move this process into the container's cgroups, so that what it forks (the init,
@@ -217,9 +320,34 @@ class FileDriver(Driver):
             except Exception:
                 pass
         ok = True
-        for d in self.remove or self.dirs():
-            ok = remove_dir(d) and ok
+        dirs = self.dirs()
+        self.stayed = []
+        for d in dirs:
+            ok = remove_tree(d, self.owner_test(d), self._kept(d), stayed=self.stayed) and ok
+        for d in self.remove or ():
+            if d not in dirs:
+                # A parent made for the path: removed once empty; another container's
+                # cgroup may sit in it now, which is no failure of ours.
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         return ok
+
+    def _kept(self, directory):
+        """kept(path) for remove_tree: nothing, if we made ``directory``; else it and the
+        sub-cgroups it had at create (all of them when there were too many to record)."""
+        if self.ours(directory):
+            return lambda path: False
+        before = self.keep.get(directory) if isinstance(self.keep, dict) else None
+        if before is None:
+            return lambda path: True
+        before = set(before) | {directory}
+        return lambda path: path in before
+
+    def leftover_dirs(self):
+        """The directories the last destroy should have removed but could not."""
+        return list(getattr(self, "stayed", ()))
 
     def write_all(self, writes, dir_for, warnings):
         """Check every write's controller and file, then write them all in order."""
@@ -249,10 +377,14 @@ def from_record(record):
     kind = record["driver"]
     if kind == "v1":
         from .v1 import V1Driver
-        return V1Driver(record["paths"], record.get("mounts") or {}, record.get("remove"))
-    if kind == "v2":
+        driver = V1Driver(record["paths"], record.get("mounts") or {}, record.get("remove"))
+    elif kind == "v2":
         from .v2 import V2Driver
-        return V2Driver(record["unified"], record["mount"], record.get("remove"))
-    from .hybrid import HybridDriver
-    return HybridDriver(record["paths"], record["unified"], record["mount"],
-                        record.get("mounts") or {}, record.get("remove"))
+        driver = V2Driver(record["unified"], record["mount"], record.get("remove"))
+    else:
+        from .hybrid import HybridDriver
+        driver = HybridDriver(record["paths"], record["unified"], record["mount"],
+                              record.get("mounts") or {}, record.get("remove"))
+    driver.keep = record.get("keep") or {}
+    driver.owner = record.get("owner")
+    return driver

@@ -32,7 +32,7 @@ class V1Driver(FileDriver):
 
     def record(self):
         return {"driver": self.name, "paths": self.paths, "mounts": self.mounts,
-                "remove": self.remove,
+                **self.common_record(),
                 "freezer": self.freezer_file()}
 
     def freezer_file(self):

@@ -103,7 +103,7 @@ class V2Driver(FileDriver):
 
     def record(self):
         return {"driver": self.name, "unified": self.unified, "mount": self.mount,
-                "remove": self.remove, "freezer": os.path.join(self.unified, "cgroup.freeze")}
+                **self.common_record(), "freezer": os.path.join(self.unified, "cgroup.freeze")}
 
     def create(self):
         enable_controllers(self.unified, self.mount)

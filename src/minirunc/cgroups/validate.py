@@ -8,7 +8,7 @@ silently dropped is a limit that is not there.
 
 import re
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
@@ -43,7 +43,7 @@ def _bytes(value, path):
     """A memory amount: -1 (unlimited), 0 (not set) or a positive number of bytes."""
     if type(value) is not int or value < -1 or value > I64_MAX:
         raise ConfigError(path, "must be -1 (unlimited), 0 (not set) or a positive number of "
-                          "bytes, not %r" % (value,))
+                          "bytes, not %s" % shown(repr(value)))
     return value
 
 
@@ -62,13 +62,13 @@ def _string(value, path):
 def _cpu_list(value, path):
     _string(value, path)
     if value and not _LIST.match(value.replace(" ", "")):
-        raise ConfigError(path, '"%s" is not a list like "0-2,4"' % value)
+        raise ConfigError(path, '"%s" is not a list like "0-2,4"' % shown(value))
     return value
 
 
 def _weight(value, path):
     if type(value) is not int or not (value == 0 or 10 <= value <= 1000):
-        raise ConfigError(path, "must be from 10 to 1000 (or 0: not set), not %r" % (value,))
+        raise ConfigError(path, "must be from 10 to 1000 (or 0: not set), not %s" % shown(repr(value)))
     return value
 
 
@@ -120,26 +120,26 @@ def _period(value, path):
 def _quota(value, path):
     if type(value) is not int or not (value in (-1, 0) or 1000 <= value <= I64_MAX):
         raise ConfigError(path, "must be -1 (unlimited), 0 (not set) or at least 1000 "
-                          "microseconds, not %r" % (value,))
+                          "microseconds, not %s" % shown(repr(value)))
     return value
 
 
 def _shares(value, path):
     if type(value) is not int or not (value == 0 or 2 <= value <= 262144):
-        raise ConfigError(path, "must be from 2 to 262144 (or 0: not set), not %r" % (value,))
+        raise ConfigError(path, "must be from 2 to 262144 (or 0: not set), not %s" % shown(repr(value)))
     return value
 
 
 def _access(value, path):
     _string(value, path)
     if not value or set(value) - set("rwm"):
-        raise ConfigError(path, '"%s": use one or more of r, w, m' % value)
+        raise ConfigError(path, '"%s": use one or more of r, w, m' % shown(value))
     return value
 
 
 def _device_type(value, path):
     if value not in ("a", "b", "c"):
-        raise ConfigError(path, 'unknown device type "%s" (use a, b or c)' % value)
+        raise ConfigError(path, 'unknown device type "%s" (use a, b or c)' % shown(value))
     return value
 
 
@@ -150,7 +150,7 @@ def _device_number(value, path):
 def _page_size(value, path):
     _string(value, path)
     if not _PAGE.match(value):
-        raise ConfigError(path, '"%s" is not a page size like "2MB" or "1GB"' % value)
+        raise ConfigError(path, '"%s" is not a page size like "2MB" or "1GB"' % shown(value))
     return value
 
 
