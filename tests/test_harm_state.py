@@ -614,3 +614,20 @@ def test_damaged_state_with_poststop_hook(rt, make, tmp_path):
     assert "poststop hooks were not run" in r.stderr, r.stderr
     assert not marker.exists()
     h.assert_removed()
+
+
+def test_creator_died_before_the_pid(rt, sleeper):
+    """A valid state.json (creating, pid 0) and a record without a pid, as a create killed
+    right after the spawn leaves them: delete --force finds the init by its socket."""
+    h = Healthy(rt, sleeper)
+    path = os.path.join(h.dir, "init")
+    with open(path) as f:
+        lines = [l for l in f if not l.startswith(("pid=", "pid_start=", "pidns="))]
+    with open(path, "w") as f:
+        f.writelines(lines)
+    h.write(json.dumps(dict(h.state, pid=0, pid_start=None, creating=True)))
+    assert rt.state(h.id)["status"] == "stopped"
+    r = rt("delete", "--force", h.id)
+    assert r.returncode == 0, r.stderr
+    assert "killed init pid %d found by its socket" % h.pid in r.stderr, r.stderr
+    h.assert_removed()

@@ -716,6 +716,9 @@ def delete(root, container_id, force=False):
                              "`minirunc delete --force %s`" % (status, container_id))
         if status != "stopped":
             _kill_init(c, paused)
+        elif not c.pid:
+            # The creator died before it learnt the pid: its init may wait on its socket.
+            _kill_socket_inits_warning(c)
         destroy_cgroup(c)
         _run_poststop(c.data)
         c.remove_dir()
