@@ -562,6 +562,14 @@ def test_init_record_damage(tmp_path, text, needle):
     ({"driver": "hybrid", "paths": [], "mounts": {}}, "cgroup.paths"),
     ({"driver": "v1", "paths": {"pids": "/sys/fs/cgroup/pids/x\0"},
       "mounts": {"pids": "/sys/fs/cgroup/pids"}}, "cgroup.paths.pids"),
+    (dict(CGROUP, keep=["/sys/fs/cgroup/x"]), "cgroup.keep"),
+    (dict(CGROUP, keep={"/etc": None}), "cgroup.keep./etc"),
+    (dict(CGROUP, keep={"/sys/fs/cgroup/x": ["/etc/y"]}), "cgroup.keep./sys/fs/cgroup/x[0]"),
+    (dict(CGROUP, owner=[1]), "cgroup.owner"),
+    (dict(CGROUP, owner={"pid": "1"}), "cgroup.owner.pid"),
+    (dict(CGROUP, owner={"pid": 7, "start": -1}), "cgroup.owner.start"),
+    (dict(CGROUP, owner={"pid": 7, "mntns": [1, 2, 3]}), "cgroup.owner.mntns"),
+    (dict(CGROUP, owner={"pid": 7, "pidns": [1, "x"]}), "cgroup.owner.pidns[1]"),
 ])
 def test_cgroup_record_shape(record, where):
     state = _state_module()

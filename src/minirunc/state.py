@@ -213,11 +213,39 @@ def check_cgroup(value, where="cgroup"):
             raise _Bad(where + ".freezer", "must name a freezer.state or cgroup.freeze file, "
                        "found %s" % _shown(freezer))
         dirs.append((where + ".freezer", os.path.dirname(freezer)))
+    if value.get("keep") is not None:
+        for d, before in _want(value["keep"], dict, where + ".keep").items():
+            at = _at(where + ".keep", d)
+            _want_text(d, at, path=True)
+            dirs.append((at, d))
+            if before is not None:
+                _text_list(before, at, path=True)
+                dirs += [("%s[%d]" % (at, i), sub) for i, sub in enumerate(before)]
+    _check_owner(value.get("owner"), where + ".owner")
     for at, d in dirs:
         if d is None:
             continue
         if not any(d.startswith(m.rstrip("/") + "/") for m in mounts):
             raise _Bad(at, "%s is not under a recorded cgroup mount" % _shown(d))
+
+
+def _check_owner(value, where):
+    """cgroups/owner.py identity(): what tells the container's processes from others."""
+    if value is None:
+        return
+    _want(value, dict, where)
+    _want_int(value.get("pid"), where + ".pid", 1, PID_MAX)
+    if value.get("start") is not None:
+        _want_int(value["start"], where + ".start", 0, U64_MAX)
+    for key in ("mntns", "pidns"):
+        ns = value.get(key)
+        if ns is None:
+            continue
+        at = "%s.%s" % (where, key)
+        if len(_want(ns, list, at)) != 2:
+            raise _Bad(at, "must be [device, inode], found %s" % _shown(ns))
+        for i, number in enumerate(ns):
+            _want_int(number, "%s[%d]" % (at, i), 0, U64_MAX)
 
 
 def check_state(data, container_id):
