@@ -61,7 +61,7 @@ def go_quote(text):
 
 
 def _text_value(text):
-    if text and all(ch in _BARE for ch in text):
+    if all(ch in _BARE for ch in text):     # "" too: logrus writes `msg=`
         return text
     return go_quote(text)
 
