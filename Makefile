@@ -50,8 +50,9 @@ demo: binary
 # The real-container tests run twice: from source, then through the single binary.
 CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_security.py \
 	tests/test_bad_input.py tests/test_terminal.py tests/test_commands.py tests/test_cgroups.py \
-	tests/test_exec.py tests/test_hooks.py tests/test_checkpoint.py
-test: native binary images criu
+	tests/test_exec.py tests/test_hooks.py tests/test_checkpoint.py tests/test_fidelity_cli.py \
+	tests/test_clients.py
+test: native binary images criu clients
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)
 
@@ -127,3 +128,19 @@ build/criu/criu: build/criu.sh
 	build/criu/criu check 2>/dev/null | grep -q "Looks good" || { build/criu/criu check; exit 1; }
 
 criu: build/criu/criu
+
+# --- Real clients (issue 10): Debian's podman 4.3 and containerd 1.6 drive minirunc in
+# tests/test_clients.py, each with a private root/config under a temp dir (nothing of the
+# host's is used or left); the tests start and stop their own containerd.
+CLIENT_APT_PACKAGES := podman containerd
+.PHONY: clients
+$(STAMP)/clients-apt:
+	mkdir -p $(STAMP)
+	@missing=$$(for p in $(CLIENT_APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	touch $@
+
+clients: $(STAMP)/clients-apt

@@ -1639,8 +1639,9 @@ static const char *last_line(int fd, char *buf, size_t size)
 }
 
 /* Run one hook with `state` on its stdin and its output in a memfd (shown on failure,
- * like the runtime's own hooks); any failure ends the init with `E`. */
-static void run_hook(struct hook *h, const char *state, size_t len, const char *kind)
+ * like the runtime's own hooks); any failure ends the init with `E`.  `dir_fd` >= 0:
+ * the hook's working directory (createContainer runs in the rootfs, as runc's does). */
+static void run_hook(struct hook *h, const char *state, size_t len, const char *kind, int dir_fd)
 {
     struct rec *r = h->rec;
     const char *where = r->f[1].s, *path = r->f[2].s;
@@ -1663,7 +1664,8 @@ static void run_hook(struct hook *h, const char *state, size_t len, const char *
     if (pid == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         umask(hook_umask);   /* not the 0 the init uses while it makes devices */
-        if (dup2(in, 0) == 0 && dup2(out, 1) == 1 && dup2(out, 2) == 2)
+        if ((dir_fd < 0 || fchdir(dir_fd) == 0) &&
+            dup2(in, 0) == 0 && dup2(out, 1) == 1 && dup2(out, 2) == 2)
             execve(path, h->argv, h->envp);
         int e = errno;
         (void)!write(report[1], &e, sizeof e);
@@ -1691,11 +1693,12 @@ static void run_hook(struct hook *h, const char *state, size_t len, const char *
              *tail ? ": " : "", tail, NULL);
 }
 
-static void run_hooks(unsigned stage, const char *state, size_t len, const char *kind)
+static void run_hooks(unsigned stage, const char *state, size_t len, const char *kind,
+                      int dir_fd)
 {
     for (size_t i = 0; i < nhooks; i++)
         if (hooks[i].rec->f[0].u == stage)
-            run_hook(&hooks[i], state, len, kind);
+            run_hook(&hooks[i], state, len, kind, dir_fd);
 }
 
 /* After the mounts: let the runtime run prestart and createRuntime hooks (`H`), take
@@ -1708,7 +1711,7 @@ static void hook_sync(void)
     ssize_t n = recv_whole(sync_fd, &msg);
     if (n < 1 || msg[0] != 'h')
         _exit(1);   /* the runtime failed its own hooks and is killing us */
-    run_hooks(0, msg + 1, n - 1, "createContainer");
+    run_hooks(0, msg + 1, n - 1, "createContainer", root_fd);   /* cwd: the rootfs */
     munmap(msg, n + 1);
 }
 
@@ -1732,7 +1735,7 @@ static void __attribute__((noreturn)) wait_start_and_exec(int listen_fd, scmp_fi
     ssize_t n = recv_whole(conn, &msg);
     if (n < 1 || msg[0] != 'S')
         _exit(1);
-    run_hooks(1, msg + 1, n - 1, "startContainer");
+    run_hooks(1, msg + 1, n - 1, "startContainer", -1);   /* cwd: process.cwd */
     set_cpu_affinity(1);
     apply_late_rlimits();
     load_seccomp(late, conn);

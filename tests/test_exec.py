@@ -114,7 +114,7 @@ def test_exec_process_file(rt, make, tmp_path):
     assert r.stdout.splitlines() == ["from-file", "7", "/tmp"]
     path.write_text(json.dumps(dict(process, args=[])))
     r = rt("exec", "-p", path, cid)
-    assert r.returncode == 1
+    assert r.returncode == 255
     assert r.stderr.strip() == "minirunc: %s: args: must be a non-empty list of strings" % path
 
 
@@ -127,7 +127,7 @@ def test_exec_errors_are_one_line_and_leave_nothing(rt, make):
                        (["-t", "-d", cid, "true"], "--console-socket"),
                        (["--cwd", "/nowhere", cid, "true"], 'process.cwd "/nowhere"')):
         r = rt("exec", *(args if args[0].startswith("-") else [cid] + args))
-        assert r.returncode == 1, (args, r.stderr)
+        assert r.returncode == 255, (args, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and text in r.stderr, (args, r.stderr)
         assert no_exec_sockets(rt, cid)
     assert rt.state(cid)["status"] == "running"
@@ -137,15 +137,15 @@ def test_exec_in_stopped_paused_and_missing_containers(rt, make):
     cid, _, _ = running(rt, make, args=("true",))
     assert wait_for(lambda: rt.state(cid)["status"] == "stopped")
     r = rt("exec", cid, "true")
-    assert r.returncode == 1
+    assert r.returncode == 255
     assert r.stderr.strip() == "minirunc: container %s: cannot exec in a stopped container" % cid
     r = rt("exec", "nonexistent", "true")
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "does not exist" in r.stderr
+    assert r.returncode == 255 and len(r.stderr.splitlines()) == 1 and "does not exist" in r.stderr
 
     cid, _, _ = running(rt, make)
     if rt("pause", cid).returncode == 0:
         r = rt("exec", cid, "true")
-        assert r.returncode == 1 and "cannot exec in a paused container" in r.stderr
+        assert r.returncode == 255 and "cannot exec in a paused container" in r.stderr
         assert rt("resume", cid).returncode == 0
     assert rt("exec", cid, "true").returncode == 0
 
@@ -394,7 +394,7 @@ def test_exec_cgroup_errors(rt, make):
             (["--cgroup", "bogus:sub"], "controller bogus is not one of the container's"),
             (["--cgroup", "a", "--cgroup", "b"], "only a single such --cgroup is allowed")):
         r = rt("exec", *args, cid, "true")
-        assert r.returncode == 1, (args, r.stderr)
+        assert r.returncode == 255, (args, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and problem in r.stderr, (args, r.stderr)
     assert no_exec_sockets(rt, cid)
     assert sorted(json.loads(rt("ps", "--format", "json", cid).stdout)) == before

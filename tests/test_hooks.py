@@ -80,8 +80,8 @@ def test_every_kind_runs_in_order_with_the_state(rt, make, tmp_path):
     by_kind = {e["kind"]: e for e in entries}
     pid = by_kind["prestart"]["state"]["pid"]
     assert pid > 1
-    for kind, status in (("prestart", "creating"), ("createRuntime", "creating"),
-                         ("createContainer", "creating"), ("poststart", "running"),
+    for kind, status in (("prestart", "created"), ("createRuntime", "created"),
+                         ("createContainer", "created"), ("poststart", "running"),
                          ("poststop", "stopped")):
         state = by_kind[kind]["state"]
         assert state["id"] == cid and state["status"] == status, (kind, state)

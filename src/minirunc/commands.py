@@ -8,7 +8,7 @@ never pays for what `run` uses.
 import os
 import sys
 
-from .errors import ConfigError, StateError, UsageError
+from .errors import ConfigError, MiniruncError, StateError, UsageError
 
 # Verbs of runc that later issues add; named here so the error says why.
 LATER = {}
@@ -99,7 +99,23 @@ def cmd_run(root, options, container_id):
     return code
 
 
+# runc exits 255 when exec fails on its side (`fatalWithCode(..., 255)` for any error after
+# its argument check), so callers tell it from the exit code of the process itself.
+EXEC_FAILED = 255
+
+
 def cmd_exec(root, options, container_id, command=()):
+    """runc's `exec`: the process's exit code (128+N for a signal), 0 with --detach, or
+    255 when the exec itself fails (bad container, state, flags, --pid-file, args[0]...).
+    A wrong command line that the parser catches (unknown flag, no ID) stays 1."""
+    try:
+        return _exec(root, options, container_id, command)
+    except MiniruncError as e:
+        e.exit_code = EXEC_FAILED
+        raise
+
+
+def _exec(root, options, container_id, command):
     from . import cgroupwarm
     cgroupwarm.start()
     from . import container, log

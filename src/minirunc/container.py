@@ -262,8 +262,9 @@ def _setup_cgroup(container, state, config, cgroup, resources):
     in state.json, make them and write the resources.  Returns the driver (the caller
     destroys it if anything later fails)."""
     if cgroup.name != "none":
-        from .cgroups.owner import check_nonempty
+        from .cgroups.owner import check_nonempty, check_not_frozen
         check_nonempty(cgroup, config.annotations, log.warning)
+        check_not_frozen(cgroup)
         cgroup.prepare()
     state["cgroup"] = cgroup.record()
     container.save(state)
@@ -372,9 +373,10 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
 
         def run_create_hooks():
             # prestart (deprecated, same moment) and createRuntime: in our namespaces,
-            # while the init waits after its mounts.
+            # while the init waits after its mounts.  Status `created`, as crun and the
+            # runtime-spec validation suite have it (createContainer gets the same).
             from . import hooks
-            document = hooks.state_json(state, "creating")
+            document = hooks.state_json(state, "created")
             hooks.run(config.hooks.get("prestart", []) + config.hooks.get("createRuntime", []),
                       document)
             return document
@@ -429,6 +431,12 @@ def start(root, container_id):
     with Container(root, container_id).lock() as c:
         c.load()
         status = c.status()
+        if status == "paused":
+            # A created container is paused only when its cgroup was frozen behind our back
+            # (or by `pause`): runc's words, then ours.
+            raise StateError(container_id, "container's cgroup unexpectedly frozen: cannot start "
+                             "a container that is paused (thaw it with `minirunc resume %s`)"
+                             % container_id)
         if status != "created":
             raise StateError(container_id, "cannot start a container that is %s (only a created "
                              "container can be started)" % status)
@@ -660,14 +668,23 @@ def _pidfd_for(c):
 
 
 def signal_container(root, container_id, signum, all_processes=False):
+    """Send ``signum`` to the init (and with ``all_processes`` to every process of the
+    container).  Signal 0 sends nothing: it succeeds while the init lives (created,
+    running or paused) and fails once it is stopped, as runc's.  ``--all`` on a stopped
+    container signals what is left in its cgroups and succeeds (runc 1.1 exits 0)."""
     import signal
     check_id(container_id)
     with Container(root, container_id).lock() as c:
         c.load()
-        if c.status() == "stopped":
-            raise StateError(container_id, "is not running (status stopped); nothing to signal")
-        pidfd = _pidfd_for(c)
+        stopped = c.status() == "stopped"
+        pidfd = None if stopped else _pidfd_for(c)
         if pidfd is None:
+            if all_processes:
+                _signal_leftovers(c, signum)
+                return
+            if stopped:
+                raise StateError(container_id, "is not running (status stopped); nothing to "
+                                 "signal")
             raise StateError(container_id, "is not running (its init has exited)")
         try:
             if all_processes:
@@ -683,6 +700,23 @@ def signal_container(root, container_id, signum, all_processes=False):
             raise HostError("send signal %d to pid" % signum, str(c.pid), e.errno) from None
         finally:
             os.close(pidfd)
+
+
+def _signal_leftovers(c, signum):
+    """kill --all of a container whose init is gone: the container's own processes still in
+    its cgroups (ones that outlived an init sharing the host's pid namespace).  Never the
+    recorded init pid, which may belong to someone else by now; without cgroups, nothing."""
+    record = c.data.get("cgroup")
+    if not record or record.get("driver") in (None, "none"):
+        return
+    from .cgroups import driver_from_record
+    for pid in driver_from_record(record).own_processes():
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+        except OSError as e:
+            raise HostError("send signal %d to pid" % signum, str(pid), e.errno) from None
 
 
 def _wait_gone(pidfd, timeout=10.0):

@@ -2,13 +2,18 @@
 
 They run in the runtime's namespaces with the container's state JSON on stdin
 (runtime-spec config.md, "POSIX-platform Hooks"); without ``env`` they inherit the
-runtime's environment, as runc's do.  createContainer and startContainer run inside the
+runtime's environment, as runc's do.  Their working directory is the bundle (runc runs
+them from there: it chdirs into the bundle for create and run), or the caller's when the
+bundle is gone.  prestart and createRuntime (and createContainer) read status `created`,
+as crun gives and the runtime-spec validation suite expects (runc 1.1 says `creating`).  createContainer and startContainer run inside the
 container and are the C init's job (plan._add_hooks).  state.json keeps the hooks
 (``to_record``) so that `start` and `delete` find them without the bundle.
 
 Imported only for containers that have hooks: subprocess is not on the plain
 container path.
 """
+
+import os
 
 from minirunc import jsontext, log
 from minirunc.config import Hook
@@ -47,16 +52,28 @@ def run(hooks, state, fatal=True):
     """Run ``hooks`` one after the other with ``state`` (bytes) on stdin.  The first
     failure raises HookError when ``fatal``; otherwise each failure is a warning and
     the rest still run (poststart and poststop, as the spec asks)."""
+    cwd = _bundle_dir(state) if hooks else None
     for hook in hooks:
         try:
-            _run_one(hook, state)
+            _run_one(hook, state, cwd)
         except HookError as e:
             if fatal:
                 raise
             log.warning(str(e))
 
 
-def _run_one(hook, state):
+def _bundle_dir(state):
+    """The bundle named in the state document, if it is still a directory (else None:
+    the hook runs where the runtime was started)."""
+    import json
+    try:
+        bundle = json.loads(state).get("bundle")
+    except ValueError:
+        return None
+    return bundle if isinstance(bundle, str) and bundle and os.path.isdir(bundle) else None
+
+
+def _run_one(hook, state, cwd=None):
     """Run one hook; its output is kept, and its last line shown if it fails (as runc
     shows a failed hook's output)."""
     import subprocess
@@ -64,7 +81,7 @@ def _run_one(hook, state):
     try:
         done = subprocess.run(hook.args, executable=hook.path, input=state, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=hook.timeout or None)
+                              timeout=hook.timeout or None, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise HookError(hook.where, hook.path, "did not finish within its timeout of %d s "
                         "(killed)" % hook.timeout) from None

@@ -1,7 +1,8 @@
 """Signal names and numbers for `kill`, without importing the `signal` module (it pulls enum).
 
 Accepts what runc accepts: `KILL`, `SIGKILL`, `kill`, `9`, and the real-time forms
-`RTMIN`, `RTMIN+3`, `RTMAX-1`.
+`RTMIN`, `RTMIN+3`, `RTMAX-1`; and `0`, which sends nothing and only asks whether the
+container's init is alive (kill(2)'s null signal; runc passes it through).
 """
 
 from .errors import UsageError
@@ -23,9 +24,10 @@ def parse_signal(text):
     raw = text.strip()
     if raw.isdigit():
         num = int(raw)
-        if 1 <= num <= SIGRTMAX:
+        if 0 <= num <= SIGRTMAX:
             return num
-        raise UsageError("invalid signal %r: numbers go from 1 to %d" % (text, SIGRTMAX))
+        raise UsageError("invalid signal %r: numbers go from 0 (only check that the container "
+                         "is alive) to %d" % (text, SIGRTMAX))
     name = raw.upper()
     if name.startswith("SIG"):
         name = name[3:]

@@ -2,7 +2,8 @@
 
 As runc does, the container also gets a directory in the v2 tree and joins it.  Resources
 go to the v1 controllers; a controller the v1 side lacks but the v2 tree offers (hugetlb on
-some hosts) is enabled there and written in its v2 form, and ``unified`` keys go there too.
+some hosts) is enabled there and written in its v2 form.  ``unified`` keys are refused, as
+runc refuses them on any host with v1 hierarchies (validate.check_unified_allowed).
 Device rules go to the v1 devices controller (as runc does); only a host without it gets
 the cgroup v2 eBPF device program on the container's cgroup2 directory.
 """

@@ -134,3 +134,17 @@ def check_nonempty(driver, annotations, warn):
     warn("container's cgroup is not empty: %d process(es) found (in %s; they are not the "
          "container's and are left alone; annotation %s=refuse or %s=refuse refuses this)"
          % (count, directory, NONEMPTY_ANNOTATION, NONEMPTY_ENV))
+
+
+def check_not_frozen(driver):
+    """Before the container's cgroups are made: a cgroup that exists already and is frozen
+    would freeze the init halfway through its set-up.  runc 1.1 refuses it with
+    "container's cgroup unexpectedly frozen"; so do we, naming the file to thaw."""
+    from ..errors import HostError
+    if not driver.can_freeze() or not driver.frozen():
+        return
+    path = driver.record().get("freezer") or "(its freezer)"
+    raise HostError("container's cgroup unexpectedly frozen:", path,
+                    hint="it exists already and is frozen; thaw it (write %s to it) or pick "
+                    "another linux.cgroupsPath" % ("THAWED" if path.endswith("freezer.state")
+                                                    else "0"))

@@ -170,6 +170,9 @@ def choose_driver(linux, container_id, systemd=False, mountinfo=None, proc_cgrou
     if mode == "none":
         from .none import NoneDriver
         return NoneDriver(), []
+    if linux and mode in ("v1", "hybrid"):
+        from .validate import check_unified_allowed
+        check_unified_allowed(getattr(linux, "resources", None), mode)  # before any mkdir
     inner, notice = inner_path(linux.cgroups_path if linux else "", container_id, systemd)
     notices = [notice] if notice else []
     v1, unified = container_dirs(layout, inner)

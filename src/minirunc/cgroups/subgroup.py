@@ -25,8 +25,10 @@ def parse(specs):
             controllers = UNIFIED
         rel = path.strip("/")
         if not rel or ".." in rel.split("/"):
-            raise UsageError("--cgroup %s: the path must name a sub-cgroup inside the "
-                             "container's cgroup (no \"..\")" % spec)
+            # runc's words ("... is not a sub cgroup path"), then ours
+            raise UsageError("--cgroup %s: %s is not a sub cgroup path (it must name a "
+                             "sub-cgroup inside the container's cgroup, without \"..\")"
+                             % (spec, path))
         for controller in controllers.split(",") if controllers else [UNIFIED]:
             paths[controller] = rel
     return paths

@@ -227,8 +227,9 @@ def v1_writes(res, current_swap=None, config_devices=()):
     if res.get("devices"):
         for i, (file, rule) in enumerate(device_rules(res["devices"], config_devices)):
             writes.append(_w("devices", file, rule, P + ".devices"))
-    for name, value in (res.get("unified") or {}).items():
-        writes.append(_w("", name, value, "%s.unified.%s" % (P, name)))
+    if res.get("unified"):
+        from .validate import check_unified_allowed
+        check_unified_allowed(res, "v1")    # `update` of a v1 or hybrid container
     return writes, warnings
 
 

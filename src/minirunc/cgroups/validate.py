@@ -217,6 +217,18 @@ def check_resources(value, path="linux.resources"):
     return resources, warnings
 
 
+def check_unified_allowed(resources, mode, path="linux.resources"):
+    """``unified`` keys are cgroup v2 files: on a v1 or hybrid host runc refuses them
+    before it touches any cgroup ("invalid configuration: cannot use unified on cgroup
+    v1"), even though a hybrid host has a cgroup2 tree.  Same words here, then ours."""
+    if mode in ("v1", "hybrid") and (resources or {}).get("unified"):
+        raise ConfigError(path + ".unified", "invalid configuration: cannot use unified on "
+                          "cgroup v1 (this host %s; unified resources need a cgroup v2 host: "
+                          "use the cgroup v1 keys of linux.resources instead)"
+                          % ("mounts cgroup v1 and v2 side by side (hybrid)" if mode == "hybrid"
+                             else "uses cgroup v1"))
+
+
 def requested(resources):
     """The resource groups that ask for something (for warnings and checks)."""
     return [key for key, value in resources.items() if value not in (None, {}, [])]
