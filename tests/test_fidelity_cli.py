@@ -212,7 +212,13 @@ def test_kill_all_of_a_stopped_container_never_signals_the_recorded_pid(rt, make
     cid = running(rt, make, ["true"])
     assert wait_for(lambda: rt.state(cid)["status"] == "stopped")
     # Someone else may hold the dead init's pid by now: pretend so with our own pid.
+    # (state.json and the init record beside it both record the pid; they must agree.)
     record = state_record(rt, cid)
+    init_path = os.path.join(rt.root, cid, "init")
+    init_record = open(init_path).read()
+    assert "\npid=%d\n" % record["pid"] in init_record
+    with open(init_path, "w") as f:
+        f.write(init_record.replace("\npid=%d\n" % record["pid"], "\npid=%d\n" % os.getpid()))
     record["pid"] = os.getpid()
     with open(os.path.join(rt.root, cid, "state.json"), "w") as f:
         json.dump(record, f)
