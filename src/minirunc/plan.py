@@ -215,6 +215,8 @@ def _add_rootfs(plan, config, no_pivot):
     propagation = mountopts.PROPAGATION.get(config.linux.rootfs_propagation, 0)
     plan.add("ROOTFS", config.root.host_path, int(config.root.readonly), propagation,
              int(bool(no_pivot)))
+    if config.linux.namespace("mount") is None:
+        plan.add("SHARED_MOUNT_NS", 1)
 
 
 # ------------------------------------------------------------------ mounts
@@ -230,6 +232,8 @@ def _add_mounts(plan, config, host, cgroup_dirs=None):
             plan.warnings.extend(warnings)
         else:
             plan.records.append(mount_record(mount, _mount_context(config)))
+            if mount.opts.copyup:
+                plan.add("MOUNT_COPYUP", 1)
             if mount.idmapped:
                 plan.add("MOUNT_IDMAP", int(mount.idmap_recursive),
                          map_text(m.as_tuple() for m in mount.uid_mappings),
@@ -385,6 +389,13 @@ def _device_type(kind):
 
 
 def _add_devices(plan, config):
+    if config.linux.namespace("mount") is None:
+        # Sharing the runtime's mount namespace: no node is made in the rootfs on the
+        # host's disk (config.py refuses linux.devices then).
+        plan.add("DEV_SETUP", 0)
+        plan.notes.append("no mount namespace: the container shares the runtime's; no "
+                          "mounts, device nodes or pivot_root, only a chroot into the rootfs")
+        return
     if dev_is_bind_mounted(config):
         plan.add("DEV_SETUP", 0)
         if config.linux.devices:
