@@ -348,3 +348,61 @@ def test_read_only_dev_gets_its_submounts_first(rt, make, tmp_path):
     assert "Read-only file system" in r.stdout + r.stderr
     assert {"/dev/null", "/dev/zero", "/dev/pts/ptmx"} <= set(lines)
     assert_nothing_left(rt, cid, tmp_path)
+
+
+def test_read_only_dev_with_a_terminal_has_its_console(rt, make, tmp_path):
+    """/dev/console is made (a file to bind the pty onto) before /dev becomes read-only."""
+    import select
+    import time
+    from conftest import runtime_env
+
+    def edit(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+    bundle = make(["sh", "-c", "echo on-console > /dev/console; touch /dev/y || echo dev-ro"],
+                  edit, terminal=True)
+    master, slave = os.openpty()
+    cid = rt.new_id()
+    proc = subprocess.Popen(rt.cmd("run", "--bundle", bundle, cid), stdin=slave, stdout=slave,
+                            stderr=slave, env=runtime_env(), start_new_session=True)
+    out = b""
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(timeout=20) == 0, out
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert b"on-console" in out and b"dev-ro" in out, out
+    assert_nothing_left(rt, cid, tmp_path)
+
+
+def test_tmpcopyup_in_a_user_namespace(rt, make, tmp_path):
+    from make_bundle import in_user_namespace, reachable_by_mapped_root
+
+    def edit(c):
+        in_user_namespace(c)
+        c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["tmpcopyup"]})
+    bundle = make(["sh", "-c", "cat /etc/passwd; stat -c '%a %u' /etc/sub /etc/sub/f"], edit)
+    sub = bundle / "rootfs" / "etc" / "sub"
+    sub.mkdir()
+    (sub / "f").write_text("f")
+    os.chown(sub, 101000, 101000)          # container uid 1000
+    os.chown(sub / "f", 100005, 100005)    # container uid 5
+    os.chmod(sub, 0o711)
+    cid = rt.new_id()
+    r = rt.run(reachable_by_mapped_root(bundle), cid=cid)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == ["711 1000", "644 5"], r.stdout
+    assert r.stdout.startswith("root:x:0:0:")
+    assert_nothing_left(rt, cid, tmp_path)
