@@ -912,7 +912,8 @@ static void copy_entry(int from, int to, const char *name, const char *dest, int
         close(d);
         return;
     case S_IFREG:
-        s = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        /* O_NONBLOCK: a fifo swapped in since the fstatat must not block the open */
+        s = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         if (s < 0 || fstat(s, &now) < 0 || !S_ISREG(now.st_mode))
             copy_fail(s < 0 ? errno : EINVAL, dest, "open");
         if ((d = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)

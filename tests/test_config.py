@@ -215,9 +215,6 @@ ERROR_CASES = [
     (_set(["mounts"], [{"destination": "/a", "type": "proc"}, {"destination": "/b", "type": "tmpfs"},
                        {"destination": "/x", "type": "tmpfs", "options": ["ro", "nosuidd"]}]),
      "mounts[2].options[1]", 'unknown mount option "nosuidd"'),
-    (_set(["mounts"], [{"destination": "/x", "type": "proc", "options": ["tmpcopyup"]}]),
-     "mounts[0].options[0]", 'mount option "tmpcopyup" applies to tmpfs mounts only (this one '
-     'is type "proc")'),
     (_set(["mounts"], [{"destination": "/x", "options": ["rbind"]}]),
      "mounts[0].source", "is required for a bind mount"),
     (_set(NS, [{"type": "mount"}, {"type": "pid"}, {"type": "process"}]),

@@ -311,8 +311,8 @@ def test_unknown_option(word):
 def test_copyup_only_on_tmpfs():
     assert mo.parse(["tmpcopyup"], "tmpfs", "mounts[0].options").copyup
     assert not mo.parse(["tmpcopyup", "notmpcopyup"], "tmpfs", "mounts[0].options").copyup
-    with pytest.raises(ConfigError, match="applies to tmpfs mounts only"):
-        mo.parse(["bind", "tmpcopyup"], "bind", "mounts[0].options")
+    assert not mo.parse(["bind", "tmpcopyup"], "bind", "mounts[0].options").copyup
+    assert not mo.parse(["tmpcopyup"], "proc", "mounts[0].options").copyup
 
 
 @pytest.mark.parametrize("word", ["idmap", "ridmap"])

@@ -120,7 +120,8 @@ RECURSIVE = {
 
 UNSUPPORTED = ()
 # runc's extension: the tmpfs starts as a copy of what the rootfs holds at its
-# destination (podman adds it to every tmpfs); "notmpcopyup" undoes it.
+# destination (podman adds it to every tmpfs); "notmpcopyup" undoes it.  runc accepts
+# both on any mount and ignores them but on a tmpfs; so does minirunc.
 COPYUP = {"tmpcopyup": True, "notmpcopyup": False}
 # An idmapped bind mount: "idmap" maps the mount itself, "ridmap" its submounts too.
 IDMAP = ("idmap", "ridmap")
@@ -216,11 +217,8 @@ def parse(options, fstype, path):
         elif word in IDMAP:
             result.idmap = word
         elif word in COPYUP:
-            if fstype != "tmpfs" or bind:
-                raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" applies to tmpfs '
-                                  'mounts only (this one is %s)'
-                                  % (word, "a bind" if bind else 'type "%s"' % shown(fstype)))
-            result.copyup = COPYUP[word]
+            # As runc: accepted on any mount, acted on for a tmpfs only.
+            result.copyup = COPYUP[word] and fstype == "tmpfs" and not bind
         elif word in UNSUPPORTED:
             raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" is not supported'
                               % shown(word))
