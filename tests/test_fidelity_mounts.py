@@ -267,6 +267,10 @@ def test_no_mount_namespace_shares_the_runtimes(rt, make, tmp_path):
         mine, theirs = os.stat("/proc/self/ns/mnt"), os.stat("/proc/%d/ns/mnt" % pid)
         assert (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
         assert os.readlink("/proc/%d/root" % pid) == str(rootfs)
+        # exec gets the same root (setns gives none: the namespace is the runtime's).
+        assert not os.path.exists("/seen")
+        r = rt("exec", cid, "cat", "/seen")
+        assert (r.returncode, r.stdout) == (0, "from the host\n"), r.stderr
         deleted(rt, cid)
     finally:
         umount(rootfs / "mnt")

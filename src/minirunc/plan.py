@@ -168,12 +168,17 @@ NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid":
             "cgroup": "cgroup", "time": "time", "mount": "mnt"}
 
 
-def build_exec_plan(process, seccomp, namespaces, preserve_fds=0):
+def build_exec_plan(process, seccomp, namespaces, preserve_fds=0, shared_root=None):
     """The Plan of `exec`: join ``namespaces`` ({type: path}, those of the container's init
     that differ from the runtime's own), then set up ``process`` (a config.Process) as
     create would, with the container's ``seccomp`` (or None).  No rootfs, mounts, devices,
-    sysctls or new namespaces: the container has them already."""
+    sysctls or new namespaces: the container has them already.  ``shared_root``: the
+    rootfs of a container that shares the runtime's mount namespace (none listed); the
+    process is chrooted into it as the init was (setns gives no root then)."""
     plan = Plan()
+    if shared_root and "mount" not in namespaces:
+        plan.add("ROOTFS", shared_root, 0, 0, 0)
+        plan.add("SHARED_MOUNT_NS", 1)
     plan.terminal = process.terminal
     plan.preserve_fds = preserve_fds
     for ns_type in JOIN_ORDER:
