@@ -712,9 +712,9 @@ static void prepare_rootfs(struct rec *root)
         note("/ is not a mount point (chroot?): set ", ms_text(fb, sizeof fb, prop),
              " on the mount holding ", rootfs, " instead", NULL);
     }
-    /* pivot_root needs the new root's parent mount to be non-shared. */
-    if (!root->f[3].u)
-        propagate_up(rootfs, MS_PRIVATE);
+    /* pivot_root needs the new root's parent mount to be non-shared, and so does the
+     * MS_MOVE of --no-pivot (runc's rootfsParentMountPrivate, done for both). */
+    propagate_up(rootfs, MS_PRIVATE);
     do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL, rootfs);
     root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)

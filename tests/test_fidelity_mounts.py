@@ -209,6 +209,27 @@ def test_rootfs_propagation_reaches_the_root(rt, make, tmp_path, propagation, ta
     assert_nothing_left(rt, cid, tmp_path)
 
 
+@pytest.mark.parametrize("propagation", ["private", "rprivate"])
+def test_private_root_without_pivot_root_is_refused_as_runc(rt, make, tmp_path, propagation):
+    def edit(c):
+        c["linux"]["rootfsPropagation"] = propagation
+    cid = rt.new_id()
+    line = one_error_line(rt.run(make(["true"], edit), "--no-pivot", cid=cid))
+    assert "linux.rootfsPropagation: rootfsPropagation of [r]private is not safe without " \
+           "pivot_root" in line, line
+    assert_nothing_left(rt, cid, tmp_path)
+
+
+def test_shared_root_with_no_pivot(rt, make, tmp_path):
+    def edit(c):
+        c["linux"]["rootfsPropagation"] = "shared"
+    cid = rt.new_id()
+    r = rt.run(make(["cat", "/proc/self/mountinfo"], edit), "--no-pivot", cid=cid)
+    assert r.returncode == 0, r.stderr
+    assert [f.split(":")[0] for f in root_line(r.stdout)] == ["shared"]
+    assert_nothing_left(rt, cid, tmp_path)
+
+
 @pytest.mark.parametrize("propagation, seen", [("rslave", True), ("rshared", True),
                                                ("rprivate", False)])
 def test_host_mount_propagates_into_a_shared_bind(rt, make, tmp_path, propagation, seen):

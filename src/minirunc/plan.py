@@ -218,6 +218,10 @@ def _add_namespaces(plan, linux):
 
 def _add_rootfs(plan, config, no_pivot):
     propagation = mountopts.PROPAGATION.get(config.linux.rootfs_propagation, 0)
+    if no_pivot and propagation & mountopts.MS_PRIVATE:
+        from minirunc.errors import ConfigError
+        raise ConfigError("linux.rootfsPropagation", "rootfsPropagation of [r]private is not "
+                          "safe without pivot_root (--no-pivot was given)")
     plan.add("ROOTFS", config.root.host_path, int(config.root.readonly), propagation,
              int(bool(no_pivot)))
     if config.linux.namespace("mount") is None:
