@@ -10,6 +10,7 @@
  * string helpers below are used: no stdio, no locale, no threads.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -71,7 +73,8 @@ enum {
     T_SECCOMP_ARCH = 25, T_DEV_SETUP = 26, T_PERSONALITY = 27, T_HOOK_SYNC = 28,
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
     T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36,
-    T_CPU_AFFINITY = 37, T_LSM_LABEL = 40, T_MAX = 41
+    T_CPU_AFFINITY = 37, T_LSM_LABEL = 40, T_MOUNT_COPYUP = 41, T_SHARED_MOUNT_NS = 42,
+    T_MAX = 43
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -87,7 +90,7 @@ static const char *const KINDS[T_MAX] = {
     [T_HOOK_ENV] = "s", [T_SESSION_KEYRING] = "su",
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
     [T_MOUNT_IDMAP] = "uss", [T_CPU_AFFINITY] = "uL",
-    [T_LSM_LABEL] = "us",
+    [T_LSM_LABEL] = "us", [T_MOUNT_COPYUP] = "u", [T_SHARED_MOUNT_NS] = "u",
 };
 
 #define MAXF 10
@@ -646,6 +649,23 @@ static int resolve_or_fail(const char *dest, int create, const char *what)
 
 static int new_userns;
 static char *rootfs;
+static struct rec *shared_root;   /* ROOTFS when the container shares the runtime's mount ns */
+static struct stat host_mnt_ns;   /* the runtime's mount namespace (stage 1, before setns) */
+
+/* The rootfs preparation changes the mount namespace it runs in (propagation of "/",
+ * binds, pivot_root, which moves every process whose root is the old one): never the
+ * runtime's own, even when a linux.namespaces path turns out to name it. */
+static void check_own_mount_namespace(void)
+{
+    struct stat st;
+    if (stat("/proc/self/ns/mnt", &st) < 0)
+        fail(errno, "mount", "stat /proc/self/ns/mnt before preparing the rootfs", NULL);
+    if (!host_mnt_ns.st_ino ||
+        (st.st_dev == host_mnt_ns.st_dev && st.st_ino == host_mnt_ns.st_ino))
+        fail(0, "mount", "the mount namespace the rootfs would be prepared in is the "
+             "runtime's own (a linux.namespaces path naming it?); leave \"mount\" out of "
+             "linux.namespaces to share it", NULL);
+}
 
 static void set_names(void)
 {
@@ -692,9 +712,9 @@ static void prepare_rootfs(struct rec *root)
         note("/ is not a mount point (chroot?): set ", ms_text(fb, sizeof fb, prop),
              " on the mount holding ", rootfs, " instead", NULL);
     }
-    /* pivot_root needs the new root's parent mount to be non-shared. */
-    if (!root->f[3].u)
-        propagate_up(rootfs, MS_PRIVATE);
+    /* pivot_root needs the new root's parent mount to be non-shared, and so does the
+     * MS_MOVE of --no-pivot (runc's rootfsParentMountPrivate, done for both). */
+    propagate_up(rootfs, MS_PRIVATE);
     do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL, rootfs);
     root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
@@ -806,6 +826,288 @@ static void check_destination(struct rec *r, int fd)
              "hide the whole rootfs", NULL);
 }
 
+/* ------------------------------------------------ tmpcopyup (runc's extension) */
+
+/* A tmpfs with "tmpcopyup" starts as a copy of what the rootfs held at its destination
+ * (runc's doTmpfsCopyUp).  The tmpfs is made detached (fsopen/fsmount: attached nowhere,
+ * seen by nobody), filled from the covered directory through fds only (openat with
+ * O_NOFOLLOW, fstatat with AT_SYMLINK_NOFOLLOW: a symlink is copied as a symlink and
+ * never followed, so nothing outside the rootfs is read), then moved onto the
+ * destination.  Copied: directories, files, symlinks, device nodes and fifos, with
+ * owner, mode, times and, for files and directories, the extended attributes the
+ * tmpfs accepts.  Sockets are left out (nothing listens on them in a copy). */
+
+static char copy_buf[65536];
+static char copy_rel[4096];   /* the entry being copied, relative to the destination */
+
+static void __attribute__((noreturn)) copy_fail(int err, const char *dest, const char *what)
+{
+    fail(err, "tmpcopyup", "tmpcopyup of ", dest, ": ", what, " ", dest, *copy_rel ? "/" : "",
+         copy_rel, NULL);
+}
+
+/* Owner, mode, extended attributes and times of `st` onto `to` (an open fd).  The owner
+ * first (chown clears the set-id bits), the times last.  An xattr the tmpfs refuses
+ * (trusted.* without the privilege, an LSM's own) is left out, as `cp -a` does. */
+static void copy_meta(int from, int to, const struct stat *st, const char *dest)
+{
+    char names[4096];
+    if (fchown(to, st->st_uid, st->st_gid) < 0)
+        copy_fail(errno, dest, "chown");
+    if (fchmod(to, st->st_mode & 07777) < 0)
+        copy_fail(errno, dest, "chmod");
+    ssize_t n = flistxattr(from, names, sizeof names);
+    for (ssize_t i = 0; n > 0 && i < n; i += strlen(names + i) + 1) {
+        ssize_t v = fgetxattr(from, names + i, copy_buf, sizeof copy_buf);
+        if (v >= 0 && fsetxattr(to, names + i, copy_buf, v, 0) < 0 && errno != ENOTSUP &&
+            errno != EPERM && errno != EOPNOTSUPP)
+            copy_fail(errno, dest, "set an extended attribute on");
+    }
+    struct timespec ts[2] = { st->st_atim, st->st_mtim };
+    if (futimens(to, ts) < 0)
+        copy_fail(errno, dest, "set the times of");
+}
+
+static void copy_data(int from, int to, const char *dest)
+{
+    for (;;) {
+        ssize_t r = read(from, copy_buf, sizeof copy_buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            copy_fail(errno, dest, "read");
+        if (r == 0)
+            return;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = write(to, copy_buf + w, r - w);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                copy_fail(errno, dest, "write the copy of");
+            w += k;
+        }
+    }
+}
+
+static void copy_tree(int from, int to, const char *dest, int depth);
+
+/* Copy the entry `name` of directory fd `from` into directory fd `to`. */
+static void copy_entry(int from, int to, const char *name, const char *dest, int depth)
+{
+    struct stat st, now;
+    if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        copy_fail(errno, dest, "stat");
+    struct timespec ts[2] = { st.st_atim, st.st_mtim };
+    int s, d;
+    switch (st.st_mode & S_IFMT) {
+    case S_IFDIR:
+        if ((s = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            copy_fail(errno, dest, "open");
+        if (mkdirat(to, name, 0700) < 0 ||
+            (d = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            copy_fail(errno, dest, "make the directory");
+        copy_tree(s, d, dest, depth + 1);
+        copy_meta(s, d, &st, dest);   /* after the entries: they change its times */
+        close(s);
+        close(d);
+        return;
+    case S_IFREG:
+        /* O_NONBLOCK: a fifo swapped in since the fstatat must not block the open */
+        s = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (s < 0 || fstat(s, &now) < 0 || !S_ISREG(now.st_mode))
+            copy_fail(s < 0 ? errno : EINVAL, dest, "open");
+        if ((d = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+            copy_fail(errno, dest, "create the copy of");
+        copy_data(s, d, dest);
+        copy_meta(s, d, &now, dest);
+        close(s);
+        close(d);
+        return;
+    case S_IFLNK: {
+        char target[4096];
+        ssize_t n = readlinkat(from, name, target, sizeof target - 1);
+        if (n < 0)
+            copy_fail(errno, dest, "readlink");
+        target[n] = 0;
+        if (symlinkat(target, to, name) < 0)
+            copy_fail(errno, dest, "make the symlink");
+        break;
+    }
+    case S_IFCHR: case S_IFBLK: case S_IFIFO:
+        if (mknodat(to, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0)
+            copy_fail(errno, dest, "mknod");
+        break;
+    default:
+        return;
+    }
+    /* By name, never opened: a node may be a device, a fifo would block. */
+    if (fchownat(to, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+        copy_fail(errno, dest, "chown");
+    if (!S_ISLNK(st.st_mode) && fchmodat(to, name, st.st_mode & 07777, 0) < 0)
+        copy_fail(errno, dest, "chmod");
+    if (utimensat(to, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        copy_fail(errno, dest, "set the times of");
+}
+
+static void copy_tree(int from, int to, const char *dest, int depth)
+{
+    char buf[4096];
+    if (depth > 128)
+        copy_fail(ELOOP, dest, "directories nested too deep (over 128) at");
+    for (;;) {
+        ssize_t n = getdents64(from, buf, sizeof buf);
+        if (n < 0)
+            copy_fail(errno, dest, "read the directory");
+        if (n == 0)
+            return;
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *e = (struct dirent64 *)(buf + off);
+            off += e->d_reclen;
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            size_t len = strlen(copy_rel), add = strlen(e->d_name);
+            if (len + add + 2 >= sizeof copy_rel)
+                copy_fail(ENAMETOOLONG, dest, "path too long:");
+            if (len)
+                copy_rel[len] = '/';
+            memcpy(copy_rel + len + !!len, e->d_name, add + 1);
+            copy_entry(from, to, e->d_name, dest, depth);
+            copy_rel[len] = 0;
+        }
+    }
+}
+
+/* Is `word` (like "mode=") the start of one of the comma-separated options in `data`? */
+static int has_option(const char *data, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = data; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, word, n))
+            return 1;
+    return 0;
+}
+
+/* The tmpfs superblock, configured from the MOUNT record's data and flags. */
+static int tmpfs_context(const char *source, const char *data, unsigned long flags,
+                         const char *dest)
+{
+    static const struct { unsigned long ms; const char *word; } sb[] = {
+        {MS_SYNCHRONOUS, "sync"}, {MS_DIRSYNC, "dirsync"}, {MS_LAZYTIME, "lazytime"},
+        {MS_MANDLOCK, "mand"},
+    };
+    char opt[4096], cb[128];
+    int fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0)
+        fail(errno, "tmpcopyup", "fsopen tmpfs for ", dest, NULL);
+    if (*source && syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0) < 0)
+        fail(errno, "tmpcopyup", "tmpfs source ", source, " for ", dest, NULL);
+    for (size_t i = 0; i < sizeof sb / sizeof sb[0]; i++)
+        if ((flags & sb[i].ms) && syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, sb[i].word, NULL, 0) < 0)
+            fail(errno, "tmpcopyup", "tmpfs option ", sb[i].word, " for ", dest, NULL);
+    if (strlen(data) >= sizeof opt)
+        fail(E2BIG, "tmpcopyup", "tmpfs options for ", dest, " are too long", NULL);
+    strcpy(opt, data);
+    for (char *p = opt, *end; *p; p = end) {
+        int quoted = 0;   /* a quoted value (an SELinux context) may hold commas */
+        for (end = p; *end && (quoted || *end != ','); end++)
+            quoted ^= *end == '"';
+        if (*end)
+            *end++ = 0;
+        if (!*p)
+            continue;
+        char *eq = strchr(p, '=');
+        if (eq)
+            *eq = 0;
+        if (syscall(SYS_fsconfig, fs, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, p,
+                    eq ? eq + 1 : NULL, 0) < 0)
+            fail(errno, "tmpcopyup", "tmpfs option ", cut(cb, p), " for ", dest, NULL);
+    }
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        fail(errno, "tmpcopyup", "create the tmpfs for ", dest, NULL);
+    return fs;
+}
+
+/* The per-mount MS_* flags as MOUNT_ATTR_* bits for fsmount (read-only comes later). */
+static unsigned mount_attrs(unsigned long f)
+{
+    unsigned a = 0;
+    if (f & MS_NOSUID) a |= MOUNT_ATTR_NOSUID;
+    if (f & MS_NODEV) a |= MOUNT_ATTR_NODEV;
+    if (f & MS_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
+    if (f & MS_NODIRATIME) a |= MOUNT_ATTR_NODIRATIME;
+    if (f & MS_NOATIME) a |= MOUNT_ATTR_NOATIME;
+    else if (f & MS_STRICTATIME) a |= MOUNT_ATTR_STRICTATIME;
+    if (f & 256) a |= MOUNT_ATTR_NOSYMFOLLOW;   /* MS_NOSYMFOLLOW */
+    return a;
+}
+
+/* Mount the record's tmpfs on the resolved destination `dest_fd`, filled first. */
+static void tmpfs_copyup(struct rec *r, int dest_fd, unsigned long flags)
+{
+    const char *dest = r->f[2].s, *data = r->f[8].s;
+    struct stat st, made;
+    int src = openat(dest_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (src < 0 || fstat(src, &st) < 0)
+        fail(errno, "tmpcopyup", "open the directory ", dest, " to copy it", NULL);
+    int fs = tmpfs_context(r->f[1].s, data, flags, dest);
+    int mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, mount_attrs(flags));
+    if (mnt < 0)
+        fail(errno, "tmpcopyup", "fsmount the tmpfs for ", dest, NULL);
+    close(fs);
+    int top = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0 || fstat(top, &made) < 0)
+        fail(errno, "tmpcopyup", "open the new tmpfs for ", dest, NULL);
+    copy_rel[0] = 0;
+    copy_tree(src, top, dest, 0);
+    /* The top takes the directory's owner and mode unless the options set them. */
+    if (has_option(data, "uid="))
+        st.st_uid = (uid_t)-1;
+    if (has_option(data, "gid="))
+        st.st_gid = (gid_t)-1;
+    if (has_option(data, "mode="))
+        st.st_mode = made.st_mode;
+    copy_meta(src, top, &st, dest);
+    close(top);
+    close(src);
+    if (syscall(SYS_move_mount, mnt, "", dest_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        fail(errno, "tmpcopyup", "move the filled tmpfs onto ", dest, NULL);
+    close(mnt);
+}
+
+/* ------------------------------------ read-only tmpfs and /dev: remounted at the end */
+
+/* A read-only tmpfs, or /dev, is mounted read-write and made read-only only after its
+ * submounts, device nodes, /dev/console and copies are in place (runc's finalizeRootfs;
+ * a tmpfs /dev mounted "ro" at once fails with EROFS at mkdir /dev/pts).  By MOUNT
+ * record index: an O_PATH fd of the mount, or -1. */
+static int *ro_later;
+
+static void defer_readonly(struct rec *r)
+{
+    if (!ro_later) {
+        ro_later = malloc(nrecs * sizeof *ro_later);
+        if (!ro_later)
+            fail(ENOMEM, "mount", "allocate the read-only remount table", NULL);
+        for (size_t k = 0; k < nrecs; k++)
+            ro_later[k] = -1;
+    }
+    ro_later[r - recs] = resolve_or_fail(r->f[2].s, -1, "mount destination");
+}
+
+/* After pivot_root and the console: by fd (the paths are the container's now). */
+static void remount_readonly_later(void)
+{
+    for (size_t i = 0; ro_later && i < nrecs; i++) {
+        if (ro_later[i] < 0)
+            continue;
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+        if (syscall(SYS_mount_setattr, ro_later[i], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+            fail(errno, "mount", "remount ", recs[i].f[2].s, " read-only (after its submounts "
+                 "and device nodes)", NULL);
+        close(ro_later[i]);
+    }
+}
+
 /* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
 /* Detached idmapped trees made by stage 1, by MOUNT record index (-1: none). */
 static int *idmapped_tree;
@@ -829,6 +1131,11 @@ static void do_one_mount(struct rec *r)
             fail(errno, "idmap", "move the idmapped mount of ", src, " onto ", dest, NULL);
         close(tree);
     }
+    int copyup = r + 1 < recs + nrecs && r[1].tag == T_MOUNT_COPYUP && r[1].f[0].u;
+    int ro_last = (flags & MS_RDONLY) && !(flags & MS_REMOUNT) &&
+                  (!strcmp(dest, "/dev") || (kind == 0 && !strcmp(fstype, "tmpfs")));
+    if (ro_last)
+        flags &= ~(uint64_t)MS_RDONLY;
     if (kind == 1) {
         if (tree < 0)
             do_mount(src, fdpath(pb, fd), NULL, flags & (MS_BIND | MS_REC), NULL, dest);
@@ -841,10 +1148,15 @@ static void do_one_mount(struct rec *r)
             remount(fdpath(pb, fd), rest, dest);
             close(fd);
         }
+    } else if (copyup && !strcmp(fstype, "tmpfs")) {
+        tmpfs_copyup(r, fd, flags);
+        close(fd);
     } else {
         do_mount(src, fdpath(pb, fd), *fstype ? fstype : NULL, flags, *data ? data : NULL, dest);
         close(fd);
     }
+    if (ro_last)
+        defer_readonly(r);
     if (!prop && !r->f[6].u && !r->f[7].u)
         return;
     fd = resolve_or_fail(dest, -1, "mount destination");
@@ -919,6 +1231,8 @@ static struct stat host_ns[3];
 static void remember_host_namespaces(void)
 {
     char path[32];
+    if (stat("/proc/self/ns/mnt", &host_mnt_ns) < 0)
+        host_mnt_ns.st_ino = 0;
     for (int i = 0; i < 3; i++) {
         strcpy(path, "/proc/self/ns/");
         strcat(path, SYSCTL_NS[i]);
@@ -1017,6 +1331,32 @@ static void enter_rootfs(int no_pivot)
     do_mount(rootfs, "/", NULL, MS_MOVE, NULL, "/");
     if (chroot(".") < 0)
         fail(errno, "chroot", "chroot into ", rootfs, NULL);
+    if (chdir("/") < 0)
+        fail(errno, "chdir", "chdir /", NULL);
+}
+
+/* linux.rootfsPropagation on the container's own "/", once it is the root (as crun, and
+ * runc 1.2): before pivot_root the flags went to the namespace's old "/" (the mounts the
+ * container inherits), but the new root is a bind under a parent made private for
+ * pivot_root, so it would always end up private.  0: not given, the root stays private. */
+static void root_propagation(unsigned long flags)
+{
+    char fb[128];
+    if (flags && mount(NULL, "/", NULL, flags, NULL) < 0)
+        fail(errno, "mount", "apply linux.rootfsPropagation (", ms_text(fb, sizeof fb, flags),
+             ") to the container's /", NULL);
+}
+
+/* No mount namespace of its own (none listed): the container shares the runtime's, in
+ * which nothing is mounted or changed; it only gets the rootfs as its root (runc's
+ * chroot for this case).  config.py refuses what would need mounts. */
+static void chroot_shared(const char *path)
+{
+    if (chdir(path) < 0)
+        fail(errno, "chdir", "chdir to the rootfs ", path, NULL);
+    if (chroot(".") < 0)
+        fail(errno, "chroot", "chroot into ", path, " (the container shares the runtime's "
+             "mount namespace)", NULL);
     if (chdir("/") < 0)
         fail(errno, "chdir", "chdir /", NULL);
 }
@@ -1817,9 +2157,14 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
     mode_t old_umask = umask(0);   /* device modes and directories as planned */
     hook_umask = old_umask;
     set_names();
-    struct rec *root = find(T_ROOTFS);
+    struct rec *root = find(T_ROOTFS), *shared = find(T_SHARED_MOUNT_NS);
+    if (shared && shared->f[0].u) {
+        shared_root = root;   /* the runtime's mount namespace: change nothing in it */
+        root = NULL;
+    }
     if (root) {
         step("mount the rootfs and the mounts");
+        check_own_mount_namespace();
         prepare_rootfs(root);
         FOR_EACH(r, T_MOUNT) do_one_mount(r);
         step("create the devices and links");
@@ -1834,15 +2179,21 @@ static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
         step("enter the rootfs (pivot_root) and mask paths");
         enter_rootfs(root->f[3].u);
         mask_paths();
+    } else if (shared_root) {
+        step("enter the rootfs (chroot)");
+        chroot_shared(shared_root->f[0].s);
     }
     umask(old_umask);
     apply_lsm_labels();
     struct rec *term = find(T_TERMINAL);
     step("set up the terminal and the session");
-    if (term)
-        setup_terminal(term, root != NULL);   /* exec gets no /dev/console of its own */
+    if (term)   /* exec gets no /dev/console of its own, nor a shared mount namespace */
+        setup_terminal(term, root != NULL);
     else if (setsid() < 0)
         fail(errno, "setsid", "setsid", NULL);
+    if (root)   /* after the binds of masked paths and /dev/console: "unbindable" forbids them */
+        root_propagation(root->f[2].u);
+    remount_readonly_later();   /* read-only tmpfs and /dev, after /dev/console */
     if (root && root->f[1].u)   /* after /dev/console, which may live on the root itself */
         remount_ro_keep("/");
     step("apply rlimits, personality, scheduler");

@@ -107,7 +107,7 @@ def test_features_lists_what_the_config_accepts(rt, tmp_path):
                             "poststart", "poststop"]
     linux = doc["linux"]
     assert {"rro", "rbind", "nosymfollow", "rprivate"} <= set(doc["mountOptions"])
-    assert "tmpcopyup" not in doc["mountOptions"]
+    assert {"tmpcopyup", "notmpcopyup"} <= set(doc["mountOptions"])
     assert {"idmap", "ridmap"} <= set(doc["mountOptions"])
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert "SCMP_ACT_NOTIFY" not in linux["seccomp"]["actions"]

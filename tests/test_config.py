@@ -215,8 +215,6 @@ ERROR_CASES = [
     (_set(["mounts"], [{"destination": "/a", "type": "proc"}, {"destination": "/b", "type": "tmpfs"},
                        {"destination": "/x", "type": "tmpfs", "options": ["ro", "nosuidd"]}]),
      "mounts[2].options[1]", 'unknown mount option "nosuidd"'),
-    (_set(["mounts"], [{"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}]),
-     "mounts[0].options[0]", 'mount option "tmpcopyup" is not supported'),
     (_set(["mounts"], [{"destination": "/x", "options": ["rbind"]}]),
      "mounts[0].source", "is required for a bind mount"),
     (_set(NS, [{"type": "mount"}, {"type": "pid"}, {"type": "process"}]),
@@ -229,12 +227,16 @@ ERROR_CASES = [
      'uts, user, cgroup, time)'),
     (_set(NS, [{"type": "mount"}, {"type": "network", "path": "run/netns/x"}]),
      "linux.namespaces[1].path", "must be an absolute path"),
-    (_set(NS, [{"type": "pid"}]), "linux.namespaces",
-     'a mount namespace is required (add {"type": "mount"})'),
-    (_set(NS, [{"type": "mount", "path": "/proc/1/ns/mnt"}]), "linux.namespaces[0].path",
-     "joining an existing mount namespace is not supported"),
-    (_set(["linux"], None), "linux.namespaces",
-     'a mount namespace is required (add {"type": "mount"})'),
+    (_set(["linux"], {"namespaces": [{"type": "pid"}], "maskedPaths": ["/proc/kcore"]}),
+     "linux.maskedPaths", "unable to restrict sys entries without a private MNT namespace "
+     '(add {"type": "mount"} to linux.namespaces)'),
+    (_set(NS, [{"type": "mount", "path": "/proc/self/ns/mnt"}]), "linux.namespaces[0].path",
+     "/proc/self/ns/mnt is the runtime's own mount namespace: preparing the rootfs there would "
+     "change the host's mounts; leave the mount namespace out of linux.namespaces to share it"),
+    (lambda d: d.update(linux={}, mounts=[{"destination": "/x", "type": "tmpfs"}]), "mounts",
+     "needs a mount namespace of the container's own: without one it would change the runtime's "
+     "mount namespace or the rootfs on disk, and outlive the container "
+     '(add {"type": "mount"} to linux.namespaces)'),
     (_set(NS, [{"type": "mount"}, {"type": "user"}]), "linux.uidMappings",
      "a new user namespace needs at least one mapping"),
     (_set(["linux", "uidMappings"], [{"containerID": 0, "hostID": 1000, "size": 1}]),

@@ -308,9 +308,11 @@ def test_unknown_option(word):
     assert str(info.value) == 'mounts[2].options[1]: unknown mount option "%s"' % word
 
 
-def test_unsupported_option():
-    with pytest.raises(ConfigError, match="not supported"):
-        mo.parse(["tmpcopyup"], "tmpfs", "mounts[0].options")
+def test_copyup_only_on_tmpfs():
+    assert mo.parse(["tmpcopyup"], "tmpfs", "mounts[0].options").copyup
+    assert not mo.parse(["tmpcopyup", "notmpcopyup"], "tmpfs", "mounts[0].options").copyup
+    assert not mo.parse(["bind", "tmpcopyup"], "bind", "mounts[0].options").copyup
+    assert not mo.parse(["tmpcopyup"], "proc", "mounts[0].options").copyup
 
 
 @pytest.mark.parametrize("word", ["idmap", "ridmap"])

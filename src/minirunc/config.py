@@ -1137,11 +1137,9 @@ def _check_namespaces(config):
     linux = config.linux
     mount_ns = linux.namespace("mount")
     if mount_ns is None:
-        raise ConfigError("linux.namespaces", "a mount namespace is required "
-                          '(add {"type": "mount"})')
-    if mount_ns.path:
-        raise ConfigError("linux.namespaces[%d].path" % linux.namespaces.index(mount_ns),
-                          "joining an existing mount namespace is not supported")
+        _check_shared_mount_namespace(config)
+    elif mount_ns.path:
+        _check_joined_mount_namespace(linux, mount_ns)
     _check_user_namespace(config)
     for key in ("hostname", "domainname"):
         if getattr(config, key) and linux.namespace("uts") is None:
@@ -1150,6 +1148,45 @@ def _check_namespaces(config):
     _check_sysctl_namespaces(config)
     _check_time_namespace(linux)
     _check_idmapped_mounts(config)
+
+
+ADD_MOUNT_NS = '(add {"type": "mount"} to linux.namespaces)'
+
+
+def _check_shared_mount_namespace(config):
+    """No mount namespace listed: the container shares the runtime's (the spec's "inherit"),
+    and gets only a chroot into its rootfs.  runc then still makes its mounts, device nodes
+    and "/" propagation in that namespace, where they change the host and outlive the
+    container; minirunc refuses what needs them, and masked/readonly paths in runc's words."""
+    linux = config.linux
+    if linux.masked_paths or linux.readonly_paths:
+        key = "maskedPaths" if linux.masked_paths else "readonlyPaths"
+        raise ConfigError("linux." + key, "unable to restrict sys entries without a private "
+                          "MNT namespace " + ADD_MOUNT_NS)
+    fields = (("mounts", bool(config.mounts)), ("root.readonly", config.root.readonly),
+              ("linux.rootfsPropagation", bool(linux.rootfs_propagation)),
+              ("linux.devices", bool(linux.devices)))
+    for key, given in fields:
+        if given:
+            raise ConfigError(key, "needs a mount namespace of the container's own: without one "
+                              "it would change the runtime's mount namespace or the rootfs on "
+                              "disk, and outlive the container " + ADD_MOUNT_NS)
+
+
+def _check_joined_mount_namespace(linux, mount_ns):
+    """A mount namespace joined by path is prepared like a new one (as runc: "/" made
+    rslave, the rootfs bound, mounts, pivot_root, which takes every process whose root
+    was the namespace's old one along).  The runtime's own namespace never: that is the
+    host's mount table and every process on it (the init checks again)."""
+    where = "linux.namespaces[%d].path" % linux.namespaces.index(mount_ns)
+    try:
+        mine, theirs = os.stat("/proc/self/ns/mnt"), os.stat(mount_ns.path)
+    except OSError:
+        return   # the init fails to open it, naming the path
+    if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
+        raise ConfigError(where, "%s is the runtime's own mount namespace: preparing the "
+                          "rootfs there would change the host's mounts; leave the mount "
+                          "namespace out of linux.namespaces to share it" % mount_ns.path)
 
 
 def _check_user_namespace(config):

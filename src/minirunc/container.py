@@ -562,7 +562,8 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
         new_keyring = not c.data.get("noNewKeyring")
     config = load_bundle(bundle)
     process = make_process(config)
-    plan = build_exec_plan(process, config.linux.seccomp, namespaces, preserve_fds)
+    shared_root = config.root_path if config.linux.namespace("mount") is None else None
+    plan = build_exec_plan(process, config.linux.seccomp, namespaces, preserve_fds, shared_root)
     if new_keyring:
         plan.add_session_keyring(container_id, config.linux.namespace("user") is not None)
     _check_terminal(plan, console_socket, keep_terminal, exec_flags)

@@ -16,7 +16,7 @@ def features(criu_path=None):
     """The document as a dict (key order as in the spec).  Checkpoint/restore is announced
     with runc's annotation when a usable CRIU (``--criu``, or `criu` on PATH) answers."""
     mount_options = (set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(mountopts.RECURSIVE)
-                     | set(mountopts.IDMAP))
+                     | set(mountopts.IDMAP) | set(mountopts.COPYUP))
     document = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,

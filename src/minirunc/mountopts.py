@@ -118,7 +118,11 @@ RECURSIVE = {
     "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-UNSUPPORTED = ("tmpcopyup",)
+UNSUPPORTED = ()
+# runc's extension: the tmpfs starts as a copy of what the rootfs holds at its
+# destination (podman adds it to every tmpfs); "notmpcopyup" undoes it.  runc accepts
+# both on any mount and ignores them but on a tmpfs; so does minirunc.
+COPYUP = {"tmpcopyup": True, "notmpcopyup": False}
 # An idmapped bind mount: "idmap" maps the mount itself, "ridmap" its submounts too.
 IDMAP = ("idmap", "ridmap")
 
@@ -146,7 +150,8 @@ KNOWN_DATA_WORDS = {
 class MountOptions:
     """The options of one mount, parsed."""
 
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "is_bind", "idmap")
+    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "is_bind", "idmap",
+                 "copyup")
 
     def __init__(self):
         self.flags = 0
@@ -156,6 +161,7 @@ class MountOptions:
         self.data = []
         self.is_bind = False
         self.idmap = None           # "idmap", "ridmap" or None
+        self.copyup = False         # tmpcopyup (tmpfs only)
 
     def __repr__(self):
         return "MountOptions(flags=%#x, propagation=%#x, attr_set=%#x, attr_clr=%#x, data=%r)" % (
@@ -210,6 +216,9 @@ def parse(options, fstype, path):
             _apply_recursive(result, word)
         elif word in IDMAP:
             result.idmap = word
+        elif word in COPYUP:
+            # As runc: accepted on any mount, acted on for a tmpfs only.
+            result.copyup = COPYUP[word] and fstype == "tmpfs" and not bind
         elif word in UNSUPPORTED:
             raise ConfigError("%s[%d]" % (path, i), 'mount option "%s" is not supported'
                               % shown(word))

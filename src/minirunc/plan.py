@@ -168,12 +168,17 @@ NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid":
             "cgroup": "cgroup", "time": "time", "mount": "mnt"}
 
 
-def build_exec_plan(process, seccomp, namespaces, preserve_fds=0):
+def build_exec_plan(process, seccomp, namespaces, preserve_fds=0, shared_root=None):
     """The Plan of `exec`: join ``namespaces`` ({type: path}, those of the container's init
     that differ from the runtime's own), then set up ``process`` (a config.Process) as
     create would, with the container's ``seccomp`` (or None).  No rootfs, mounts, devices,
-    sysctls or new namespaces: the container has them already."""
+    sysctls or new namespaces: the container has them already.  ``shared_root``: the
+    rootfs of a container that shares the runtime's mount namespace (none listed); the
+    process is chrooted into it as the init was (setns gives no root then)."""
     plan = Plan()
+    if shared_root and "mount" not in namespaces:
+        plan.add("ROOTFS", shared_root, 0, 0, 0)
+        plan.add("SHARED_MOUNT_NS", 1)
     plan.terminal = process.terminal
     plan.preserve_fds = preserve_fds
     for ns_type in JOIN_ORDER:
@@ -213,8 +218,14 @@ def _add_namespaces(plan, linux):
 
 def _add_rootfs(plan, config, no_pivot):
     propagation = mountopts.PROPAGATION.get(config.linux.rootfs_propagation, 0)
+    if no_pivot and propagation & mountopts.MS_PRIVATE:
+        from minirunc.errors import ConfigError
+        raise ConfigError("linux.rootfsPropagation", "rootfsPropagation of [r]private is not "
+                          "safe without pivot_root (--no-pivot was given)")
     plan.add("ROOTFS", config.root.host_path, int(config.root.readonly), propagation,
              int(bool(no_pivot)))
+    if config.linux.namespace("mount") is None:
+        plan.add("SHARED_MOUNT_NS", 1)
 
 
 # ------------------------------------------------------------------ mounts
@@ -230,6 +241,8 @@ def _add_mounts(plan, config, host, cgroup_dirs=None):
             plan.warnings.extend(warnings)
         else:
             plan.records.append(mount_record(mount, _mount_context(config)))
+            if mount.opts.copyup:
+                plan.add("MOUNT_COPYUP", 1)
             if mount.idmapped:
                 plan.add("MOUNT_IDMAP", int(mount.idmap_recursive),
                          map_text(m.as_tuple() for m in mount.uid_mappings),
@@ -385,6 +398,13 @@ def _device_type(kind):
 
 
 def _add_devices(plan, config):
+    if config.linux.namespace("mount") is None:
+        # Sharing the runtime's mount namespace: no node is made in the rootfs on the
+        # host's disk (config.py refuses linux.devices then).
+        plan.add("DEV_SETUP", 0)
+        plan.notes.append("no mount namespace: the container shares the runtime's; no "
+                          "mounts, device nodes or pivot_root, only a chroot into the rootfs")
+        return
     if dev_is_bind_mounted(config):
         plan.add("DEV_SETUP", 0)
         if config.linux.devices:

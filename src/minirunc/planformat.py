@@ -70,6 +70,13 @@ RECORDS = {
     # process.apparmorProfile (lsm 0) / selinuxLabel (lsm 1), only when that LSM is active:
     # written to the container's /proc/self/attr (checked to be a procfs) for the execve.
     40: ("LSM_LABEL", "us", ("lsm", "label")),
+    # Follows the tmpfs MOUNT it applies to (runc's "tmpcopyup"): the tmpfs is filled with
+    # a copy of what the rootfs holds at the destination before it is moved there.
+    41: ("MOUNT_COPYUP", "u", ("enabled",)),
+    # No mount namespace listed: the container shares the runtime's.  The init changes
+    # nothing in it (no propagation, binds, mounts, devices, pivot_root) and only
+    # chroots into the ROOTFS path.
+    42: ("SHARED_MOUNT_NS", "u", ("enabled",)),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 
