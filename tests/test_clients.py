@@ -37,7 +37,6 @@ from oci_image import write_oci_archive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
-TMPCOPYUP = pytest.mark.xfail(strict=False, reason="needs tmpcopyup (issue 10 item 1)")
 HOST_PATHS = ("/var/lib/containers", "/run/libpod", "/run/containers", "/run/containerd",
               "/dev/shm/libpod_lock", "/var/lib/cni", "/run/minirunc")
 
@@ -332,7 +331,6 @@ def test_podman_volume(podman):
         assert f.read() == "container data\n"
 
 
-@TMPCOPYUP
 def test_podman_tmpfs(podman):
     r = podman.run("--rm", "--tmpfs", "/scratch", "--tmpfs", "/etc", podman.image, "sh", "-c",
                    "grep -w /scratch /proc/mounts | cut -d' ' -f3; "
@@ -341,7 +339,6 @@ def test_podman_tmpfs(podman):
     assert r.stdout.split() == ["tmpfs", "x", "1"]
 
 
-@TMPCOPYUP
 def test_podman_read_only(podman):
     r = podman.run("--rm", "--read-only", podman.image, "sh", "-c",
                    "touch /new 2>/dev/null && echo wrote-root; touch /tmp/ok && echo tmp-ok")
