@@ -310,6 +310,8 @@ def cmd_spec(root, options):
     import json
     from .spec import default_spec
     bundle = options.get("bundle") or "."
+    if options.get("upgrade"):
+        return _spec_upgrade(bundle)
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise UsageError("%s exists already: remove it first, or pass --bundle DIR" % path)
@@ -321,6 +323,22 @@ def cmd_spec(root, options):
     except OSError as e:
         from .errors import HostError
         raise HostError("write", path, e.errno) from None
+    return 0
+
+
+def _spec_upgrade(bundle):
+    """`spec --upgrade`: a 2015 runc config.json rewritten in the current format."""
+    from . import log
+    from .legacy import upgrade_file
+    problems = upgrade_file(bundle)
+    for line in problems:
+        log.error(line)
+    if problems:
+        log.error("%s/config.json: not upgraded (%d field(s) above cannot be converted)"
+                  % (bundle, len(problems)))
+        return 1
+    sys.stderr.write("minirunc: %s/config.json: upgraded to the current format; the old "
+                     "file is config.json.bak\n" % bundle)
     return 0
 
 

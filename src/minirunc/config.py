@@ -470,6 +470,8 @@ def load_bundle(bundle_dir):
 
 def parse_config(data, bundle, config_path="config.json"):
     """Validate an already parsed config.json (``bundle`` is absolute)."""
+    if "ociVersion" not in data and "version" in data:  # runc 2015 shapes: see legacy.py
+        from .legacy import upgrade_in_memory; data = upgrade_in_memory(data, bundle)  # noqa: E702
     config = Config(bundle, config_path, data)
     config.oci_version = _parse_version(data)
     config.root = _require(data, "root", "", _parse_root, bundle)
