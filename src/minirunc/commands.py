@@ -306,16 +306,33 @@ def cmd_features(root, options):
     return 0
 
 
-def cmd_spec(root, options):
+def cmd_spec(root, options, command=()):
     import json
-    from .spec import default_spec
+    from .spec import default_spec, edit_spec
     bundle = options.get("bundle") or "."
     if options.get("upgrade"):
+        if command or len(options) > 1 + ("bundle" in options):
+            raise UsageError("spec --upgrade takes only --bundle")
         return _spec_upgrade(bundle)
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise UsageError("%s exists already: remove it first, or pass --bundle DIR" % path)
-    data = json.dumps(default_spec(rootless=bool(options.get("rootless"))), indent="\t") + "\n"
+    if options.get("tty") and options.get("no-tty"):
+        raise UsageError("spec: --tty and --no-tty contradict each other")
+    terminal = True if options.get("tty") else False if options.get("no-tty") else None
+    try:
+        config = edit_spec(
+            default_spec(rootless=bool(options.get("rootless"))),
+            args=list(command) if command else None, rootfs=options.get("rootfs"),
+            hostname=options.get("hostname"), cwd=options.get("cwd"),
+            env=options.get("env", ()), binds=options.get("bind", ()),
+            tmpfs=options.get("tmpfs", ()), net=options.get("net"), terminal=terminal,
+            writable=bool(options.get("writable")), memory=options.get("memory"),
+            pids=options.get("pids"), cpus=options.get("cpus"), user=options.get("user"),
+            caps=options.get("cap", ()))
+    except ValueError as e:
+        raise UsageError("spec %s" % e) from None
+    data = json.dumps(config, indent="\t") + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w") as f:
