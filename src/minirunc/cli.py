@@ -74,6 +74,8 @@ COMMANDS = {
               "cap": (("--cap",), "list")}, ("command*",),
              "write a config.json: runc's default, edited by the flags; -- CMD [ARG...] "
              "(--upgrade: rewrite a 2015 runc one)"),
+    "check": ({"bundle": _BUNDLE, "format": (("--format", "-f"), True)}, (),
+              "find what would go wrong with a bundle before running it (changes nothing)"),
     "features": ({}, (), "print what this build implements as JSON (runtime-spec features)"),
     "pause": ({}, ("id",), "freeze every process of the container (cgroup freezer)"),
     "resume": ({}, ("id",), "thaw a paused container"),

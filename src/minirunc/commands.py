@@ -343,6 +343,11 @@ def cmd_spec(root, options, command=()):
     return 0
 
 
+def cmd_check(root, options):
+    from .check import main
+    return main(options.get("bundle") or ".", options.get("format") or "text")
+
+
 def _spec_upgrade(bundle):
     """`spec --upgrade`: a 2015 runc config.json rewritten in the current format."""
     from . import log
