@@ -76,6 +76,8 @@ COMMANDS = {
              "(--upgrade: rewrite a 2015 runc one)"),
     "check": ({"bundle": _BUNDLE, "format": (("--format", "-f"), True)}, (),
               "find what would go wrong with a bundle before running it (changes nothing)"),
+    "import": ({}, ("source", "dir"),
+               "make a bundle DIR from a docker export/save tar or an OCI layout (SOURCE[:TAG])"),
     "features": ({}, (), "print what this build implements as JSON (runtime-spec features)"),
     "pause": ({}, ("id",), "freeze every process of the container (cgroup freezer)"),
     "resume": ({}, ("id",), "thaw a paused container"),

@@ -348,6 +348,11 @@ def cmd_check(root, options):
     return main(options.get("bundle") or ".", options.get("format") or "text")
 
 
+def cmd_import(root, options, source, target):
+    from .imageimport import run
+    return run(source, target)
+
+
 def _spec_upgrade(bundle):
     """`spec --upgrade`: a 2015 runc config.json rewritten in the current format."""
     from . import log
