@@ -30,7 +30,7 @@ import sys
 import time
 
 from . import tarstream
-from .errors import MiniruncError
+from .errors import MiniruncError, errno_text
 
 OCI_INDEX = ("application/vnd.oci.image.index.v1+json",
              "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -404,7 +404,9 @@ def _plain_tar(path):
 def image_layers(store, kind, tag, source):
     """(layers, image config dict) of the image chosen in the source."""
     if kind == "export":
-        return [Layer(os.path.basename(source), None, os.path.getsize(source))], {}
+        # the archive already scanned (decompressed once if it was compressed)
+        size = os.fstat(store.f.fileno()).st_size
+        return [Layer(os.path.basename(source), lambda: Slice(store.f, 0, size), size)], {}
     if kind == "docker-save":
         return _docker_save(store, tag, source)
     return _oci(store, tag, source)
@@ -567,7 +569,12 @@ class Extractor:
         self.layer_made = set()
         reader = tarstream.Reader(stream, where)
         for m in reader:
-            self.member(m, whiteouts)
+            try:
+                self.member(m, whiteouts)
+            except OSError as e:
+                problem = "the disk is full" if e.errno == errno.ENOSPC else \
+                    errno_text(e.errno) or str(e)
+                raise ImportError_("member %s: %s" % (m.name, problem)) from None
 
     def member(self, m, whiteouts):
         if len(self.fds) > MAX_FDS:      # here, while no fd of the cache is in use
@@ -897,30 +904,24 @@ def run(source, target):
 
 def apply_layer(extractor, layer, index, source, kind, progress):
     where = "%s: layer %d (%s)" % (source, index, layer.name) if kind != "export" else source
-    raw = open(source, "rb") if layer.open is None else layer.open()
+    raw = layer.open()
+    blob = Hashing(raw, progress)
+    stream = decompressed(blob, where, layer.kind)
+    diff = Hashing(stream)
     try:
-        blob = Hashing(raw, progress)
-        stream = decompressed(blob, where, layer.kind)
-        diff = Hashing(stream)
-        try:
-            extractor.apply(diff, where, whiteouts=kind != "export")
-            while diff.read(CHUNK):          # the rest (padding) counts for the digests
-                pass
-        except tarstream.TarError as e:
-            raise ImportError_(str(e)) from None
-        except ImportError_ as e:
-            raise ImportError_("%s: %s" % (where, e)) from None
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise ImportError_("%s: the disk is full" % where) from None
+        extractor.apply(diff, where, whiteouts=kind != "export")
+        while diff.read(CHUNK):          # the rest (padding) counts for the digests
+            pass
+    except tarstream.TarError as e:
+        raise ImportError_(str(e)) from None
+    except ImportError_ as e:
+        if str(e).startswith(where):
             raise
-        if layer.digest and "sha256:" + blob.hash.hexdigest() != layer.digest:
-            raise ImportError_("%s: digest mismatch: the blob is sha256:%s, the manifest says "
-                               "%s" % (where, blob.hash.hexdigest(), layer.digest))
-        if layer.diff_id and "sha256:" + diff.hash.hexdigest() != layer.diff_id:
-            raise ImportError_("%s: digest mismatch: the uncompressed layer is sha256:%s, the "
-                               "image config's diff_id is %s"
-                               % (where, diff.hash.hexdigest(), layer.diff_id))
-    finally:
-        if layer.open is None:
-            raw.close()
+        raise ImportError_("%s: %s" % (where, e)) from None
+    if layer.digest and "sha256:" + blob.hash.hexdigest() != layer.digest:
+        raise ImportError_("%s: digest mismatch: the blob is sha256:%s, the manifest says "
+                           "%s" % (where, blob.hash.hexdigest(), layer.digest))
+    if layer.diff_id and "sha256:" + diff.hash.hexdigest() != layer.diff_id:
+        raise ImportError_("%s: digest mismatch: the uncompressed layer is sha256:%s, the "
+                           "image config's diff_id is %s"
+                           % (where, diff.hash.hexdigest(), layer.diff_id))

@@ -155,8 +155,7 @@ def _number(field, what, where, offset):
 def _parse_header(block, where, offset):
     stored = _number(block[148:156], "checksum", where, offset)
     unsigned = sum(block[:148]) + 256 + sum(block[156:])
-    signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 256
-    if stored not in (unsigned, signed):
+    if stored != unsigned and stored != _signed_sum(block):
         raise TarError("%s: the header at byte %d is corrupt (checksum mismatch): not a tar "
                        "archive, or damaged" % (where, offset))
     name = block[0:100].split(b"\0", 1)[0]
@@ -173,6 +172,11 @@ def _parse_header(block, where, offset):
             "linkname": _text(block[157:257].split(b"\0", 1)[0]),
             "devmajor": _number(block[329:337], "devmajor", where, offset),
             "devminor": _number(block[337:345], "devminor", where, offset)}
+
+
+def _signed_sum(block):
+    """The checksum some old tars wrote, with the bytes taken as signed chars."""
+    return sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 256
 
 
 def _parse_pax(data, where):
