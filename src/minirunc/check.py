@@ -9,14 +9,13 @@ filesystem; its ELF interpreter or DT_NEEDED libraries missing in the rootfs; a 
 with CRLF line ends or a missing #! interpreter; cwd not a directory; bind sources
 missing; a bind source or rootfs part that process.user cannot read or write because of
 its owner or mode (with the uid, user-namespace and idmapped-mount fixes); mount option
-typos (the nearest valid word); data options a bind mount ignores; no cgroup filesystem
+typos (the nearest valid word, nearest.py); data options a bind mount ignores; no cgroup filesystem
 on the host; a rootfs on the initramfs (the pivot_root fallback will be used).
 
 Each finding has a severity: "error" (the run fails), "warning" (it runs, but not as
 written) or "note" (nothing to fix).  Exit 0 when there is no error or warning.
 """
 
-import difflib
 import json
 import os
 import stat
@@ -24,6 +23,7 @@ import sys
 
 from . import elfinfo
 from . import mountopts
+from .nearest import nearest
 
 MAX_WALK = 5000          # entries looked at under one bind source
 MAX_LINKS = 40           # symlinks followed in one path, as the kernel
@@ -318,17 +318,17 @@ class Checker:
                              "drop it; for ownership use process.user, a user namespace or "
                              "an idmapped mount")
                 elif keys is not None and key not in keys:
-                    near = difflib.get_close_matches(key, keys, 1)
+                    near = nearest(key, keys)
                     self.add("error", field, 'unknown %s option "%s" (the mount fails with '
                              "EINVAL)" % (fstype, key),
-                             'did you mean "%s"?' % near[0] if near else
+                             'did you mean "%s"?' % near if near else
                              "%s takes: %s" % (fstype, ", ".join(keys) or "no data options"))
                 continue
             if words is None or word in words:
                 continue
-            near = difflib.get_close_matches(word, sorted(known | set(words)), 1)
+            near = nearest(word, known | set(words))
             self.add("error", field, 'unknown mount option "%s"' % word,
-                     'did you mean "%s"?' % near[0] if near else "see mount(8)")
+                     'did you mean "%s"?' % near if near else "see mount(8)")
 
     def check_bind_access(self, data, access):
         for i, m in enumerate(data.get("mounts") or []):

@@ -140,10 +140,10 @@ def _cap_name(text):
     name = text.upper()
     name = name if name.startswith("CAP_") else "CAP_" + name
     if name not in NUMBERS:
-        import difflib
-        near = difflib.get_close_matches(name, NUMBERS, 1)
+        from .nearest import nearest
+        near = nearest(name, NUMBERS)
         raise ValueError("--cap: %s is not a capability%s" % (
-            text, " (did you mean %s?)" % near[0] if near else ""))
+            text, " (did you mean %s?)" % near if near else ""))
     return name
 
 
