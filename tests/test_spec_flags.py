@@ -105,3 +105,21 @@ def test_test_bundles_are_the_default_plus_edits():
     assert [m["destination"] for m in config["mounts"]] == [
         m["destination"] for m in default["mounts"] if m["destination"] != "/sys/fs/cgroup"]
     assert "resources" not in config["linux"] and config["process"]["terminal"] is False
+
+
+def test_config_reference_is_generated_and_current():
+    """docs/config-reference.md is what build/config_reference.py writes from config.py and
+    cgroups/validate.py, and every field the parser reads is described."""
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(repo, "build", "config_reference.py"),
+                        "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(repo, "docs", "config-reference.md")) as f:
+        text = f.read()
+    assert "(not described)" not in text
+    for field in ("`process.args`", "`mounts[].options`", "`linux.namespaces[].type`",
+                  "`hooks.<kind>[].path`", "`linux.resources.memory.limit`",
+                  "`linux.seccomp.syscalls[].names`"):
+        assert field in text
