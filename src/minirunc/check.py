@@ -359,14 +359,16 @@ class Checker:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 continue
-            want = ("rwx" if write else "rx") if stat.S_ISDIR(st.st_mode) else \
-                ("rw" if write else "r")
+            # directories must take new files; files need only be readable (whether the
+            # process rewrites them cannot be known)
+            want = ("rwx" if write else "rx") if stat.S_ISDIR(st.st_mode) else "r"
             if not access.allowed(st, want):
                 bad += 1
                 first = first or (path, st, want)
         if first:
             path, st, want = first
-            self.add("error" if write else "warning", field,
+            # the top itself unusable: the run will fail; deeper: some parts will
+            self.add("error" if path == top else "warning", field,
                      "%s is owned by uid %d gid %d, mode %04o: process.user (%s) cannot %s it"
                      "%s" % (path, st.st_uid, st.st_gid, st.st_mode & 0o7777, access.who(),
                              "write" if "w" in want else "read",
