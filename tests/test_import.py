@@ -377,3 +377,25 @@ def test_devices_and_owners_only_as_root(tmp_path):
     extractor.close()
     assert extractor.skipped_devices == 1 and not (root / "dev" / "null").exists()
     assert os.path.exists(root / "p") and os.stat(root / "f").st_uid == os.geteuid()
+
+
+def test_full_disk_is_one_line_naming_the_member(rt, tmp_path):
+    """DIR's filesystem fills up in the middle of a member: one line naming it, and the
+    temporary directory is gone (a 1 MB tmpfs of the test's own, unmounted afterwards)."""
+    import subprocess
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        source = tmp_path / "big.tar"
+        source.write_bytes(tar_bytes([("etc", "dir", {}),
+                                      ("etc/big", "file", {"data": os.urandom(3 << 20)})]))
+        target = small / "bundle"
+        r = run_import(rt, source, target)
+        assert r.returncode != 0
+        lines = [ln for ln in r.stderr.strip().splitlines() if not ln.startswith("layer ")]
+        assert len(lines) == 1 and "etc/big" in lines[0] and "disk is full" in lines[0], lines
+        assert_untouched(target, existed=False)
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
