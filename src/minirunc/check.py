@@ -303,7 +303,7 @@ class Checker:
 
     def check_options(self, where, fstype, bind, options):
         known = set(mountopts.FLAGS) | set(mountopts.PROPAGATION) | set(mountopts.RECURSIVE) \
-            | set(mountopts.IDMAP)
+            | set(mountopts.IDMAP) | set(getattr(mountopts, "COPYUP", ()))
         words = mountopts.KNOWN_DATA_WORDS.get("bind" if bind else fstype)
         keys = () if bind else DATA_KEYS.get(fstype)
         for j, word in enumerate(options):
