@@ -397,6 +397,28 @@ def write_init_record(directory, text):
         raise HostError("write init record", path, e.errno) from None
 
 
+
+def _remove_tree(path):
+    """``rm -r`` that never follows a symlink (shutil is not in the single binary)."""
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(top, name))
+            except OSError:
+                pass
+        for name in dirs:
+            entry = os.path.join(top, name)
+            try:
+                os.rmdir(entry)
+            except NotADirectoryError:      # a symlink to a directory: listed, not entered
+                os.unlink(entry)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
 class Container:
     """The on-disk record of one container plus its live status."""
 
@@ -492,8 +514,7 @@ class Container:
             except FileNotFoundError:
                 pass
             except IsADirectoryError:
-                import shutil   # only damage puts a directory here (say, at state.json)
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_tree(path)  # only damage puts a directory here (say, at state.json)
             except OSError as e:
                 raise HostError("remove", path, e.errno) from None
         try:
