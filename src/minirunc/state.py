@@ -397,7 +397,6 @@ def write_init_record(directory, text):
         raise HostError("write init record", path, e.errno) from None
 
 
-
 def _remove_tree(path):
     """``rm -r`` that never follows a symlink (shutil is not in the single binary)."""
     for top, dirs, files in os.walk(path, topdown=False):
