@@ -713,8 +713,10 @@ static void prepare_rootfs(struct rec *root)
              " on the mount holding ", rootfs, " instead", NULL);
     }
     /* pivot_root needs the new root's parent mount to be non-shared, and so does the
-     * MS_MOVE of --no-pivot (runc's rootfsParentMountPrivate, done for both). */
-    propagate_up(rootfs, MS_PRIVATE);
+     * MS_MOVE of --no-pivot (runc's rootfsParentMountPrivate, done for both).  For a
+     * slave root, MS_SLAVE is enough and keeps the master: the rootfs bind made below
+     * inherits it, so "slave"/"rslave" (and the default) reach the container's "/". */
+    propagate_up(rootfs, (prop & MS_SLAVE) ? MS_SLAVE : MS_PRIVATE);
     do_mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL, rootfs);
     root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0)
@@ -1337,8 +1339,8 @@ static void enter_rootfs(int no_pivot)
 
 /* linux.rootfsPropagation on the container's own "/", once it is the root (as crun, and
  * runc 1.2): before pivot_root the flags went to the namespace's old "/" (the mounts the
- * container inherits), but the new root is a bind under a parent made private for
- * pivot_root, so it would always end up private.  0: not given, the root stays private. */
+ * container inherits), but the new root is a bind under a parent made non-shared for
+ * pivot_root.  0: not given, the root keeps what the bind inherited (rslave's). */
 static void root_propagation(unsigned long flags)
 {
     char fb[128];

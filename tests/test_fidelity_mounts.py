@@ -209,6 +209,26 @@ def test_rootfs_propagation_reaches_the_root(rt, make, tmp_path, propagation, ta
     assert_nothing_left(rt, cid, tmp_path)
 
 
+@pytest.mark.parametrize("propagation", ["slave", "rslave", None])
+def test_slave_root_keeps_its_master(rt, make, tmp_path, propagation):
+    """A rootfs under a shared mount: a slave "/" (asked for, or runc's default rslave)
+    still receives the host's mounts, as with runc; it was private before."""
+    def edit(c):
+        if propagation is not None:
+            c["linux"]["rootfsPropagation"] = propagation
+    bundle = make(["cat", "/proc/self/mountinfo"], edit)
+    subprocess.run(["mount", "--bind", str(bundle), str(bundle)], check=True)
+    cid = rt.new_id()
+    try:
+        subprocess.run(["mount", "--make-shared", str(bundle)], check=True)
+        r = rt.run(bundle, cid=cid)
+        assert r.returncode == 0, r.stderr
+        assert [f.split(":")[0] for f in root_line(r.stdout)] == ["master"]
+    finally:
+        umount(bundle)
+    assert_nothing_left(rt, cid, tmp_path)
+
+
 @pytest.mark.parametrize("propagation", ["private", "rprivate"])
 def test_private_root_without_pivot_root_is_refused_as_runc(rt, make, tmp_path, propagation):
     def edit(c):
