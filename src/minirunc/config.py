@@ -453,7 +453,11 @@ def _read_json_object(path, missing):
         data = jsontext.loads(text)
     except UnicodeDecodeError:
         raise ConfigError("", "invalid JSON: not UTF-8 text", file=path) from None
+    except jsontext.LimitError as e:  # too deep, too many digits, a lone surrogate
+        raise ConfigError(e.path, e.problem, file=path) from None
     except ValueError as e:  # json.JSONDecodeError
+        if not hasattr(e, "lineno"):
+            raise ConfigError("", "invalid JSON: %s" % e, file=path) from None
         raise ConfigError("", "invalid JSON at line %d, column %d: %s" % (e.lineno, e.colno, e.msg),
                           file=path) from None
     if not isinstance(data, dict):

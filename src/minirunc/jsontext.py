@@ -4,11 +4,48 @@
 and state.json only need what the C scanner and string encoder already do. Output
 matches `json.dumps` (ASCII-escaped strings, `indent`, the same separators). On bad
 input we let `json` itself produce its message (line and column), so errors stay exact.
+
+Valid JSON can still be beyond what the runtime should read (issue 8: the fuzzer found
+tracebacks): nesting deeper than MAX_DEPTH (the C scanner recurses; past ~1000 levels it
+raises RecursionError), an integer of more digits than Python converts
+(sys.get_int_max_str_digits, 4300), or a lone UTF-16 surrogate such as "\\ud800", which
+cannot be encoded to UTF-8 for the C init, a host path or a log file.  These raise
+LimitError (a ValueError) with the JSON path of the culprit.
 """
 
 import _json
 
 _WHITESPACE = " \t\n\r"
+# Far beyond any real config (runc's default spec is 5 deep), far below the interpreter's
+# recursion limit, so the same documents are refused from any call depth.
+MAX_DEPTH = 200
+
+
+class LimitError(ValueError):
+    """Valid JSON that minirunc refuses to read; ``path`` is the JSON path ("" = the
+    whole document), ``problem`` the sentence."""
+
+    def __init__(self, path, problem):
+        self.path = path
+        self.problem = problem
+        super().__init__("%s: %s" % (path, problem) if path else problem)
+
+
+class _HugeInt:
+    """What the scanner returns for an integer of too many digits; loads() then names
+    its JSON path (the scanner itself knows no position)."""
+    seen = 0
+
+    def __init__(self, text):
+        _HugeInt.seen += 1
+        self.digits = len(text.lstrip("-"))
+
+
+def _parse_int(text):
+    try:
+        return int(text)
+    except ValueError:   # more digits than sys.get_int_max_str_digits()
+        return _HugeInt(text)
 
 
 class _ScannerContext:
@@ -17,7 +54,7 @@ class _ScannerContext:
     object_hook = None
     object_pairs_hook = None
     parse_float = float
-    parse_int = int
+    parse_int = staticmethod(_parse_int)
 
     @staticmethod
     def parse_constant(name):
@@ -28,19 +65,91 @@ _scan = _json.make_scanner(_ScannerContext())
 
 
 def loads(text):
-    """Parse a JSON document; raises json.JSONDecodeError (a ValueError) when invalid."""
+    """Parse a JSON document; raises json.JSONDecodeError (a ValueError) when invalid,
+    LimitError (a ValueError) when too deep, too big a number or a lone surrogate."""
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8-sig" if text[:3] == b"\xef\xbb\xbf" else "utf-8")
     start = len(text) - len(text.lstrip(_WHITESPACE))
+    huge = _HugeInt.seen
     try:
         value, end = _scan(text, start)
+    except RecursionError:
+        raise _too_deep() from None
     except (StopIteration, ValueError, SystemError):
         # SystemError: the scanner reports errors through json.decoder, which is not loaded
         value, end = None, -1
     if end < 0 or text[end:].strip(_WHITESPACE):
         import json  # only on the error path: its message names line and column
-        return json.loads(text)
+        try:
+            value = json.loads(text, parse_int=_parse_int)
+        except RecursionError:
+            raise _too_deep() from None
+    # Cheap guards first (C-speed counts); the walk runs only when one could be true.
+    if text.count("[") + text.count("{") > MAX_DEPTH or _HugeInt.seen != huge or \
+            "\\ud" in text or "\\uD" in text:
+        _check_limits(value)
     return value
+
+
+def _too_deep():
+    return LimitError("", "nested more than %d levels deep" % MAX_DEPTH)
+
+
+def _bad_text(text):
+    """True if ``text`` holds a lone surrogate (it cannot be encoded to UTF-8)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _path_text(where):
+    """The JSON path (``a.b[2]``) of a (parent, key-or-index) chain; printable."""
+    parts = []
+    while where is not None:
+        where, key = where
+        if isinstance(key, int):
+            parts.append("[%d]" % key)
+        else:
+            parts.append("." + key.encode("utf-8", "backslashreplace").decode())
+    return "".join(reversed(parts)).lstrip(".")
+
+
+def _check_limits(value):
+    """Walk the document (iteratively: it may be deep) for the LimitError cases."""
+    stack = [(value, None, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        kind = type(value)
+        if kind is str:
+            if _bad_text(value):
+                raise _surrogate(where)
+        elif kind is _HugeInt:
+            raise LimitError(_path_text(where), "has %d digits; numbers of more than %d digits "
+                             "are not read" % (value.digits, _max_digits()))
+        elif kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                raise _too_deep()
+            if kind is list:
+                stack.extend((item, (where, i), depth + 1) for i, item in enumerate(value))
+                continue
+            for key, item in value.items():
+                if _bad_text(key):
+                    raise _surrogate((where, key))
+                stack.append((item, (where, key), depth + 1))
+
+
+def _surrogate(where):
+    return LimitError(_path_text(where), "is not valid UTF-8 text (it holds a lone surrogate "
+                      "such as \"\\ud800\"); fix the string")
+
+
+def _max_digits():
+    import sys
+    return sys.get_int_max_str_digits() or 4300
 
 
 _encode_str = _json.encode_basestring_ascii
