@@ -36,6 +36,27 @@ class MiniruncError(Exception):
 
     exit_code = 1
 
+    def __str__(self):
+        # Messages echo keys and values from config.json, state.json and the command
+        # line: a newline there must not break the one line the CLI prints.
+        return printable(super().__str__())
+
+
+# Control characters and the line separators str.splitlines() knows, as escapes.
+_ESCAPES = {c: "\\x%02x" % c for c in list(range(32)) + [127, 0x85]}
+_ESCAPES.update({0x0a: "\\n", 0x0d: "\\r", 0x09: "\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def printable(text):
+    """``text`` as one printable line: control characters and line separators escaped
+    (``\\n``), and a lone surrogate (not encodable for a UTF-8 log) as ``\\udXXX``."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode()
+        # (a surrogateescape'd byte becomes "\\udcff"; everything else is kept)
+    elif text.isprintable():
+        return text
+    return text.translate(_ESCAPES)
+
 
 class UsageError(MiniruncError):
     """Wrong command line: unknown flag, missing argument."""

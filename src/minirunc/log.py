@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from .errors import printable
+
 _debug = False
 _log_path = None
 _log_json = False
@@ -99,10 +101,12 @@ def debug(msg):
 
 
 def warning(msg):
+    msg = printable(msg)   # one line, whatever it echoes
     _to_file("warning", msg)
     sys.stderr.write("minirunc: warning: %s\n" % msg)
 
 
 def error(msg):
+    msg = printable(msg)   # one line, whatever it echoes
     _to_file("error", msg)
     sys.stderr.write("minirunc: %s\n" % msg)

@@ -1,0 +1,512 @@
+"""Fuzzing config.json (issue 8, "Fuzzing"): every input ends in a valid plan (exit 0) or one
+clear line, never a traceback, a hang or anything left behind.
+
+A realistic base config (make_bundle.base_config, enriched with every section minirunc reads:
+hooks, seccomp, devices, sysctl, resources, scheduler, affinity, time offsets, a bind
+mount...) is mutated by hypothesis at any JSON path: wrong types, out-of-range and huge
+numbers, NUL bytes, lone surrogates, huge strings, deep nesting, removed keys, extra keys,
+empty lists; sometimes the text itself is damaged (truncated, invalid UTF-8, trailing bytes).
+
+Two levels:
+(a) in process, thousands of cases: load_bundle + build_plan + Plan.encode (no container
+    is made).  Anything but a plan or a MiniruncError whose text is one line is a bug.
+(b) through the real CLI, fewer cases: `create` then `delete --force` with a private
+    --root; exit 0 or one line of error (warnings are lines of their own), no traceback,
+    no hang, and afterwards no state directory, no cgroup named after the id, no process.
+
+The run is reproducible (derandomize, no example database).  MINIRUNC_FUZZ_EXAMPLES=N
+raises the number of cases: N in process, N/10 (at least the default) through the CLI.
+"""
+
+import ctypes
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from make_bundle import base_config, make_rootfs
+
+_REQUESTED = int(os.environ.get("MINIRUNC_FUZZ_EXAMPLES", "0") or "0")
+IN_PROCESS_EXAMPLES = _REQUESTED or 2000
+CLI_EXAMPLES = max(_REQUESTED // 10, 200) if _REQUESTED else 200
+
+
+def _settings(examples):
+    return settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                    print_blob=False,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much,
+                                           HealthCheck.function_scoped_fixture])
+
+
+# ------------------------------------------------------------------ the base config
+
+def rich_config(args=("sh",), cli=False):
+    """base_config plus every section minirunc reads, each with a valid value.
+
+    ``cli``: the variant the real CLI runs.  It leaves out what would reach the host
+    outside the container if a mutation turned it into something else: linux.sysctl
+    (issue 8 item 1), linux.cgroupsPath (a mutated path could name a foreign cgroup,
+    item 3), and root.path is never mutated there (a mutated "/" would make mount
+    destinations on the host's own root)."""
+    config = base_config(list(args))
+    process = config["process"]
+    process["user"].update({"umask": 18, "additionalGids": [1, 2]})
+    process["capabilities"]["inheritable"] = []
+    process["rlimits"].append({"type": "RLIMIT_CORE", "hard": 0, "soft": 0})
+    process["oomScoreAdj"] = 0
+    process["consoleSize"] = {"height": 24, "width": 80}
+    process["scheduler"] = {"policy": "SCHED_OTHER", "nice": 0}
+    process["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
+    process["execCPUAffinity"] = {"initial": "0", "final": "0-1"}
+    config["domainname"] = "fuzz.local"
+    config["annotations"] = {"org.example.key": "value"}
+    config["mounts"].append({"destination": "/mnt", "type": "bind", "source": "data",
+                             "options": ["rbind", "ro", "nosuid"]})
+    linux = config["linux"]
+    linux["namespaces"] += [{"type": "cgroup"}, {"type": "time"}]
+    linux["timeOffsets"] = {"monotonic": {"secs": 10, "nanosecs": 0}}
+    linux["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                         "fileMode": 0o666, "uid": 0, "gid": 0}]
+    linux["rootfsPropagation"] = "rslave"
+    linux["personality"] = {"domain": "LINUX"}
+    linux["resources"] = {
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20},
+        "pids": {"limit": 64},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+        "devices": [{"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+    }
+    linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                      "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]}]}
+    config["hooks"] = {
+        "prestart": [{"path": "/bin/true", "args": ["true", "pre"], "env": ["A=b"],
+                      "timeout": 5}],
+        "createContainer": [{"path": "/bin/true", "args": ["true"]}],
+        "poststop": [{"path": "/bin/true"}],
+    }
+    if not cli:
+        linux["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"}
+        linux["cgroupsPath"] = "fuzz/inner"
+    return config
+
+
+def userns_config():
+    """The rich config in a user namespace, with an idmapped bind mount."""
+    config = rich_config()
+    linux = config["linux"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["mounts"].append({"destination": "/idmapped", "type": "bind", "source": "data",
+                             "options": ["bind", "idmap"]})
+    return config
+
+
+def json_paths(doc, prefix=()):
+    """Every JSON path of ``doc`` as a tuple of keys and indexes (the root is ())."""
+    yield prefix
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from json_paths(value, prefix + (key,))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from json_paths(value, prefix + (i,))
+
+
+# ------------------------------------------------------------------ mutations
+
+# Stand-ins that json.dumps cannot write itself; serialize() puts the real text in.
+HUGE_INT = "@@fuzz-huge-int@@"
+DEEP = "@@fuzz-deep-%d@@"
+DEEP_MARK = re.compile(r'"@@fuzz-deep-(\d+)@@"')
+
+SPECIAL_VALUES = [
+    None, True, False, 0, 1, -1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
+    2**64 - 1, 2**64, -2**63, -2**63 - 1, 10**30, -10**30, 0.5, -0.0, 1e308, float("nan"),
+    float("inf"), "", " ", "x", "/", "//", "..", "/..", "/a/../..", ".", "a\0b", "\0",
+    "\ud800", "x\udfff", "\ud83d\ude00", "=x", "=", "-1", "0x10", "\u00e9", "a\nb",
+    [], {}, [""], [None], [[]], {"": ""}, "A" * 100000, HUGE_INT,
+    DEEP % 150, DEEP % 199, DEEP % 200, DEEP % 201, DEEP % 1000, DEEP % 20000,
+]
+
+_text = st.text(st.characters(), max_size=12)
+_lone = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"])
+_strings = st.one_of(_text, _lone, st.builds(lambda a, b, c: a + b + c, _text, _lone, _text))
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-2**70, 2**70),
+                     st.floats(), _strings)
+_json_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_strings, inner, max_size=3)), max_leaves=6)
+_values = st.one_of(st.sampled_from(SPECIAL_VALUES), _json_values)
+
+
+def _string_variants(s):
+    huge = (s or "A") * (100000 // max(len(s), 1) + 1)
+    return [s + "\0", s + "\ud800", "\ud800" + s, huge[:100000], "/" + s,
+            s + "/..", s.upper(), s[:1], s + "\n", "//" + s, s.replace("/", "//")]
+
+
+def _number_variants(n):
+    return [-n - 1, n + 2**32, n + 2**64, -n, n * 10**20, float(n), str(n), n + 1, n - 1]
+
+
+@st.composite
+def mutation(draw, current):
+    """One change of the value ``current`` found at some path."""
+    choices = ["set", "set", "delete"]
+    if isinstance(current, str):
+        choices += ["variant"] * 3
+    if isinstance(current, int) and not isinstance(current, bool):
+        choices += ["variant"] * 3
+    if isinstance(current, dict):
+        choices += ["extra", "empty"]
+    if isinstance(current, list):
+        choices += ["append", "empty", "duplicate"]
+    kind = draw(st.sampled_from(choices))
+    if kind == "set":
+        return ("set", draw(_values))
+    if kind == "variant":
+        variants = (_string_variants(current) if isinstance(current, str)
+                    else _number_variants(current))
+        return ("set", draw(st.sampled_from(variants)))
+    if kind == "extra":
+        return ("extra", draw(st.one_of(st.just("fuzzExtra"), _strings)), draw(_values))
+    if kind == "append":
+        return ("append", draw(_values))
+    if kind == "empty":
+        return ("set", type(current)())
+    return (kind,)
+
+
+def _parent(doc, path):
+    """The container holding ``path`` and the last key, or (None, None) if it is gone."""
+    node = doc
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None, None
+    if isinstance(node, dict) and isinstance(path[-1], str) and path[-1] in node:
+        return node, path[-1]
+    if isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+        return node, path[-1]
+    return None, None
+
+
+def apply(doc, path, change):
+    """Apply one mutation in place; returns the (possibly new) document."""
+    if not path:
+        if change[0] == "set":
+            return change[1]
+        node, key = None, None
+        current = doc
+    else:
+        node, key = _parent(doc, path)
+        if node is None:
+            return doc
+        current = node[key]
+    kind = change[0]
+    if kind == "set":
+        node[key] = change[1]
+    elif kind == "delete" and node is not None:
+        del node[key]
+    elif kind == "extra" and isinstance(current, dict):
+        current[change[1]] = change[2]
+    elif kind == "append" and isinstance(current, list):
+        current.append(change[1])
+    elif kind == "duplicate" and isinstance(current, list) and current:
+        current.append(json.loads(json.dumps(current[0])))
+    return doc
+
+
+def serialize(doc):
+    """JSON text of ``doc``, stand-ins replaced by a 5000-digit integer or deep nesting."""
+    text = json.dumps(doc, indent=1)
+    text = text.replace('"%s"' % HUGE_INT, "1" * 5000)
+    return DEEP_MARK.sub(lambda m: "[" * int(m.group(1)) + "]" * int(m.group(1)), text)
+
+
+@st.composite
+def damaged_text(draw, blob):
+    kind = draw(st.sampled_from(["truncate", "byte", "bom", "trailing", "keep"]))
+    if kind == "truncate":
+        return blob[:draw(st.integers(0, max(len(blob) - 1, 0)))]
+    if kind == "byte":
+        at = draw(st.integers(0, len(blob)))
+        return blob[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\0"])) \
+            + blob[at:]
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + blob
+    if kind == "trailing":
+        return blob + draw(st.sampled_from([b"x", b"{}", b"\0", b" ,"]))
+    return blob
+
+
+@st.composite
+def mutated_configs(draw, bases, skip=()):
+    """(description, config.json bytes): a base with 1-3 mutations, sometimes damaged."""
+    name = draw(st.sampled_from(sorted(bases)))
+    base_text, paths = bases[name]
+    paths = [p for p in paths if not any(p[:len(s)] == s for s in skip)]
+    doc = json.loads(base_text)
+    changes = []
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(paths))
+        node, key = _parent(doc, path) if path else (None, None)
+        if path and node is None:
+            continue
+        change = draw(mutation(node[key] if path else doc))
+        changes.append((path, change))
+        doc = apply(doc, path, change)
+    blob = serialize(doc).encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 14)) == 0:
+        blob = draw(damaged_text(blob))
+        changes.append(("text damaged",))
+    return Case("%s: %s" % (name, _describe(changes)), blob)
+
+
+class Case:
+    """A mutated config.json; shown in a failure report by its mutations, not its 5 KB."""
+
+    def __init__(self, description, blob):
+        self.description = description
+        self.blob = blob
+
+    def __repr__(self):
+        return "Case(%s)" % self.description
+
+
+def _describe(changes):
+    out = []
+    for change in changes:
+        text = repr(change)
+        out.append(text if len(text) < 300 else text[:300] + "...")
+    return "; ".join(out)
+
+
+def _bases(cli=False):
+    configs = {"rich": rich_config(cli=cli)}
+    if not cli:
+        configs["userns"] = userns_config()
+    return {name: (json.dumps(c), list(json_paths(c))) for name, c in configs.items()}
+
+
+# ------------------------------------------------------------------ checks
+
+# TODO(issue 8 item 8, harm-config): a 1 MB value is echoed whole into the message; harm-config
+# cuts it.  Until that is merged, long messages are not counted as failures here; after
+# the merge set this to a bound (e.g. 2000) so the fuzzer holds the fix.
+MAX_MESSAGE = None
+
+
+def check_one_line(message):
+    assert message.strip(), "empty error message"
+    assert len(message.splitlines()) == 1, "message of several lines: %r" % message[:500]
+    message.encode()   # printable to a UTF-8 log file: no lone surrogate
+    assert "Traceback" not in message
+    if MAX_MESSAGE is not None:
+        assert len(message) <= MAX_MESSAGE, "message of %d characters" % len(message)
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory):
+    bundle = tmp_path_factory.mktemp("fuzzbundle")
+    (bundle / "rootfs").mkdir()
+    (bundle / "data").mkdir()
+    return bundle
+
+
+def test_fuzz_config_in_process(plain_bundle):
+    """(a) load_bundle + build_plan + encode over mutated configs: a plan or one line."""
+    from minirunc.config import load_bundle
+    from minirunc.errors import MiniruncError
+    from minirunc.plan import build_plan
+
+    with open("/proc/self/mountinfo") as f:
+        mountinfo = f.read()
+    with open("/proc/self/cgroup") as f:
+        proc_cgroup = f.read()
+    config_path = plain_bundle / "config.json"
+    stats = {"cases": 0, "plans": 0, "errors": 0}
+
+    @_settings(IN_PROCESS_EXAMPLES)
+    @given(mutated_configs(_bases()))
+    def case(sample):
+        blob = sample.blob
+        config_path.write_bytes(blob)
+        stats["cases"] += 1
+        try:
+            config = load_bundle(str(plain_bundle))
+            plan = build_plan(config, mountinfo=mountinfo, proc_cgroup=proc_cgroup)
+            plan.add_session_keyring("fuzz", config.linux.namespace("user") is not None)
+            plan.encode()
+        except MiniruncError as e:
+            stats["errors"] += 1
+            check_one_line(str(e))
+            return
+        stats["plans"] += 1
+        for warning in plan.warnings:
+            check_one_line(warning)
+
+    started = time.monotonic()
+    case()
+    print("config fuzz in process: %(cases)d cases, %(plans)d plans, %(errors)d errors"
+          % stats, "in %.1f s" % (time.monotonic() - started))
+    assert stats["plans"] and stats["errors"], stats
+
+
+# ------------------------------------------------------------------ through the CLI
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.fixture
+def subreaper():
+    """Make this process the subreaper of what the runtime leaves behind: an orphaned
+    container process then becomes our child, where the test can see (and reap) it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    yield
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    for pid in our_children():
+        _kill_and_reap(pid)
+
+
+def our_children():
+    """Pids of this process's children (every thread's list)."""
+    pids = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/children" % tid) as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def leftover_processes():
+    """Children (adopted orphans) still alive; zombies are reaped and not counted."""
+    alive = []
+    for pid in our_children():
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        if stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X"):
+            os.waitpid(pid, 0)
+            continue
+        alive.append("%d %s" % (pid, stat[:stat.rindex(b")") + 1].decode(errors="replace")))
+    return alive
+
+
+def own_cgroup_dirs(name):
+    """Where a cgroup called ``name`` would be made by default: under this process's own
+    cgroup (and its parent, pure v2's choice) in every hierarchy."""
+    mounts = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                options = set(fields[-1].split(","))
+                mounts[fields[4]] = (fstype, options)
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else [""]:
+                own[c] = path
+    dirs = set()
+    for mount, (fstype, options) in mounts.items():
+        if fstype == "cgroup2":
+            path = own.get("")
+        else:
+            path = next((p for c, p in own.items() if c and c in options), None)
+        if path is None:
+            continue
+        for base in (path, os.path.dirname(path)):
+            dirs.add(os.path.normpath(mount + "/" + base.lstrip("/") + "/" + name))
+    return sorted(dirs)
+
+
+def host_mounts_under(*dirs):
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if any(p == str(d) or p.startswith(str(d) + "/") for d in dirs)]
+
+
+def check_cli_output(result, what):
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    for line in lines:
+        assert line.startswith("minirunc: "), "%s: stray stderr line %r" % (what, line[:300])
+    if result.returncode != 0:
+        errors = [l for l in lines if not l.startswith("minirunc: warning: ")]
+        assert len(errors) == 1, "%s failed (exit %d) without one line of error: %r" % (
+            what, result.returncode, result.stderr[-2000:])
+        check_one_line(errors[0])
+
+
+def test_fuzz_config_cli(rt, tmp_path, subreaper):
+    """(b) `create` + `delete --force` of mutated configs: exit 0 or one line, nothing left."""
+    bundle = tmp_path / "bundle"
+    make_rootfs(str(bundle / "rootfs"))
+    (bundle / "data").mkdir()
+    config_path = bundle / "config.json"
+    stats = {"cases": 0, "created": 0}
+    # root.path stays as it is: see rich_config(cli=True)
+    bases = _bases(cli=True)
+
+    @_settings(CLI_EXAMPLES)
+    @given(mutated_configs(bases, skip=[("root",)]))
+    def case(sample):
+        blob = sample.blob
+        config_path.write_bytes(blob)
+        cid = rt.new_id("fz")
+        stats["cases"] += 1
+        created = rt("create", "--bundle", bundle, cid, timeout=60)
+        check_cli_output(created, "create")
+        pid = None
+        if created.returncode == 0:
+            stats["created"] += 1
+            with open(os.path.join(rt.root, cid, "state.json")) as f:
+                pid = json.load(f)["pid"]
+        else:
+            assert not os.path.exists(os.path.join(rt.root, cid)), "failed create left its state"
+        deleted = rt("delete", "--force", cid, timeout=60)
+        check_cli_output(deleted, "delete --force")
+        assert deleted.returncode == 0, deleted.stderr
+        assert not os.path.exists(os.path.join(rt.root, cid)), "state directory left"
+        left = [d for d in own_cgroup_dirs(cid) if os.path.exists(d)]
+        assert not left, "cgroup directories left: %s" % left
+        assert not leftover_processes(), "processes left: %s" % leftover_processes()
+        if pid:
+            assert not os.path.exists("/proc/%d/exe" % pid) or pid not in our_children(), \
+                "init %d still alive" % pid
+        assert not host_mounts_under(bundle, rt.root), "mounts left on the host"
+        rt.ids.discard(cid)
+
+    started = time.monotonic()
+    case()
+    print("config fuzz through the CLI: %(cases)d cases, %(created)d created" % stats,
+          "in %.1f s" % (time.monotonic() - started))
+    assert stats["created"], stats
