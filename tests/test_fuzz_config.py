@@ -18,17 +18,17 @@ The run is reproducible (derandomize, no example database).  MINIRUNC_FUZZ_EXAMP
 raises the number of cases: N in process, N/10 (at least the default) through the CLI.
 """
 
-import ctypes
 import json
 import os
 import re
-import signal
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from host_leftovers import (leftover_cgroups, leftover_processes, mounts_under,
+                            subreaper)  # noqa: F401 (a fixture)
 from make_bundle import base_config, make_rootfs
 
 _REQUESTED = int(os.environ.get("MINIRUNC_FUZZ_EXAMPLES", "0") or "0")
@@ -364,96 +364,6 @@ def test_fuzz_config_in_process(plain_bundle):
 
 # ------------------------------------------------------------------ through the CLI
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-@pytest.fixture
-def subreaper():
-    """Make this process the subreaper of what the runtime leaves behind: an orphaned
-    container process then becomes our child, where the test can see (and reap) it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    yield
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-    for pid in our_children():
-        _kill_and_reap(pid)
-
-
-def our_children():
-    """Pids of this process's children (every thread's list)."""
-    pids = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open("/proc/self/task/%s/children" % tid) as f:
-                pids.update(int(p) for p in f.read().split())
-        except FileNotFoundError:
-            pass
-    return pids
-
-
-def _kill_and_reap(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def leftover_processes():
-    """Children (adopted orphans) still alive; zombies are reaped and not counted."""
-    alive = []
-    for pid in our_children():
-        try:
-            with open("/proc/%d/stat" % pid, "rb") as f:
-                stat = f.read()
-        except FileNotFoundError:
-            continue
-        if stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X"):
-            os.waitpid(pid, 0)
-            continue
-        alive.append("%d %s" % (pid, stat[:stat.rindex(b")") + 1].decode(errors="replace")))
-    return alive
-
-
-def own_cgroup_dirs(name):
-    """Where a cgroup called ``name`` would be made by default: under this process's own
-    cgroup (and its parent, pure v2's choice) in every hierarchy."""
-    mounts = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            fstype = fields[fields.index("-") + 1]
-            if fstype in ("cgroup", "cgroup2"):
-                options = set(fields[-1].split(","))
-                mounts[fields[4]] = (fstype, options)
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for c in controllers.split(",") if controllers else [""]:
-                own[c] = path
-    dirs = set()
-    for mount, (fstype, options) in mounts.items():
-        if fstype == "cgroup2":
-            path = own.get("")
-        else:
-            path = next((p for c, p in own.items() if c and c in options), None)
-        if path is None:
-            continue
-        for base in (path, os.path.dirname(path)):
-            dirs.add(os.path.normpath(mount + "/" + base.lstrip("/") + "/" + name))
-    return sorted(dirs)
-
-
-def host_mounts_under(*dirs):
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if any(p == str(d) or p.startswith(str(d) + "/") for d in dirs)]
-
-
 def check_cli_output(result, what):
     assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
     lines = [l for l in result.stderr.splitlines() if l.strip()]
@@ -496,13 +406,10 @@ def test_fuzz_config_cli(rt, tmp_path, subreaper):
         check_cli_output(deleted, "delete --force")
         assert deleted.returncode == 0, deleted.stderr
         assert not os.path.exists(os.path.join(rt.root, cid)), "state directory left"
-        left = [d for d in own_cgroup_dirs(cid) if os.path.exists(d)]
-        assert not left, "cgroup directories left: %s" % left
-        assert not leftover_processes(), "processes left: %s" % leftover_processes()
-        if pid:
-            assert not os.path.exists("/proc/%d/exe" % pid) or pid not in our_children(), \
-                "init %d still alive" % pid
-        assert not host_mounts_under(bundle, rt.root), "mounts left on the host"
+        assert not leftover_cgroups(cid), "cgroup directories left: %s" % leftover_cgroups(cid)
+        left = leftover_processes()
+        assert not left, "processes left (init pid was %s): %s" % (pid, left)
+        assert not mounts_under(bundle, rt.root), "mounts left on the host"
         rt.ids.discard(cid)
 
     started = time.monotonic()

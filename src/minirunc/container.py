@@ -9,7 +9,7 @@ The CLI (`commands.py`) only turns runc's command line into these calls.
 import os
 import time
 
-from . import cgroupwarm, log
+from . import cgroupwarm, faults, log
 from .errors import ConfigError, ContainerSetupError, HostError, MiniruncError, StateError, UsageError
 from .state import Container, check_id, process_start_time, write_pid_file
 from .procfs import write_file
@@ -157,6 +157,7 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
                 doing = "start stage 2 in the new namespaces"
                 if on_pid is not None:
                     on_pid(pid)
+                    faults.point("create:pid-recorded")
                 # The init cannot exec the user's process before `S`: joining here is
                 # in time for everything the process will run.
                 if cgroup is not None:
@@ -268,9 +269,11 @@ def _setup_cgroup(container, state, config, cgroup, resources):
         cgroup.prepare()
     state["cgroup"] = cgroup.record()
     container.save(state)
+    faults.point("create:cgroup-recorded")
     cgroup.create()
     for warning in cgroup.apply(resources, config.linux.devices):
         log.warning(warning)
+    faults.point("create:cgroups-made")
     return cgroup
 
 
@@ -279,19 +282,25 @@ def _spawn_in_cgroup(cgroup, plan, resources, spawn):
     cgroups (the namespace's root is fixed at clone time): this process visits them for the
     spawn, and the pids limit, which would count it too, is written after it left."""
     if not plan.clone_flags & CLONE_NEWCGROUP or cgroup.name == "none":
-        return spawn()
+        return _spawned(spawn())
     cgroupwarm.wait()
     cgroup.visit()
     try:
-        return spawn()
+        return _spawned(spawn())
     finally:
         cgroup.leave()
         if resources.get("pids"):
             cgroup.apply({"pids": resources["pids"]})
 
 
+def _spawned(helper_pid):
+    faults.point("create:init-spawned")
+    return helper_pid
+
+
 def destroy_cgroup(c):
     """Remove a container's cgroups (killing what is left in them); warn if one stays."""
+    faults.point("delete:killed")   # delete calls this right after killing the init
     record = (c.data or {}).get("cgroup")
     if not record or record.get("driver") == "none":
         return
@@ -341,6 +350,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
         log.warning(warning)
 
     container = Container(root, container_id).make_dir()
+    faults.point("create:state-dir-made")
     state = {"ociVersion": config.oci_version, "id": container_id, "pid": 0, "pid_start": None,
              "bundle": bundle, "rootfs": config.root_path, "created": _rfc3339_now(),
              "owner": "", "annotations": config.annotations, "creating": True,
@@ -379,11 +389,13 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             document = hooks.state_json(state, "created")
             hooks.run(config.hooks.get("prestart", []) + config.hooks.get("createRuntime", []),
                       document)
+            faults.point("create:hooks-run")
             return document
 
         pid, master = _launch_init(
             plan, container.start_socket_path(), cgroup, record_pid,
             lambda spawn: _spawn_in_cgroup(cgroup, plan, resources, spawn), run_create_hooks)
+        faults.point("create:ready")
         try:
             if master is not None and console_socket is not None:
                 _send_console(console_socket, master)
@@ -391,6 +403,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
                 master = None
             del state["creating"]
             container.save(state)
+            faults.point("create:state-saved")
             if pid_file:
                 write_pid_file(pid_file, pid)
         except BaseException:
@@ -429,6 +442,7 @@ def start(root, container_id):
     from . import native
     check_id(container_id)
     with Container(root, container_id).lock() as c:
+        faults.point("start:locked")
         c.load()
         status = c.status()
         if status == "paused":
@@ -456,6 +470,7 @@ def start(root, container_id):
         except ContainerSetupError as e:
             raise ContainerSetupError(e.step, e.detail + _oom_text(c.data), e.errno) from None
         os.unlink(path)
+        faults.point("start:start-sent")
         _check_start_answer(data)
         log.debug("container %s started" % container_id)
         if record and "poststart" in record:
@@ -582,6 +597,7 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
     pid = master = None
     try:
         pid, master = _launch_init(plan, path, cgroup)
+        faults.point("exec:spawned")
         sock = native.connect_unix(path)
         os.unlink(path)
         if master is not None and console_socket is not None:
@@ -592,6 +608,7 @@ def exec_process(root, container_id, make_process, console_socket=None, pid_file
             from .foreground import copy_window_size
             copy_window_size(0, master)   # before `S`: the process sees its size at once
         _check_start_answer(_send_start(sock))
+        faults.point("exec:started")
         if pid_file:
             write_pid_file(pid_file, pid)
     except BaseException:
@@ -737,6 +754,7 @@ def delete(root, container_id, force=False):
             return  # runc: a forced delete of a container that is gone succeeds
         raise
     with c:
+        faults.point("delete:locked")
         try:
             c.load()
         except StateError as e:
@@ -755,8 +773,10 @@ def delete(root, container_id, force=False):
             # The creator died before it learnt the pid: its init may wait on its socket.
             _kill_socket_inits_warning(c)
         destroy_cgroup(c)
+        faults.point("delete:cgroups-removed")
         _run_poststop(c.data)
         c.remove_dir()
+        faults.point("delete:state-removed")
     log.debug("container %s deleted" % container_id)
 
 
