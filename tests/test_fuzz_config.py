@@ -417,3 +417,87 @@ def test_fuzz_config_cli(rt, tmp_path, subreaper):
     print("config fuzz through the CLI: %(cases)d cases, %(created)d created" % stats,
           "in %.1f s" % (time.monotonic() - started))
     assert stats["created"], stats
+
+
+# ------------------------------------------------------------------ item 7, case by case
+
+def _edit_text(path, value):
+    """config.json text of rich_config(cli=True) with ``value`` (raw JSON text) at ``path``."""
+    doc = rich_config(cli=True)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "@@fuzz-raw@@"
+    return json.dumps(doc, indent=1).replace('"@@fuzz-raw@@"', value)
+
+
+DEEP_1000 = "[" * 1000 + "]" * 1000
+ITEM7_CASES = [
+    # (JSON path set, raw JSON value, words the one line must hold)
+    (("process", "args", 0), '"sh\\ud800"', ["process.args[0]", "surrogate"]),
+    (("hostname",), '"\\udfffx"', ["hostname", "surrogate"]),
+    (("process", "env", 1), '"TERM=\\ud800"', ["process.env[1]", "surrogate"]),
+    (("hooks", "prestart", 0, "args", 1), '"\\ud800"', ["hooks.prestart[0].args[1]"]),
+    (("mounts", 1, "options", 2), '"mode=\\ud800"', ["mounts[1].options[2]"]),
+    (("annotations", "org.example.key"), '"\\ud800"', ["annotations.org.example.key"]),
+    (("linux", "resources", "unified"), '{"memory.high\\ud800": "1"}',
+     ["linux.resources.unified.memory.high\\ud800"]),
+    (("fuzzUnknown",), DEEP_1000, ["config.json", "nested more than 200 levels deep"]),
+    (("annotations", "deep"), DEEP_1000, ["config.json", "nested more than 200 levels"]),
+    (("fuzzUnknown",), "[" * 100000 + "]" * 100000, ["nested more than 200 levels"]),
+    (("process", "user", "uid"), "1" * 5000, ["process.user.uid", "5000 digits"]),
+    (("fuzzUnknown",), "-" + "9" * 4301, ["fuzzUnknown", "4301 digits"]),
+    (("process", "cwd"), '"/tmp\\u0000x"', ["process.cwd", "NUL"]),
+    (("process", "args", 0), '"s\\u0000h"', ["process.args[0]", "NUL"]),
+    (("process", "env", 0), '"A=\\u0000"', ["process.env[0]", "NUL"]),
+    (("hooks", "prestart", 0, "path"), '"/bin/true\\u0000"', ["hooks.prestart[0].path", "NUL"]),
+    (("hooks", "prestart", 0, "env", 0), '"A=\\u0000"', ["hooks.prestart[0].env[0]", "NUL"]),
+    (("mounts", 1, "options", 3), '"size=1\\u0000k"', ["mounts[1].options[3]", "NUL"]),
+    (("mounts", 6, "source"), '"da\\u0000ta"', ["mounts[6].source", "NUL"]),
+    (("linux", "devices", 0, "path"), '"/dev/f\\u0000"', ["linux.devices[0].path", "NUL"]),
+]
+
+
+@pytest.mark.parametrize("path,value,words", ITEM7_CASES,
+                         ids=["%s=%s" % (".".join(map(str, c[0])), c[1][:12]) for c in ITEM7_CASES])
+def test_item7_refused_in_process(plain_bundle, path, value, words):
+    """Surrogates, deep nesting, 4300+ digit integers, NUL: a ConfigError of one line that
+    names the field (or the file), not a RecursionError, ValueError or UnicodeEncodeError."""
+    from minirunc.config import load_bundle
+    from minirunc.errors import ConfigError
+    (plain_bundle / "config.json").write_text(_edit_text(path, value))
+    with pytest.raises(ConfigError) as info:
+        load_bundle(str(plain_bundle))
+    check_one_line(str(info.value))
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("path,value,words", [ITEM7_CASES[i] for i in (0, 8, 10, 12)],
+                         ids=["surrogate", "deep", "digits", "nul"])
+def test_item7_refused_by_create(rt, tmp_path, path, value, words):
+    """The same through the CLI: exit 1, one line, nothing made."""
+    bundle = tmp_path / "bundle"
+    make_rootfs(str(bundle / "rootfs"))
+    (bundle / "data").mkdir()
+    (bundle / "config.json").write_text(_edit_text(path, value))
+    cid = rt.new_id("it7")
+    r = rt("create", "--bundle", bundle, cid)
+    assert r.returncode == 1
+    check_cli_output(r, "create")
+    for word in words:
+        assert word in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+    assert not leftover_cgroups(cid)
+
+
+def test_exec_argument_of_non_utf8_bytes(rt, make):
+    """A command-line argument that is not UTF-8 reaches the process as the same bytes
+    (it was a UnicodeEncodeError traceback when the plan was encoded)."""
+    cid = rt.new_id("it7")
+    r = rt("run", "-d", "--bundle", make(["sleep", "1000"]), cid)
+    assert r.returncode == 0, r.stderr
+    arg = os.fsdecode(b"a\xffb")
+    r = rt("exec", cid, "sh", "-c", 'printf %s "$1" | od -An -tx1', "sh", arg)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["61", "ff", "62"]

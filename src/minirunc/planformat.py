@@ -92,7 +92,9 @@ def _encode_field(kind, value, out):
     elif kind == "i":
         out.append(_I64.pack(value))
     elif kind == "s":
-        raw = value.encode() if isinstance(value, str) else bytes(value)
+        # surrogateescape: a command-line argument of non-UTF-8 bytes (exec's args, --env,
+        # --cwd) goes back to C as the bytes it was; config.json refuses lone surrogates.
+        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
         if b"\0" in raw:
             raise ValueError("plan string holds a NUL byte: %r" % (value,))
         out.append(_U32.pack(len(raw)))
