@@ -9,6 +9,7 @@ container process orphaned by the killed runtime becomes its child), mounts unde
 test's directories.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -106,15 +107,27 @@ def check_one_line_or_ok(result, what):
 
 def delete_leaves_nothing(rt, cid, tmp_path):
     """`delete --force` after a kill: exit 0, then nothing of the container on the host."""
+    init = recorded_pid(rt, cid)
     r = rt("delete", "--force", cid, timeout=60)
     check_one_line_or_ok(r, "delete --force")
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(os.path.join(rt.root, cid)), "state directory left"
     assert not leftover_cgroups(cid), "cgroups left: %s" % leftover_cgroups(cid)
+    if init:
+        assert proc_state(init) in (None, "Z", "X"), "init %d is alive" % init
     left = leftover_processes()
     assert not left, "processes left: %s" % left
     assert not mounts_under(tmp_path, rt.root), "mounts left: %s" % mounts_under(tmp_path, rt.root)
     rt.ids.discard(cid)
+
+
+def recorded_pid(rt, cid):
+    """The init's pid from state.json, if the killed command got as far as recording it."""
+    try:
+        with open(os.path.join(rt.root, cid, "state.json")) as f:
+            return json.load(f).get("pid") or None
+    except (OSError, ValueError):
+        return None
 
 
 def created(rt, bundle, cid, start=False):
