@@ -533,3 +533,27 @@ def test_exec_argument_of_non_utf8_bytes(rt, make):
     r = rt("exec", cid, "sh", "-c", 'printf %s "$1" | od -An -tx1', "sh", arg)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["61", "ff", "62"]
+
+
+@pytest.mark.parametrize("text,path,words", [
+    ("[" * 200 + "]" * 200, None, None),                  # 200 levels: read
+    ('{"a": ' + "[" * 199 + "]" * 199 + "}", None, None),
+    ("[" * 201 + "]" * 201, "", "nested more than 200 levels deep"),
+    ('{"a": ' + "[" * 200 + "]" * 200 + "}", "", "nested more than 200"),
+    ("[" * 3000 + "]" * 3000, "", "nested more than 200"),   # RecursionError in the scanner
+    ("[" * 3000 + "]" * 2999, "", "nested more than 200"),   # invalid as well: still one line
+    ('{"a": [1, ' + "7" * 4301 + "]}", "a[1]", "4301 digits"),
+    ('{"a": {"b\\udc80": 1}}', "a.b\\udc80", "lone surrogate"),
+    ('["\\ud83d\\ude00", "\\u00e9"]', None, None),        # a valid pair and a BMP character
+])
+def test_jsontext_limits(text, path, words):
+    """jsontext.loads: LimitError (a ValueError: state.json's loader catches it too) with
+    the JSON path, from any depth of the caller's stack."""
+    from minirunc import jsontext
+    if words is None:
+        assert jsontext.loads(text) == json.loads(text)
+        return
+    with pytest.raises(jsontext.LimitError) as info:
+        jsontext.loads(text)
+    assert isinstance(info.value, ValueError)
+    assert info.value.path == path and words in str(info.value)

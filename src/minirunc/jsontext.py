@@ -85,9 +85,9 @@ def loads(text):
         except RecursionError:
             raise _too_deep() from None
     # Cheap guards first (C-speed counts); the walk runs only when one could be true.
-    if text.count("[") + text.count("{") > MAX_DEPTH or _HugeInt.seen != huge or \
-            "\\ud" in text or "\\uD" in text:
-        _check_limits(value)
+    leaves = _HugeInt.seen != huge or "\\ud" in text or "\\uD" in text
+    if leaves or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_limits(value, leaves)
     return value
 
 
@@ -118,8 +118,9 @@ def _path_text(where):
     return "".join(reversed(parts)).lstrip(".")
 
 
-def _check_limits(value):
-    """Walk the document (iteratively: it may be deep) for the LimitError cases."""
+def _check_limits(value, leaves):
+    """Walk the document (iteratively: it may be deep) for the LimitError cases; without
+    ``leaves`` only the nesting (strings and numbers are not visited)."""
     stack = [(value, None, 0)]
     while stack:
         value, where, depth = stack.pop()
@@ -133,12 +134,13 @@ def _check_limits(value):
         elif kind is dict or kind is list:
             if depth >= MAX_DEPTH:
                 raise _too_deep()
-            if kind is list:
-                stack.extend((item, (where, i), depth + 1) for i, item in enumerate(value))
-                continue
-            for key, item in value.items():
-                if _bad_text(key):
-                    raise _surrogate((where, key))
+            items = enumerate(value) if kind is list else value.items()
+            for key, item in items:
+                if leaves:
+                    if kind is dict and _bad_text(key):
+                        raise _surrogate((where, key))
+                elif type(item) is not dict and type(item) is not list:
+                    continue
                 stack.append((item, (where, key), depth + 1))
 
 
