@@ -68,6 +68,8 @@ CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 # The kernel accepts at most this many lines in uid_map/gid_map (since 4.15).
 MAX_ID_MAPPINGS = 340
 U32_MAX = 0xFFFFFFFF
+# The kernel refuses longer paths (ENAMETOOLONG) in every call the init makes with them.
+PATH_MAX = 4096
 # uids and gids: runc's range.  4294967295 is (uid_t)-1, which setresuid/setresgid read as
 # "leave unchanged" (the process would stay root), and ids above 2^31-1 are negative for
 # much of userspace.
@@ -405,6 +407,10 @@ def _want_abs_path(value, path):
         raise ConfigError(path, "must be an absolute path")
     if ".." in value.split("/"):
         raise ConfigError(path, '".." is not allowed')
+    size = len(value.encode("utf-8", "surrogatepass"))   # (--cwd may hold escaped bytes)
+    if size >= PATH_MAX:
+        raise ConfigError(path, "is %d bytes long; a path must be shorter than %d bytes (the "
+                          "kernel's PATH_MAX)" % (size, PATH_MAX))
     return value
 
 
