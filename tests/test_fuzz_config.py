@@ -515,6 +515,8 @@ ITEM7_CASES = [
     # found by the fuzzer: the init echoed the whole path in "file name too long"
     (("linux", "maskedPaths", 0), '"' + "/proc/acpi" * 500 + '"',
      ["linux.maskedPaths[0]", "5000 bytes", "PATH_MAX"]),
+    (("hooks", "prestart", 0, "path"), '"' + "/bin/true" * 500 + '"',
+     ["hooks.prestart[0].path", "4500 bytes", "PATH_MAX"]),
 ]
 
 

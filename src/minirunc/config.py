@@ -407,6 +407,10 @@ def _want_abs_path(value, path):
         raise ConfigError(path, "must be an absolute path")
     if ".." in value.split("/"):
         raise ConfigError(path, '".." is not allowed')
+    return _want_path_size(value, path)
+
+
+def _want_path_size(value, path):
     size = len(value.encode("utf-8", "surrogatepass"))   # (--cwd may hold escaped bytes)
     if size >= PATH_MAX:
         raise ConfigError(path, "is %d bytes long; a path must be shorter than %d bytes (the "
@@ -563,6 +567,7 @@ def _parse_hook(value, path):
     if not hook_path.startswith("/"):
         raise ConfigError(_at(path, "path"), 'must be an absolute path (got "%s")'
                           % shown(hook_path))
+    _want_path_size(hook_path, _at(path, "path"))
     args = _get(value, "args", path, _want_strings, None)
     env = _get(value, "env", path, _parse_env, None)
     timeout = 0
