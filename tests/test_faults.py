@@ -139,23 +139,17 @@ def created(rt, bundle, cid, start=False):
 
 
 # Without a hook or a user namespace to wait for (and born outside the container's
-# cgroups), the init goes on while the runtime is stopped: it reports ready and waits on
-# its start socket before its pid is known.
-ORPHAN_BUG = ("issue 8 item 4 (delete of incomplete state, harm-state): killed at "
-              "create:init-spawned, the init's pid is not recorded yet; state.json is valid "
-              "(creating, pid 0), so delete --force kills nothing and the init waits on its "
-              "start socket forever")
+# cgroups), the init goes on while the runtime is stopped at create:init-spawned: it reports
+# ready and waits on its start socket before its pid is known; delete --force finds it by
+# that socket (it was left running before harm-state's fix).
 
 
 def create_cases():
     for variant in VARIANTS:
         for step in CREATE_STEPS:
-            marks = []
-            if step == "create:init-spawned" and variant == "plain":
-                marks = [pytest.mark.xfail(reason=ORPHAN_BUG, strict=False)]
             if step == "create:hooks-run" and variant != "hooks":
                 continue   # no hooks: the step is never reached
-            yield pytest.param(variant, step, marks=marks, id="%s-%s" % (variant, step))
+            yield pytest.param(variant, step, id="%s-%s" % (variant, step))
 
 
 @pytest.mark.parametrize("variant,step", list(create_cases()))
