@@ -361,6 +361,21 @@ def test_tiny_memory_limit_names_the_oom_kill(rt, make):
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
+def test_tiny_memory_limit_with_a_cgroup_namespace_spares_the_runtime(rt, make):
+    """With a new cgroup namespace the runtime visits the container's cgroups to spawn the
+    init: the memory limit is written after it left, or the runtime itself was OOM-killed
+    there (create ended by SIGKILL without a word, its state left behind)."""
+    def edit(c):
+        c["linux"]["resources"] = {"memory": {"limit": 1}}
+        c["linux"]["namespaces"].append({"type": "cgroup"})
+    cid = rt.new_id()
+    r = rt("create", "--bundle", make(["true"], edit=edit), cid)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "linux.resources.memory.limit" in lines[0], r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
 def _rlimits(*limits):
     def edit(config):
         config["process"]["rlimits"] = [{"type": t, "soft": s, "hard": h} for t, s, h in limits]

@@ -19,6 +19,9 @@ EACCES = 13
 ECONNRESET = 104
 EPIPE = 32
 CLONE_NEWCGROUP = 0x02000000
+# Written only after the runtime's visit of a new cgroup namespace's cgroups (see
+# _spawn_in_cgroup): they would count the runtime too.
+LATE_RESOURCES = ("pids", "memory")
 CLONE_NEWPID = 0x20000000
 
 
@@ -280,7 +283,8 @@ def _setup_cgroup(container, state, config, cgroup, resources):
 def _spawn_in_cgroup(cgroup, plan, resources, spawn):
     """Spawn the init.  With a new cgroup namespace the init must be born in the container's
     cgroups (the namespace's root is fixed at clone time): this process visits them for the
-    spawn, and the pids limit, which would count it too, is written after it left."""
+    spawn, and the pids and memory limits, which would count it too (a tiny memory limit
+    would get the runtime itself OOM-killed there), are written after it left."""
     if not plan.clone_flags & CLONE_NEWCGROUP or cgroup.name == "none":
         return _spawned(spawn())
     cgroupwarm.wait()
@@ -289,8 +293,10 @@ def _spawn_in_cgroup(cgroup, plan, resources, spawn):
         return _spawned(spawn())
     finally:
         cgroup.leave()
-        if resources.get("pids"):
-            cgroup.apply({"pids": resources["pids"]})
+        late = {k: resources[k] for k in LATE_RESOURCES if resources.get(k)}
+        if late:
+            for warning in cgroup.apply(late):
+                log.warning(warning)
 
 
 def _spawned(helper_pid):
@@ -367,7 +373,7 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
         cgroupns = plan.clone_flags & CLONE_NEWCGROUP
         cgroup = _setup_cgroup(container, state, config, driver,
                                {k: v for k, v in resources.items()
-                                if not (cgroupns and k == "pids")})
+                                if not (cgroupns and k in LATE_RESOURCES)})
 
         def record_pid(pid):
             # Recorded at once so that `delete --force` can find the init even if this

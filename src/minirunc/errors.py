@@ -105,9 +105,17 @@ class ContainerSetupError(MiniruncError):
 
     def __init__(self, step, detail, err=0):
         self.step = step
-        self.detail = detail
+        self.detail = _cut_words(detail)
         self.errno = err
-        super().__init__(detail + (": " + errno_text(err) if err else ""))
+        super().__init__(self.detail + (": " + errno_text(err) if err else ""))
+
+
+def _cut_words(text, limit=200):
+    """The init echoes paths of up to PATH_MAX whole: in a long message, cut each long
+    word, so the step and the reason around them stay readable."""
+    if len(text) <= 1000:
+        return text
+    return " ".join(shown(word, limit) for word in text.split(" "))
 
 
 class HookError(MiniruncError):
