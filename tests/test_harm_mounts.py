@@ -603,9 +603,11 @@ def test_init_refuses_to_write_the_label_into_a_fake_proc(native_rootfs, tmp_pat
 
 
 def test_long_values_are_cut_in_messages(bundle, monkeypatch):
-    long_dest = "/proc/" + "x" * 100000
-    message = config_error(bundle, [PROC, {"destination": long_dest, "type": "tmpfs"}])
-    assert len(message) < 500 and message.startswith('mounts[1].destination: "/proc/xxx')
+    # (a path of PATH_MAX or more is refused for its length before the /proc check)
+    for long_dest in ("/proc/" + "x" * 100000, "/proc/" + "x/" * 2000):
+        message = config_error(bundle, [PROC, {"destination": long_dest, "type": "tmpfs"}])
+        assert len(message) < 500 and message.startswith("mounts[1].destination: "), message
+    assert '"/proc/x/x/x/' in message and "inside /proc" in message, message
     with pytest.raises(ConfigError) as info:
         lsm.check_label("apparmor", "p" * 100000, "process.apparmorProfile",
                         lsm.detect(APPARMOR_HOST))
