@@ -18,6 +18,9 @@ import os
 from nuitka.plugins.PluginBase import NuitkaPluginBase
 
 
+_UNDETECTABLE = ("import encodings.zlib_codec",)
+
+
 def _trim_standard_library(excluded):
     """Two Nuitka standalone defaults that this build turns off (Nuitka 4.3.3 has no option):
 
@@ -41,6 +44,19 @@ def _trim_standard_library(excluded):
         return tuple(m for m in original_early() if keep(m))
 
     _recursion.detectEarlyImports = early_imports
+
+    # Nuitka finds the early imports by running the interpreter on `import encodings.X` for
+    # every codec; the interpreter build/binary.py builds has no zlib (nor does the binary):
+    # encodings.zlib_codec is left out of that run instead of failing it.
+    import nuitka.freezer.ImportDetection as _detection
+
+    original_detect = _detection._detectImports
+
+    def detect_imports(command, *args, **kwargs):
+        parts = [p for p in command.split(";") if p.strip() not in _UNDETECTABLE]
+        return original_detect(";".join(parts), *args, **kwargs)
+
+    _detection._detectImports = detect_imports
     _recursion.detectStdlibAutoInclusionModules = lambda: ()
 
     original_set = PythonMainModule.setStandardLibraryModules
