@@ -239,6 +239,26 @@ def fetch_cpython():
     return target
 
 
+# CPython 3.11.2's BuiltinImporter finds no built-in submodule (`minirunc._native`): it
+# returns None whenever a package path is given.  3.11.5 dropped that test (gh-102567?); the
+# same change, applied to the extracted sources (the frozen importlib is rebuilt from them).
+BUILTIN_SUBMODULE_PATCH = ("""    def find_spec(cls, fullname, path=None, target=None):
+        if path is not None:
+            return None
+        if _imp.is_builtin(fullname):""", """    def find_spec(cls, fullname, path=None, target=None):
+        if _imp.is_builtin(fullname):""")
+
+
+def patch_cpython(src):
+    bootstrap = src / "Lib" / "importlib" / "_bootstrap.py"
+    text = bootstrap.read("utf-8")
+    old, new = BUILTIN_SUBMODULE_PATCH
+    if old in text:
+        bootstrap.write(text.replace(old, new), "utf-8")
+    elif new not in text:
+        die("%s: BuiltinImporter.find_spec is not as expected" % bootstrap)
+
+
 def fetch_cffi():
     """src/c of the sdist of the cffi installed in this interpreter."""
     import cffi
@@ -373,7 +393,8 @@ def build_cpython(tc, src):
     configured = json.dumps({"configure": configure, "zig": tc.version(), "source": CPYTHON_SHA256},
                             indent=1)
     recipe = json.dumps({"configured": configured, "setup": setup,
-                         "core_config": CORE_CONFIG_VERSION}, indent=1)
+                         "core_config": CORE_CONFIG_VERSION, "patch": BUILTIN_SUBMODULE_PATCH},
+                        indent=1)
     stamp, configure_stamp = tc.dir / "python.stamp", tc.dir / "configure.stamp"
     interp = Interpreter(prefix)
     if stamp.exists() and stamp.read("utf-8") == recipe and interp.python.exists() and interp.libpython:
@@ -890,6 +911,7 @@ def main():
     WORK.mkdir()
     tc = Toolchain(args.target)
     src = fetch_cpython()
+    patch_cpython(src)
     interp = build_cpython(tc, src)
     if args.python_only:
         say("%s" % interp.python)
