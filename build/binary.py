@@ -59,10 +59,14 @@ PY = local[sys.executable]      # this script's interpreter (the venv): pip, cff
 TARGETS = {
     # glibc >= 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and everything later)
     "gnu": {"triple": "x86_64-linux-gnu.2.17", "output": "minirunc", "static": False,
-            "glibc_floor": (2, 17), "configure": []},   # + glibc_compat()
+            "glibc_floor": (2, 17), "configure": [],   # + glibc_compat()
+            # position-independent, like the gcc-built binary before it (ASLR for its image)
+            "pie": True},
     # no C library needed on the host: musl linked in, no ELF interpreter, no DT_NEEDED
     "musl": {"triple": "x86_64-linux-musl", "output": "minirunc-static", "static": True,
-             "glibc_floor": None, "configure": ["LDFLAGS=-static"]},
+             "glibc_floor": None, "configure": ["LDFLAGS=-static"],
+             # static and position-dependent (as runc's static release binaries)
+             "pie": False},
 }
 
 # Debian 12's python3.11 source package: the interpreter is built from it.
@@ -127,7 +131,7 @@ SETUP_PY_MODULES = ["readline", "_curses", "_curses_panel", "_dbm", "_tkinter"]
 # uses none of them).
 CPYTHON_CONFIGURE = [
     "--disable-shared", "--without-ensurepip", "--disable-test-modules", "--with-pkg-config=no",
-    "OPT=-DNDEBUG -fwrapv -O3 -Wall", "CFLAGS=-Wno-error=date-time",
+    "OPT=-DNDEBUG -fwrapv -O3 -Wall",   # + CFLAGS (build_cpython())
     "ac_cv_func_openpty=no", "ac_cv_lib_util_openpty=no", "ac_cv_lib_bsd_openpty=no",
     "ac_cv_func_forkpty=no", "ac_cv_lib_util_forkpty=no", "ac_cv_lib_bsd_forkpty=no",
     "ac_cv_search_login_tty=no",
@@ -384,7 +388,8 @@ def build_cpython(tc, src):
     setup = setup_local(libffi_parts(tc)) + "\n*disabled*\n" + "\n".join(disabled_modules(src)) + "\n"
     configure = ["--prefix=%s" % prefix, "CC=%s" % (tc.bin / "zig-cc"),
                  "AR=%s" % (tc.bin / "zig-ar"), "RANLIB=%s" % (tc.bin / "zig-ranlib")] + \
-        CPYTHON_CONFIGURE + tc.target["configure"]
+        CPYTHON_CONFIGURE + tc.target["configure"] + \
+        ["CFLAGS=-Wno-error=date-time" + (" -fPIE" if tc.target["pie"] else "")]
     compat = glibc_compat(tc)
     if compat:
         # CFLAGS_NODIST: not in configure's own tests (its preprocessor checks would see it)
@@ -843,6 +848,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
     if tc.target["static"]:
         ldflags.append("-static")
+    if tc.target["pie"]:
+        ldflags.append("-pie")
     env = dict(tc.env, MINIRUNC_BUILTINS=str(config_path), PYTHONHASHSEED="0",
                PYTHONHOME=str(interp.prefix),
                PYTHONPATH=str(nuitka_pylib()),
@@ -850,6 +857,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                CC=str(tc.bin / "zig"),
                NUITKA_CACHE_DIR=str(tc.dir / "nuitka-cache"),
                LDFLAGS=" ".join(ldflags))
+    if tc.target["pie"]:
+        env["CCFLAGS"] = "-fPIE"
     dist = nuitka_out / (entry.stem + ".dist")
     if dist.exists():
         dist.delete()   # left-overs of an earlier build would hide what this one copied
