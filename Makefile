@@ -80,7 +80,8 @@ BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binar
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
 	$(PY) build/binary.py --target gnu
 
-dist/minirunc-static: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
+# Nuitka runs on the gnu interpreter for the musl build too: never both builds at once.
+dist/minirunc-static: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS) | dist/minirunc
 	$(PY) build/binary.py --target musl
 
 binary: dist/minirunc

@@ -466,7 +466,7 @@ COMMON_FLAGS = ["-O2", "-g0", "-fPIE",   # linked into the PIE executable only
                 "-fwrapv", "-DNDEBUG", "-std=c11", "-w"]
 
 
-def build_native_source():
+def build_native_source(tc):
     """minirunc._native's C code, from native/build_native.py's own description."""
     init_bin = ROOT / "build" / "native" / "minirunc-init"
     if not init_bin.exists():
@@ -480,7 +480,7 @@ def build_native_source():
     ffi = cffi.FFI()
     ffi.cdef(build_native.CDEF)
     ffi.set_source("minirunc._native", build_native.c_source())
-    out = WORK / "gen" / "minirunc._native.c"
+    out = tc.dir / "gen" / "minirunc._native.c"   # per target: `make -j` builds both at once
     out.dirname.mkdir()
     tmp = out.with_suffix(".tmp")
     ffi.emit_c_code(str(tmp))
@@ -534,7 +534,7 @@ def glibc_compat(tc):
     musl.  The archive (not the object) goes on CPython's link lines: it may be named twice."""
     if tc.target["static"]:
         return None
-    gen = WORK / "gen"
+    gen = tc.dir / "gen"
     gen.mkdir()
     for name, text in (("glibc_compat.h", GLIBC_COMPAT_H), ("glibc_compat.c", GLIBC_COMPAT_C)):
         if not (gen / name).exists() or (gen / name).read("utf-8") != text:
@@ -571,7 +571,7 @@ def libffi_parts(tc):
 
 def build_archive(tc, interp):
     cffi_dir, cffi_version = fetch_cffi()
-    native_c, init_bin = build_native_source()
+    native_c, init_bin = build_native_source(tc)
     obj_dir, lib = tc.dir / "obj", tc.dir / "lib"
     ffi = libffi_parts(tc)
     ffi_inc = ffi["include"]
@@ -629,10 +629,10 @@ PT_MINIRUNC_INTERP = 0x6D720003     # as in build/exe_guard.c
 GUARD_MAX_OFFSET = 64 * 1024        # what a copy must hold for the guard to run (< 1% of it)
 
 
-def build_guard():
+def build_guard(tc):
     """build/exe_guard.c -> an object whose every reference is resolved at link time.
     Compiled by gcc: freestanding code (no libc, no TLS), the same for every target."""
-    obj = WORK / "obj" / "exe_guard.o"
+    obj = tc.dir / "obj" / "exe_guard.o"
     compile_all(local["gcc"], [(ROOT / "build" / "exe_guard.c", obj, GUARD_FLAGS)])
     relocs = local["readelf"]("-rW", obj)
     bad = [line for line in relocs.splitlines()
@@ -929,7 +929,7 @@ def main():
     check_trimmed_imports()
     config_path, names = build_archive(tc, interp)
     entry = stage_sources(tc)
-    built = run_nuitka(tc, interp, runner, entry, config_path, names, build_guard())
+    built = run_nuitka(tc, interp, runner, entry, config_path, names, build_guard(tc))
     DIST.mkdir()
     output = DIST / tc.target["output"]
     tmp = DIST / (".%s.tmp" % tc.target["output"])
