@@ -1,15 +1,15 @@
 """Nuitka user plugin: link extension modules into the executable as built-in modules.
 
-build/binary.py compiles the C extension modules the runtime imports (stdlib ones from
-CPython's sources, _cffi_backend with a static libffi, minirunc._native) into one static
-archive, and describes it in a JSON file named by $MINIRUNC_BUILTINS:
+build/binary.py builds the interpreter with the stdlib C modules the runtime imports inside
+its libpython3.11.a (but not in its inittab), compiles _cffi_backend (with a static libffi)
+and minirunc._native into one static archive, and describes them in a JSON file named by
+$MINIRUNC_BUILTINS:
 
-    {"libdir": "...", "libs": ["mrbuiltins"], "modules": [["_struct", "PyInit__struct"], ...]}
+    {"libdir": "...", "libs": ["mrbuiltins", ...], "modules": [["_struct", "PyInit__struct"], ...]}
 
 This plugin adds a C file that registers those modules in CPython's inittab before main()
 (so `import _struct` is answered by BuiltinImporter from inside the executable, never from a
-file) and adds the archive to the link line.  libdir also holds a libm.a that shadows the
-shared libm, so the executable needs nothing but libc at run time.
+file) and adds the archive to the link line.
 """
 
 import json
