@@ -743,13 +743,26 @@ def stage_sources(tc):
 
 
 def _imports(tree, module_level_only):
-    """Absolute module names imported in an AST (module level only: not in function bodies)."""
+    """Absolute module names imported in an AST (module level only: not in function bodies).
+    Imports in the body of a `try` that catches ImportError are optional: not counted."""
     import ast
     found = []
+
+    def optional(node):
+        names = set()
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            names.update(k.id for k in kinds if isinstance(k, ast.Name))
+        return bool(names & {"ImportError", "ModuleNotFoundError"})
 
     def visit(node):
         for child in ast.iter_child_nodes(node):
             if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Try) and optional(child):
+                for handler in child.handlers:
+                    visit(handler)
+                visit(ast.Module(body=child.orelse + child.finalbody, type_ignores=[]))
                 continue
             if isinstance(child, ast.Import):
                 found.extend((a.name, child.lineno) for a in child.names)
