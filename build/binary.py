@@ -142,7 +142,7 @@ CPYTHON_CONFIGURE = [
 # check_trimmed_imports() fails the build if minirunc's own code imports one of them.
 TRIMMED_STDLIB = [
     "argparse", "tarfile", "zipfile", "pickle", "_compat_pickle", "tracemalloc", "ipaddress",
-    "pathlib", "gzip", "bz2", "lzma", "_compression", "py_compile", "urllib",
+    "pathlib", "shutil", "gzip", "bz2", "lzma", "_compression", "py_compile", "urllib",
     "gettext", "quopri", "email", "http",
     "xml", "unittest", "pydoc", "doctest", "asyncio", "concurrent", "multiprocessing",
     "logging", "sqlite3", "ssl", "hashlib", "random", "tempfile", "datetime", "decimal",
