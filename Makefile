@@ -46,8 +46,8 @@ demo: binary
 	$(PY) tests/make_bundle.py build/demo-bundle --args "sh" "-c" "echo hello from \$$(hostname), pid \$$\$$; cat /proc/self/uid_map; ls /"
 	cd build/demo-bundle && $(CURDIR)/dist/minirunc
 
-# The whole suite: unit tests, real containers, the binary and the QEMU host images.
-# The real-container tests run twice: from source, then through the single binary.
+# The whole suite: unit tests, real containers, the binaries and the QEMU host images.
+# The real-container tests run three times: from source, then through each single binary.
 CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_security.py \
 	tests/test_bad_input.py tests/test_terminal.py tests/test_commands.py tests/test_cgroups.py \
 	tests/test_exec.py tests/test_hooks.py tests/test_checkpoint.py tests/test_fidelity_cli.py \
@@ -56,9 +56,10 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
 	tests/test_check.py tests/test_import.py tests/test_faults.py tests/test_concurrency.py \
 	tests/test_fuzz_config.py
-test: native binary images criu clients
+test: native binary binary-static images criu clients $(STAMP)/bullseye-libc
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)
+	MINIRUNC_BIN=$(CURDIR)/dist/minirunc-static $(PY) -m pytest -q $(CONTAINER_TESTS)
 
 unit: $(STAMP)/venv
 	$(PY) -m pytest -q tests/test_config.py tests/test_plan.py tests/test_spec.py
@@ -66,8 +67,10 @@ unit: $(STAMP)/venv
 clean:
 	rm -rf build/native build/.stamps src/minirunc/_native*.so build/demo-bundle
 
-# --- Single binary (issue 3): dist/minirunc needs nothing but glibc. See build/binary.py.
-.PHONY: binary bench
+# --- Single binaries (issues 3 and 9), one pipeline (build/binary.py --target), zig as the
+# C toolchain: dist/minirunc needs glibc >= 2.17 and nothing else; dist/minirunc-static needs
+# no C library at all (musl linked in). The first build of each compiles CPython (minutes).
+.PHONY: binary binary-static bench
 $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 	$(PY) -m pip install -q --disable-pip-version-check -r build/requirements.txt
 	touch $@
@@ -75,9 +78,21 @@ $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py \
 	build/exe_guard.c build/exe_guard.ld
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
-	$(PY) build/binary.py
+	$(PY) build/binary.py --target gnu
+
+# Nuitka runs on the gnu interpreter for the musl build too: never both builds at once.
+dist/minirunc-static: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS) | dist/minirunc
+	$(PY) build/binary.py --target musl
 
 binary: dist/minirunc
+
+binary-static: dist/minirunc-static
+
+# Debian 11's libc6 (glibc 2.31) for tests/test_portable.py, fetched with a private apt state
+$(STAMP)/bullseye-libc: build/bullseye_libc.sh
+	mkdir -p $(STAMP)
+	sh build/bullseye_libc.sh
+	touch $@
 
 # Side-by-side timings of minirunc (binary and source), runc and crun -> docs/benchmarks.md
 bench: binary

@@ -1,39 +1,46 @@
-"""Build dist/minirunc: one executable that needs nothing but glibc.
+"""Build dist/minirunc (glibc >= 2.17) or dist/minirunc-static (no C library needed at all).
 
-Usage (from the repository root, after `make native`): ``.venv/bin/python build/binary.py``
-(`make binary` does exactly that).
+Usage (from the repository root, after `make native`):
+``.venv/bin/python build/binary.py [--target gnu|musl]`` (`make binary` builds gnu, `make
+binary-static` musl).  One pipeline for both; a target only names zig's target triple, the
+output file and what the result is checked for (TARGETS below).
 
 Route: a *standalone* Nuitka executable with a static libpython and every extension module
 the runtime imports linked in as a built-in module (no onefile payload, nothing unpacked,
-one process).  Steps:
+one process).  Every piece of C is compiled by zig (`ziglang` from PyPI, pinned in
+build/requirements.txt) for the target: `x86_64-linux-gnu.2.17` links against glibc 2.17's
+symbol set, `x86_64-linux-musl` against musl, statically.  Steps:
 
-1. Sources: CPython's Modules/ from Debian's python3.11 source package (orig tarball fetched
-   with `apt-get source --download-only`, checked by sha256), and the sdist of the installed
-   cffi (for _cffi_backend) from PyPI.
-2. Compile the extension modules (BUILTINS below) with CPython's flags for built-in modules
-   (-DPy_BUILD_CORE_BUILTIN, against the running interpreter's headers), _cffi_backend with
-   -DFFI_BUILDING=1, and minirunc._native from the same cffi description native/build_native.py
-   uses.  All objects plus Debian's static libffi go into build/binary/lib/libmrbuiltins.a.
-3. Nuitka --standalone --static-libpython=yes, with the user plugin build/nuitka_builtins.py
-   registering the modules in the inittab and linking the archive; every extension module of
-   lib-dynload is excluded so that nothing is copied beside the executable; libm comes from
-   libm.a.  A staged copy of src/ gets a generated _commit.py (src/ itself is not touched).
-4. Check that the standalone folder holds the executable alone, strip it, seal it (seal(): the
-   entry guard that refuses a damaged copy, build/exe_guard.c), copy to dist/minirunc,
-   and check ldd and a `--version` run.
+1. Sources: Debian's python3.11 orig tarball (`apt-get source --download-only`, checked by
+   sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
+2. CPython 3.11.2 built with zig for the target (configure + make, -O3; build_cpython()):
+   the stdlib C modules the runtime needs (BUILTINS) and those Nuitka needs to run
+   (NUITKA_ONLY) are built in (Modules/Setup.local), everything else is disabled.  This
+   interpreter runs Nuitka (its headers and libpython3.11.a are what the binary is built
+   from); the installed libpython3.11.a gets a config.o whose inittab lists only the core
+   modules, so that NUITKA_ONLY modules stay out of the binary.
+3. _cffi_backend (-DFFI_BUILDING=1, with Debian's static libffi) and minirunc._native (the
+   cffi description native/build_native.py uses) compiled with zig against that interpreter's
+   headers, into build/binary/<target>/lib/libmrbuiltins.a.
+4. Nuitka --standalone --static-libpython=yes with zig as its C compiler, with the user plugin
+   build/nuitka_builtins.py registering BUILTINS and the archive's modules in the inittab.
+   A staged copy of src/ gets a generated _commit.py (src/ itself is not touched).
+5. Check that the standalone folder holds the executable alone, strip it, seal it (seal(): the
+   entry guard that refuses a damaged copy, build/exe_guard.c), copy it to dist/, and check
+   it (ldd/readelf: the glibc floor, or no interpreter and no DT_NEEDED) and a `--version` run.
 
-Rebuilds are fast: C objects are rebuilt only when missing (or their sources are newer) and
-ccache, when installed, serves Nuitka's C compilations.
+Rebuilds are fast: CPython is rebuilt only when its recipe changes (a stamp), C objects only
+when missing or older than their sources; zig's cache lives in build/binary/zig-cache.
 """
 
 import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import sys
-import sysconfig
 import tarfile
 import time
 
@@ -42,21 +49,35 @@ from plumbum import FG, ProcessExecutionError, local
 ROOT = local.path(__file__).dirname.dirname
 WORK = ROOT / "build" / "binary"
 SRC_CACHE = WORK / "sources"
-OBJ = WORK / "obj"
-LIB = WORK / "lib"
-STAGE = WORK / "stage"
-NUITKA_OUT = WORK / "nuitka"
+ZIG_CACHE = WORK / "zig-cache"
+PYLIB = WORK / "pylib"          # only the nuitka package, for the interpreters built here
 DIST = ROOT / "dist"
-OUTPUT = DIST / "minirunc"
-PY = local[sys.executable]
+PY = local[sys.executable]      # this script's interpreter (the venv): pip, cffi, plumbum
 
-# Debian 12's python3.11 source package: only Modules/ is used.
+# What differs between the two binaries: zig's target triple, the output file, and what the
+# result is checked for.  Everything else is one pipeline.
+TARGETS = {
+    # glibc >= 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and everything later)
+    "gnu": {"triple": "x86_64-linux-gnu.2.17", "output": "minirunc", "static": False,
+            "glibc_floor": (2, 17), "configure": [],   # + glibc_compat()
+            # position-independent, like the gcc-built binary before it (ASLR for its image)
+            "pie": True},
+    # no C library needed on the host: musl linked in, no ELF interpreter, no DT_NEEDED
+    "musl": {"triple": "x86_64-linux-musl", "output": "minirunc-static", "static": True,
+             "glibc_floor": None, "configure": ["LDFLAGS=-static"],
+             # static and position-dependent (as runc's static release binaries)
+             "pie": False},
+}
+
+# Debian 12's python3.11 source package: the interpreter is built from it.
 CPYTHON_ORIG = "python3.11_3.11.2.orig.tar.gz"
 CPYTHON_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
 CPYTHON_DIR = "Python-3.11.2"
 
-# (module name, sources under Modules/) -- what the runtime (and Nuitka's start-up, which
-# imports inspect) imports, plus a few cheap ones the stdlib modules we ship may reach.
+# (module name, sources under Modules/) -- the stdlib C modules built into the binary: what
+# the runtime (and the stdlib code it imports) imports, plus a few cheap ones the stdlib
+# modules we ship may reach.  Built into the interpreter (Modules/Setup.local) and registered
+# in the binary's inittab by build/nuitka_builtins.py.
 BUILTINS = [
     ("_struct", ["_struct.c"]),
     ("fcntl", ["fcntlmodule.c"]),
@@ -69,13 +90,51 @@ BUILTINS = [
     ("_typing", ["_typingmodule.c"]),
     ("array", ["arraymodule.c"]),
     ("_posixsubprocess", ["_posixsubprocess.c"]),
-    ("binascii", ["binascii.c"]),   # without USE_ZLIB_CRC32: no libz
+    ("binascii", ["binascii.c"]),   # without zlib (none is found): no libz
     ("_heapq", ["_heapqmodule.c"]),
     ("_bisect", ["_bisectmodule.c"]),
     ("_random", ["_randommodule.c"]),
     ("grp", ["grpmodule.c"]),
     ("resource", ["resource.c"]),
     ("_contextvars", ["_contextvarsmodule.c"]),
+]
+# Built into the interpreter only, for Nuitka itself (hashes for its caches, pickle, ...):
+# not in the binary's inittab, hence not linked into it.
+NUITKA_ONLY = [
+    ("_pickle", ["_pickle.c"]),
+    ("_datetime", ["_datetimemodule.c"]),
+    ("_queue", ["_queuemodule.c"]),
+    ("_csv", ["_csv.c"]),
+    ("unicodedata", ["unicodedata.c"]),
+    ("_md5", ["md5module.c"]),
+    ("_sha1", ["sha1module.c"]),
+    ("_sha256", ["sha256module.c"]),
+    ("_sha512", ["sha512module.c"]),
+    ("_sha3", ["_sha3/sha3module.c"]),
+    ("_blake2", ["_blake2/blake2module.c", "_blake2/blake2b_impl.c", "_blake2/blake2s_impl.c"]),
+    # Nuitka imports every `encodings` module to find the interpreter's early imports
+    ("_multibytecodec", ["cjkcodecs/multibytecodec.c"]),
+] + [("_codecs_" + c, ["cjkcodecs/_codecs_%s.c" % c]) for c in ("cn", "hk", "iso2022", "jp", "kr", "tw")] + [
+    # nuitka.utils imports ctypes at module level; linked with Debian's static libffi (see
+    # libffi_parts())
+    ("_ctypes", ["_ctypes/_ctypes.c", "_ctypes/callbacks.c", "_ctypes/callproc.c",
+                 "_ctypes/stgdict.c", "_ctypes/cfield.c", "-DHAVE_FFI_PREP_CIF_VAR",
+                 "-DHAVE_FFI_PREP_CLOSURE_LOC", "-DHAVE_FFI_CLOSURE_ALLOC"]),
+]
+# Modules setup.py would otherwise try to build as shared libraries against the host's
+# headers (zig's -target does not see them; nothing would load them anyway).
+SETUP_PY_MODULES = ["readline", "_curses", "_curses_panel", "_dbm", "_tkinter"]
+# Options the interpreter is configured with.  -O3 without PGO: zig's clang has no profile
+# runtime (see docs/binary.md for the measurements).  openpty/forkpty/login_tty would add
+# libutil.so.1 on glibc < 2.34: os.openpty() then uses /dev/ptmx (posix_openpt), as CPython
+# does wherever openpty() is missing; os.forkpty() and os.login_tty() are absent (minirunc
+# uses none of them).
+CPYTHON_CONFIGURE = [
+    "--disable-shared", "--without-ensurepip", "--disable-test-modules", "--with-pkg-config=no",
+    "OPT=-DNDEBUG -fwrapv -O3 -Wall",   # + CFLAGS (build_cpython())
+    "ac_cv_func_openpty=no", "ac_cv_lib_util_openpty=no", "ac_cv_lib_bsd_openpty=no",
+    "ac_cv_func_forkpty=no", "ac_cv_lib_util_forkpty=no", "ac_cv_lib_bsd_forkpty=no",
+    "ac_cv_search_login_tty=no",
 ]
 # Standard-library modules that Nuitka would pull in through lazy imports inside stdlib code
 # (dis -> argparse, warnings -> tracemalloc -> pickle, shutil ->
@@ -106,8 +165,10 @@ CJK_ENCODINGS = ["encodings." + n for n in (
 # Nuitka: Nuitka's C for minirunc is ~1.3 MB of machine code, its bytecode ~0.2 MB, and
 # starting up costs the same either way (see docs/benchmarks.md).
 BYTECODE = ["minirunc"]
-APT_PACKAGES = ["gcc", "patchelf", "libffi-dev", "ccache"]
-LIBC_ONLY = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "ld-linux-x86-64.so.2")
+# gcc: the entry guard (freestanding, no libc); make: CPython's build.
+APT_PACKAGES = ["gcc", "make", "patchelf", "libffi-dev"]
+GLIBC_LIBS = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6",
+              "ld-linux-x86-64.so.2")
 
 
 def say(message):
@@ -154,9 +215,9 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 
 def fetch_cpython():
-    """Modules/ of Debian's python3.11 orig tarball, extracted under build/binary/sources."""
-    target = SRC_CACHE / CPYTHON_DIR / "Modules"
-    if (target / "_struct.c").exists():
+    """Debian's python3.11 orig tarball, extracted under build/binary/sources."""
+    target = SRC_CACHE / CPYTHON_DIR
+    if (target / "configure").exists() and (target / "Modules" / "_struct.c").exists():
         return target
     SRC_CACHE.mkdir()
     tarball = SRC_CACHE / CPYTHON_ORIG
@@ -174,12 +235,32 @@ def fetch_cpython():
             local["apt-get"].run(["source", "--download-only", "-qq", "python3.11"], retcode=None)
         if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
             die("could not fetch %s with the expected sha256 (apt-get source python3.11)" % CPYTHON_ORIG)
-    say("extracting Modules/ from %s" % CPYTHON_ORIG)
-    prefix = CPYTHON_DIR + "/Modules/"
+    say("extracting %s" % CPYTHON_ORIG)
+    if target.exists():
+        target.delete()
     with tarfile.open(tarball) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(SRC_CACHE, members=members, filter="data")
+        tar.extractall(SRC_CACHE, filter="data")
     return target
+
+
+# CPython 3.11.2's BuiltinImporter finds no built-in submodule (`minirunc._native`): it
+# returns None whenever a package path is given.  3.11.5 dropped that test (gh-102567?); the
+# same change, applied to the extracted sources (the frozen importlib is rebuilt from them).
+BUILTIN_SUBMODULE_PATCH = ("""    def find_spec(cls, fullname, path=None, target=None):
+        if path is not None:
+            return None
+        if _imp.is_builtin(fullname):""", """    def find_spec(cls, fullname, path=None, target=None):
+        if _imp.is_builtin(fullname):""")
+
+
+def patch_cpython(src):
+    bootstrap = src / "Lib" / "importlib" / "_bootstrap.py"
+    text = bootstrap.read("utf-8")
+    old, new = BUILTIN_SUBMODULE_PATCH
+    if old in text:
+        bootstrap.write(text.replace(old, new), "utf-8")
+    elif new not in text:
+        die("%s: BuiltinImporter.find_spec is not as expected" % bootstrap)
 
 
 def fetch_cffi():
@@ -200,14 +281,50 @@ def fetch_cffi():
     return target, version
 
 
-def compiler():
-    ccache = local.which("ccache") if shutil.which("ccache") else None
-    return (local[ccache]["gcc"] if ccache else local["gcc"])
+class Toolchain:
+    """zig for one target: wrapper scripts (`zig-cc` for configure, `zig` for Nuitka, whose
+    zig mode calls `$CC cc ...`), with zig's cache inside the build tree."""
+
+    def __init__(self, name):
+        import ziglang
+        self.name = name
+        self.target = TARGETS[name]
+        self.triple = self.target["triple"]
+        self.zig = local.path(ziglang.__file__).dirname / "zig"
+        if not self.zig.exists():
+            die("%s is missing (pip install -r build/requirements.txt)" % self.zig)
+        self.dir = WORK / name
+        self.bin = self.dir / "toolchain"
+        self.bin.mkdir()
+        ZIG_CACHE.mkdir()
+        env = "export ZIG_GLOBAL_CACHE_DIR='%s' ZIG_LOCAL_CACHE_DIR='%s'\n" % (ZIG_CACHE, ZIG_CACHE)
+        # `-dumpversion`/`--version` with a glibc-versioned triple is an error in zig 0.17
+        # ("version '.2.17' in target triple is invalid"): asked without the target.
+        scripts = {
+            "zig-cc": '#!/bin/sh\n%scase "$1" in -dumpversion|--version) exec "%s" cc "$@";; esac\n'
+                      'exec "%s" cc -target %s "$@"\n' % (env, self.zig, self.zig, self.triple),
+            "zig-ar": '#!/bin/sh\n%sexec "%s" ar "$@"\n' % (env, self.zig),
+            "zig-ranlib": '#!/bin/sh\n%sexec "%s" ranlib "$@"\n' % (env, self.zig),
+            "zig": '#!/bin/sh\n%scase "$1" in\n'
+                   '  cc|c++) tool=$1; shift; case "$1" in -dumpversion|--version) exec "%s" "$tool" "$@";; esac\n'
+                   '          exec "%s" "$tool" -target %s "$@";;\n'
+                   'esac\nexec "%s" "$@"\n' % (env, self.zig, self.zig, self.triple, self.zig),
+        }
+        for name_, text in scripts.items():
+            path = self.bin / name_
+            if not path.exists() or path.read("utf-8") != text:
+                path.write(text, "utf-8")
+                path.chmod(0o755)
+        self.cc = local[self.bin / "zig-cc"]
+        self.ar = local[self.bin / "zig-ar"]
+        self.env = {"ZIG_GLOBAL_CACHE_DIR": str(ZIG_CACHE), "ZIG_LOCAL_CACHE_DIR": str(ZIG_CACHE)}
+
+    def version(self):
+        return local[self.zig]("version").strip()
 
 
-def compile_all(jobs):
+def compile_all(cc, jobs):
     """jobs: [(source, object, [flags])] -> compile what is out of date, in parallel."""
-    cc = compiler()
 
     def one(job):
         src, obj, flags = job
@@ -227,16 +344,129 @@ def compile_all(jobs):
     return done
 
 
-def python_includes():
-    inc = sysconfig.get_paths()["include"]
-    return ["-I" + inc, "-I" + os.path.join(inc, "internal")]
+def setup_local(ffi):
+    """Modules/Setup.local: BUILTINS + NUITKA_ONLY built in, every other module disabled."""
+    static = BUILTINS + NUITKA_ONLY
+    lines = ["# Generated by build/binary.py", "*static*"]
+    for name, srcs in static:
+        if name == "_ctypes":
+            srcs = srcs + ["-I" + str(ffi["include"]), str(ffi["libffi"])] + \
+                ([str(ffi["compat"][2])] if ffi["compat"] else [])
+        lines.append("%s %s" % (name, " ".join(srcs)))
+    return "\n".join(lines) + "\n"
+
+
+def disabled_modules(src):
+    names = {name for name, _ in BUILTINS + NUITKA_ONLY}
+    stdlib = (src / "Modules" / "Setup.stdlib.in").read("utf-8")
+    found = set()
+    for line in stdlib.splitlines():
+        if line.startswith("@MODULE_") and "_TRUE@" in line:
+            found.add(line.split("@", 2)[2].split()[0])
+    return sorted((found | set(SETUP_PY_MODULES)) - names)
+
+
+class Interpreter:
+    """The CPython built for a target: prefix, executable, headers, static libpython."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.python = prefix / "bin" / "python3.11"
+        self.include = prefix / "include" / "python3.11"
+        # `make altinstall` installs two copies; Nuitka links lib/libpython3.11.a
+        self.libpython = prefix / "lib" / "libpython3.11.a"
+        if not self.libpython.exists():
+            self.libpython = None
+        self.libpythons = [self.libpython] + list(prefix.glob("lib/python3.11/config-3.11*/libpython3.11.a"))
+
+
+def build_cpython(tc, src):
+    """CPython from Debian's orig tarball, built with zig for tc's target, installed under
+    build/binary/<target>/python.  Rebuilt only when the recipe (a stamp) changes."""
+    prefix = tc.dir / "python"
+    build = tc.dir / "cpython"
+    setup = setup_local(libffi_parts(tc)) + "\n*disabled*\n" + "\n".join(disabled_modules(src)) + "\n"
+    configure = ["--prefix=%s" % prefix, "CC=%s" % (tc.bin / "zig-cc"),
+                 "AR=%s" % (tc.bin / "zig-ar"), "RANLIB=%s" % (tc.bin / "zig-ranlib")] + \
+        CPYTHON_CONFIGURE + tc.target["configure"] + \
+        ["CFLAGS=-Wno-error=date-time" + (" -fPIE" if tc.target["pie"] else "")]
+    compat = glibc_compat(tc)
+    if compat:
+        # CFLAGS_NODIST: not in configure's own tests (its preprocessor checks would see it)
+        configure += ["CFLAGS_NODIST=-include %s" % compat[0], "LIBS=%s" % compat[2],
+                      "ac_cv_func_memfd_create=yes", "ac_cv_func_copy_file_range=yes"]
+    configured = json.dumps({"configure": configure, "zig": tc.version(), "source": CPYTHON_SHA256},
+                            indent=1)
+    recipe = json.dumps({"configured": configured, "setup": setup,
+                         "core_config": CORE_CONFIG_VERSION, "patch": BUILTIN_SUBMODULE_PATCH},
+                        indent=1)
+    stamp, configure_stamp = tc.dir / "python.stamp", tc.dir / "configure.stamp"
+    interp = Interpreter(prefix)
+    if stamp.exists() and stamp.read("utf-8") == recipe and interp.python.exists() and interp.libpython:
+        return interp
+    t0 = time.monotonic()
+    # Only the module set changed: make picks up the new Setup.local, configure is not rerun.
+    reconfigure = not (configure_stamp.exists() and configure_stamp.read("utf-8") == configured
+                       and (build / "Makefile").exists())
+    say("building CPython %s with zig for %s (%s)" % (
+        CPYTHON_DIR, tc.triple, "a few minutes; once" if reconfigure else "the module set changed"))
+    for d in ([build] if reconfigure else []) + [prefix]:
+        if d.exists():
+            d.delete()
+    if stamp.exists():
+        stamp.delete()
+    (build / "Modules").mkdir()
+    (build / "Modules" / "Setup.local").write(setup, "utf-8")
+    jobs = str(max(1, os.cpu_count() or 1))
+    log = tc.dir / "cpython-build.log"
+    steps = ([[src / "configure"] + configure] if reconfigure else []) + \
+        [["make", "-j" + jobs], ["make", "altinstall"]]
+    with local.cwd(build), local.env(**tc.env), open(str(log), "a") as out:
+        for cmd in steps:
+            t1 = time.monotonic()
+            rc = local[cmd[0]].run(cmd[1:], retcode=None, stdout=out, stderr=out)[0]
+            say("  %s: %.0f s" % (os.path.basename(str(cmd[0])) + (" " + cmd[1] if cmd[0] == "make" else ""),
+                                  time.monotonic() - t1))
+            if rc != 0:
+                die("building CPython failed (%s exited %d); see %s" % (cmd[0], rc, log))
+            if cmd[0] != "make":
+                configure_stamp.write(configured, "utf-8")
+    interp = Interpreter(prefix)
+    if not interp.libpython:
+        die("no libpython3.11.a under %s" % prefix)
+    core_config(tc, src, build, interp)
+    stamp.write(recipe, "utf-8")
+    say("CPython for %s built in %.0f s" % (tc.triple, time.monotonic() - t0))
+    return interp
+
+
+CORE_CONFIG_VERSION = 4
+
+
+def core_config(tc, src, build, interp):
+    """Give the installed libpython3.11.a a config.o whose inittab lists only the core
+    modules: the python executable (Nuitka's) keeps everything, the binary links only what
+    its own inittab (build/nuitka_builtins.py) names."""
+    names = {name for name, _ in BUILTINS + NUITKA_ONLY}
+    text = (build / "Modules" / "config.c").read("utf-8")
+    kept = [line for line in text.splitlines()
+            if not any(("PyInit_%s(" % n) in line or ("PyInit_%s}" % n) in line for n in names)]
+    core_c = tc.dir / "config-core.c"
+    core_c.write("\n".join(kept) + "\n", "utf-8")
+    obj = build / "config.o"     # the archive member's name
+    tc.cc("-c", "-O2", "-DPy_BUILD_CORE", "-I" + str(src / "Include"),
+          "-I" + str(src / "Include" / "internal"), "-I" + str(build), core_c, "-o", obj)
+    if any(("PyInit_%s" % n) in local["nm"](obj) for n in names):
+        die("config-core.c still names a non-core module")
+    for archive in interp.libpythons:
+        tc.ar("r", archive, obj)
 
 
 COMMON_FLAGS = ["-O2", "-g0", "-fPIE",   # linked into the PIE executable only
                 "-fwrapv", "-DNDEBUG", "-std=c11", "-w"]
 
 
-def build_native_source():
+def build_native_source(tc):
     """minirunc._native's C code, from native/build_native.py's own description."""
     init_bin = ROOT / "build" / "native" / "minirunc-init"
     if not init_bin.exists():
@@ -250,7 +480,7 @@ def build_native_source():
     ffi = cffi.FFI()
     ffi.cdef(build_native.CDEF)
     ffi.set_source("minirunc._native", build_native.c_source())
-    out = WORK / "gen" / "minirunc._native.c"
+    out = tc.dir / "gen" / "minirunc._native.c"   # per target: `make -j` builds both at once
     out.dirname.mkdir()
     tmp = out.with_suffix(".tmp")
     ffi.emit_c_code(str(tmp))
@@ -263,94 +493,151 @@ def build_native_source():
     return out, init_bin
 
 
-def build_archive():
-    modules_dir = fetch_cpython()
-    cffi_dir, cffi_version = fetch_cffi()
-    native_c, init_bin = build_native_source()
-    py_flags = COMMON_FLAGS + python_includes()
-    jobs, inits = [], []
-    for name, sources in BUILTINS:
-        for s in sources:
-            jobs.append((modules_dir / s, OBJ / "cpython" / (s.replace("/", "_")[:-2] + ".o"),
-                         py_flags + ["-I" + str(modules_dir), "-DPy_BUILD_CORE_BUILTIN"]))
-        inits.append((name, "PyInit_" + name))
-    jobs.append((cffi_dir / "_cffi_backend.c", OBJ / "cffi" / "_cffi_backend.o",
-                 py_flags + ["-DFFI_BUILDING=1", "-DUSE__THREAD", "-DHAVE_SYNC_SYNCHRONIZE"]))
-    inits.append(("_cffi_backend", "PyInit__cffi_backend"))
-    native_obj = OBJ / "native" / "minirunc._native.o"
-    if native_obj.exists() and native_obj.stat().st_mtime < init_bin.stat().st_mtime:
-        native_obj.delete()   # .incbin: the object embeds the init binary
-    jobs.append((native_c, native_obj, py_flags))
-    inits.append(("minirunc._native", "PyInit__native"))
+# glibc 2.17 lacks functions the runtime needs from the os module (os.memfd_create, glibc
+# 2.27) or that Debian's libffi.a calls (memfd_create), and zig's headers for 2.17 do not
+# declare them: declared in a header forced into every compilation of the gnu interpreter,
+# defined as the system calls they wrap (ENOSYS on a kernel without them: memfd_create 3.17,
+# copy_file_range 4.5).  musl has them all.
+GLIBC_COMPAT_H = r"""/* Generated by build/binary.py: what glibc 2.17 lacks (see glibc_compat.c). */
+#ifndef MINIRUNC_GLIBC_COMPAT_H
+#define MINIRUNC_GLIBC_COMPAT_H
+/* Forced in front of every file: no libc header here (it would fix the feature macros
+ * before pyconfig.h sets them).  The kernel's header for the MFD_* flags is neutral. */
+#include <linux/memfd.h>
+int memfd_create(const char *name, unsigned int flags);
+long copy_file_range(int fd_in, long *off_in, int fd_out, long *off_out, unsigned long len,
+                     unsigned int flags);
+/* os.openpty()'s /dev/ptmx path pushes STREAMS modules (EINVAL on Linux) with I_PUSH from
+ * <stropts.h>, which zig's glibc headers (2.30+) no longer have. */
+#define I_PUSH 0x5302
+#endif
+"""
+GLIBC_COMPAT_C = r"""/* Generated by build/binary.py: what glibc 2.17 lacks, as system calls. */
+#define _GNU_SOURCE
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "glibc_compat.h"
+int memfd_create(const char *name, unsigned int flags)
+{
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+long copy_file_range(int fd_in, long *off_in, int fd_out, long *off_out, unsigned long len,
+                     unsigned int flags)
+{
+    return syscall(SYS_copy_file_range, fd_in, off_in, fd_out, off_out, len, flags);
+}
+"""
 
-    t0 = time.monotonic()
-    done = compile_all(jobs)
-    say("compiled %d of %d objects in %.1f s" % (len(done), len(jobs), time.monotonic() - t0))
 
-    # One archive: our objects plus the members of Debian's static libffi.
-    LIB.mkdir()
-    archive = LIB / "libmrbuiltins.a"
-    ffi_dir = OBJ / "libffi"
+def glibc_compat(tc):
+    """-> (header, object, archive) for the gnu target (see GLIBC_COMPAT_H), or None for
+    musl.  The archive (not the object) goes on CPython's link lines: it may be named twice."""
+    if tc.target["static"]:
+        return None
+    gen = tc.dir / "gen"
+    gen.mkdir()
+    for name, text in (("glibc_compat.h", GLIBC_COMPAT_H), ("glibc_compat.c", GLIBC_COMPAT_C)):
+        if not (gen / name).exists() or (gen / name).read("utf-8") != text:
+            (gen / name).write(text, "utf-8")
+    obj = tc.dir / "obj" / "glibc_compat.o"
+    if obj.exists() and obj.stat().st_mtime < (gen / "glibc_compat.h").stat().st_mtime:
+        obj.delete()
+    archive = tc.dir / "lib" / "libmrcompat.a"
+    if compile_all(tc.cc, [(gen / "glibc_compat.c", obj, COMMON_FLAGS)]) or not archive.exists():
+        archive.dirname.mkdir()
+        if archive.exists():
+            archive.delete()
+        tc.ar("rcs", archive, obj)
+    return gen / "glibc_compat.h", obj, archive
+
+
+def libffi_parts(tc):
+    """Debian's static libffi for tc's target: its headers alone (zig must not see the host's
+    other headers), the archive, and for glibc < 2.27 the memfd_create() shim object."""
+    ffi_inc = tc.dir / "ffi-include"
+    ffi_inc.mkdir()
+    for h in ("ffi.h", "ffitarget.h"):
+        hsrc = local.path("/usr/include/x86_64-linux-gnu") / h
+        if not hsrc.exists():
+            die("%s missing (install libffi-dev)" % hsrc)
+        if not (ffi_inc / h).exists() or (ffi_inc / h).read("utf-8") != hsrc.read("utf-8"):
+            shutil.copy2(str(hsrc), str(ffi_inc / h))
     libffi_a = local.path("/usr/lib/x86_64-linux-gnu/libffi.a")
     if not libffi_a.exists():
         die("%s missing (install libffi-dev)" % libffi_a)
+    compat = glibc_compat(tc)
+    return {"include": ffi_inc, "libffi": libffi_a, "compat": compat}
+
+
+def glibc_strerror_source():
+    """musl words many errno messages differently from glibc ("Filename too long", "Resource
+    busy"...), and minirunc's messages (and runc's, which it matches) use glibc's: the static
+    binary links strerror() wrapped (-Wl,--wrap=strerror) to glibc's table, taken here from
+    the build host's glibc; numbers it lacks go to musl's own."""
+    table = []
+    for num in range(1, 134):
+        text = os.strerror(num)
+        if not text.startswith("Unknown error"):
+            table.append('    case %d: return (char *)"%s";' % (num, text.replace('"', '\\"')))
+    return ("/* Generated by build/binary.py from glibc's strerror(): see glibc_strerror_source(). */\n"
+            "char *__real_strerror(int);\n"
+            "char *__wrap_strerror(int e)\n{\n    switch (e) {\n" + "\n".join(table) +
+            "\n    default: return __real_strerror(e);\n    }\n}\n")
+
+
+def build_archive(tc, interp):
+    cffi_dir, cffi_version = fetch_cffi()
+    native_c, init_bin = build_native_source(tc)
+    obj_dir, lib = tc.dir / "obj", tc.dir / "lib"
+    ffi = libffi_parts(tc)
+    ffi_inc = ffi["include"]
+    py_flags = COMMON_FLAGS + ["-I" + str(interp.include), "-I" + str(interp.include / "internal")]
+    jobs, inits = [], [(name, "PyInit_" + name) for name, _ in BUILTINS]
+    jobs.append((cffi_dir / "_cffi_backend.c", obj_dir / "cffi" / "_cffi_backend.o",
+                 py_flags + ["-I" + str(ffi_inc), "-DFFI_BUILDING=1", "-DUSE__THREAD",
+                             "-DHAVE_SYNC_SYNCHRONIZE"]))
+    inits.append(("_cffi_backend", "PyInit__cffi_backend"))
+    native_obj = obj_dir / "native" / "minirunc._native.o"
+    if native_obj.exists() and native_obj.stat().st_mtime < init_bin.stat().st_mtime:
+        native_obj.delete()   # .incbin: the object embeds the init binary
+    jobs.append((native_c, native_obj, py_flags))
+    if tc.target["static"]:
+        strerror_c = tc.dir / "gen" / "glibc_strerror.c"
+        strerror_c.dirname.mkdir()
+        text = glibc_strerror_source()
+        if not strerror_c.exists() or strerror_c.read("utf-8") != text:
+            strerror_c.write(text, "utf-8")
+        jobs.append((strerror_c, obj_dir / "glibc_strerror.o", COMMON_FLAGS))
+    inits.append(("minirunc._native", "PyInit__native"))
+
+    t0 = time.monotonic()
+    done = compile_all(tc.cc, jobs)
+    say("compiled %d of %d objects in %.1f s" % (len(done), len(jobs), time.monotonic() - t0))
+
+    # One archive: our objects plus the members of Debian's static libffi.
+    lib.mkdir()
+    archive = lib / "libmrbuiltins.a"
+    ffi_dir = obj_dir / "libffi"
+    libffi_a = ffi["libffi"]
     if not ffi_dir.exists():
         ffi_dir.mkdir()
         with local.cwd(ffi_dir):
             local["ar"]("x", libffi_a)
-    objs = [j[1] for j in jobs] + sorted(ffi_dir // "*.o")
+    objs = [j[1] for j in jobs] + ([ffi["compat"][1]] if ffi["compat"] else []) + \
+        sorted(ffi_dir // "*.o")
     if archive.exists():
         archive.delete()
-    local["ar"]("rcs", archive, *objs)
-    # The static libpython again after our archive (for symbols only our modules use), and a
-    # libm.a (glibc's linker script naming libm-2.36.a + libmvec.a) that shadows libm.so.
-    for name, target in (("libmrpython.a", libpython_a()),
-                         ("libm.a", local.path("/usr/lib/x86_64-linux-gnu/libm.a"))):
-        link = LIB / name
-        if link.exists() or link.is_symlink():
-            link.delete()
-        os.symlink(str(target), str(link))
-    # glibc's libm.a, linked into a dynamically linked program, needs a few names that only
-    # static glibc provides: give them (see LIBM_SHIM) in an archive after it.
-    shim_c = WORK / "gen" / "libm_shim.c"
-    if not shim_c.exists() or shim_c.read("utf-8") != LIBM_SHIM:
-        shim_c.write(LIBM_SHIM, "utf-8")
-    shim_o = OBJ / "libm_shim.o"
-    compile_all([(shim_c, shim_o, COMMON_FLAGS)])
-    shim_a = LIB / "libmrlibmshim.a"
-    if shim_a.exists():
-        shim_a.delete()
-    local["ar"]("rcs", shim_a, shim_o)
-    config = {"libdir": str(LIB), "libs": ["mrbuiltins", "mrpython", "m", "mrlibmshim"],
+    tc.ar("rcs", archive, *objs)
+    # The static libpython again after our archive, for symbols only our modules use.
+    link = lib / "libmrpython.a"
+    if link.exists() or link.is_symlink():
+        link.delete()
+    os.symlink(str(interp.libpython), str(link))
+    config = {"libdir": str(lib), "libs": ["mrbuiltins", "mrpython", "m"],
               "modules": inits, "cffi": cffi_version}
-    config_path = WORK / "builtins.json"
+    config_path = tc.dir / "builtins.json"
     config_path.write(json.dumps(config, indent=1), "utf-8")
     return config_path, [name for name, _ in inits]
-
-
-LIBM_SHIM = r"""/* Generated by build/binary.py.  glibc's static libm (libm-2.36.a) linked into a
- * dynamically linked program: it refers to libc's internal aliases __frexp/__ldexp/__scalbn
- * (exported by libc.so.6 under their public names only) and to _dl_x86_cpu_features, which
- * static glibc fills at start-up and its ifunc resolvers read to pick FMA/AVX2 variants.
- * Here it stays zero, so every resolver picks the baseline (SSE2) implementation: the same
- * results, and no dependency on libm.so.6 or on ld.so's private symbols.
- * libm.a also sets errno through the TLS symbol `errno`, which libc.so.6 exports only as
- * GLIBC_PRIVATE; it gets its own here.  CPython does not rely on libm setting errno: the
- * math module and float pow() derive domain and range errors from the results (NaN, inf,
- * HUGE_VAL), as they do on platforms whose libm never sets errno. */
-#include <math.h>
-double __frexp(double x, int *e) { return frexp(x, e); }
-float __frexpf(float x, int *e) { return frexpf(x, e); }
-long double __frexpl(long double x, int *e) { return frexpl(x, e); }
-double __ldexp(double x, int e) { return ldexp(x, e); }
-float __ldexpf(float x, int e) { return ldexpf(x, e); }
-long double __ldexpl(long double x, int e) { return ldexpl(x, e); }
-double __scalbn(double x, int e) { return scalbn(x, e); }
-float __scalbnf(float x, int e) { return scalbnf(x, e); }
-long double __scalbnl(long double x, int e) { return scalbnl(x, e); }
-__attribute__((aligned(64))) unsigned char _dl_x86_cpu_features[4096];
-__thread int errno;
-"""
 
 
 # The entry guard (build/exe_guard.c, placed by build/exe_guard.ld): compiled with flags of its
@@ -365,10 +652,11 @@ PT_MINIRUNC_INTERP = 0x6D720003     # as in build/exe_guard.c
 GUARD_MAX_OFFSET = 64 * 1024        # what a copy must hold for the guard to run (< 1% of it)
 
 
-def build_guard():
-    """build/exe_guard.c -> an object whose every reference is resolved at link time."""
-    obj = OBJ / "exe_guard.o"
-    compile_all([(ROOT / "build" / "exe_guard.c", obj, GUARD_FLAGS)])
+def build_guard(tc):
+    """build/exe_guard.c -> an object whose every reference is resolved at link time.
+    Compiled by gcc: freestanding code (no libc, no TLS), the same for every target."""
+    obj = tc.dir / "obj" / "exe_guard.o"
+    compile_all(local["gcc"], [(ROOT / "build" / "exe_guard.c", obj, GUARD_FLAGS)])
     relocs = local["readelf"]("-rW", obj)
     bad = [line for line in relocs.splitlines()
            if "R_X86_64_" in line and not any(t in line for t in ("R_X86_64_PC32", "R_X86_64_PLT32"))]
@@ -381,7 +669,7 @@ def build_guard():
     return obj
 
 
-def seal(path):
+def seal(path, static=False):
     """Finish the executable so that a damaged copy is refused before anything reads it (see
     build/exe_guard.c and docs/binary.md):
 
@@ -403,37 +691,46 @@ def seal(path):
         phdrs.append([off] + list(struct.unpack_from("<IIQQQQQQ", data, off)))
     # [where, p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align]
     interp = [p for p in phdrs if p[1] == PT_INTERP]
-    if len(interp) != 1:
-        die("%s: expected one PT_INTERP, found %d" % (path, len(interp)))
-    struct.pack_into("<I", data, interp[0][0], PT_MINIRUNC_INTERP)
+    if len(interp) != (0 if static else 1):
+        die("%s: expected %d PT_INTERP, found %d" % (path, 0 if static else 1, len(interp)))
+    for p in interp:   # a static binary has none: the guard then jumps to _start itself
+        struct.pack_into("<I", data, p[0], PT_MINIRUNC_INTERP)
     loads = [p for p in phdrs if p[1] == PT_LOAD]
     guard = [p for p in loads if p[4] <= e_entry < p[4] + p[7]]
     if not guard or guard[0][3] + guard[0][6] > GUARD_MAX_OFFSET or e_phoff > GUARD_MAX_OFFSET:
         die("%s: the entry guard is not at the front of the file (see build/exe_guard.ld)" % path)
-    file_end = max(p[3] + p[6] for p in loads)
-    for p in loads:
-        where, _, flags, offset, vaddr, _, filesz, memsz, _ = p
-        end = vaddr + filesz
-        if not (flags & PF_W) or memsz <= filesz or end % 4096 == 0:
-            continue
-        pad = min(4096 - end % 4096, memsz - filesz)
+    # Each writable segment whose file part ends inside a page that .bss (or lld's
+    # .relro_padding) shares: its file part is padded with zeros up to the page boundary.  In
+    # the last segment that just grows the file; before another segment, a whole page is
+    # inserted (file offsets stay congruent with addresses) and what follows moves up.
+    while True:
+        phdrs = []
+        for i in range(e_phnum):
+            off = e_phoff + i * e_phentsize
+            phdrs.append([off] + list(struct.unpack_from("<IIQQQQQQ", data, off)))
+        loads = [p for p in phdrs if p[1] == PT_LOAD]
+        file_end = max(p[3] + p[6] for p in loads)
+        todo = [p for p in sorted(loads, key=lambda p: p[3])
+                if p[2] & PF_W and p[7] > p[6] and (p[4] + p[6]) % 4096]
+        if not todo:
+            break
+        where, _, flags, offset, vaddr, _, filesz, memsz, _ = todo[0]
+        pad = min(4096 - (vaddr + filesz) % 4096, memsz - filesz)
         at = offset + filesz
-        if at != file_end:
-            die("%s: a writable segment with .bss is not the last one in the file" % path)
-        data[at:at] = bytes(pad)
+        shift = pad if at == file_end else 4096
+        data[at:at] = bytes(shift)
         struct.pack_into("<Q", data, where + 32, filesz + pad)
+        for q in phdrs:
+            if q[0] != where and q[3] >= at and (q[6] or q[1] == PT_LOAD):
+                struct.pack_into("<Q", data, q[0] + 8, q[3] + shift)
         if e_shoff >= at:
-            e_shoff += pad
+            e_shoff += shift
             struct.pack_into("<Q", data, 40, e_shoff)
         for i in range(e_shnum):
             off = e_shoff + i * e_shentsize
             (sh_offset,) = struct.unpack_from("<Q", data, off + 24)
             if sh_offset >= at:
-                struct.pack_into("<Q", data, off + 24, sh_offset + pad)
-        for q in phdrs:
-            if q[1] != PT_LOAD and q[3] >= at and q[6]:
-                die("%s: segment type %#x lies after the padded data" % (path, q[1]))
-        file_end = at + pad
+                struct.pack_into("<Q", data, off + 24, sh_offset + shift)
     if data.count(GUARD_TAG) != 1:
         die("%s: the entry guard's size record is missing or not unique" % path)
     tag = data.index(GUARD_TAG)
@@ -441,19 +738,6 @@ def seal(path):
     with open(path, "wb") as f:
         f.write(data)
     return len(data)
-
-
-def libpython_a():
-    ver = "%d.%d" % sys.version_info[:2]
-    candidates = [
-        local.path(sysconfig.get_config_var("LIBPL") or "/nonexistent") / ("libpython%s.a" % ver),
-        local.path(sys.base_prefix) / "lib" / ("python" + ver) /
-        ("config-%s-x86_64-linux-gnu" % ver) / ("libpython%s.a" % ver),
-    ]
-    for c in candidates:
-        if c.exists():
-            return c
-    die("no static libpython (libpython%s.a) for %s" % (ver, sys.executable))
 
 
 def commit_id():
@@ -467,8 +751,9 @@ def commit_id():
         return out.strip() + ("-dirty" if status.strip() else "")
 
 
-def stage_sources():
+def stage_sources(tc):
     """A copy of src/minirunc with a generated _commit.py, and the entry script."""
+    STAGE = tc.dir / "stage"
     if STAGE.exists():
         STAGE.delete()
     pkg = STAGE / "minirunc"
@@ -480,22 +765,27 @@ def stage_sources():
     return entry
 
 
-def dynload_modules():
-    """Every extension module of the interpreter's lib-dynload (to keep out of the build)."""
-    dynload = local.path(sysconfig.get_config_var("DESTSHARED"))
-    if not (dynload // "*.so"):
-        die("no extension modules found in %s" % dynload)
-    return sorted({p.name.split(".")[0] for p in dynload // "*.so"})
-
-
 def _imports(tree, module_level_only):
-    """Absolute module names imported in an AST (module level only: not in function bodies)."""
+    """Absolute module names imported in an AST (module level only: not in function bodies).
+    Imports in the body of a `try` that catches ImportError are optional: not counted."""
     import ast
     found = []
+
+    def optional(node):
+        names = set()
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            names.update(k.id for k in kinds if isinstance(k, ast.Name))
+        return bool(names & {"ImportError", "ModuleNotFoundError"})
 
     def visit(node):
         for child in ast.iter_child_nodes(node):
             if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Try) and optional(child):
+                for handler in child.handlers:
+                    visit(handler)
+                visit(ast.Module(body=child.orelse + child.finalbody, type_ignores=[]))
                 continue
             if isinstance(child, ast.Import):
                 found.extend((a.name, child.lineno) for a in child.names)
@@ -541,13 +831,32 @@ def check_trimmed_imports():
             "(take them out of TRIMMED_STDLIB):\n  " + "\n  ".join(sorted(bad)))
 
 
-def run_nuitka(entry, config_path, builtin_names, guard_obj):
-    excluded = sorted(set(dynload_modules()) | set(builtin_names))
+def nuitka_pylib():
+    """build/binary/pylib: the venv's nuitka package alone, for an interpreter built here."""
+    import nuitka
+    link = PYLIB / "nuitka"
+    target = local.path(nuitka.__file__).dirname
+    PYLIB.mkdir()
+    if not link.is_symlink() or os.readlink(str(link)) != str(target):
+        if link.exists() or link.is_symlink():
+            link.delete()
+        os.symlink(str(target), str(link))
+    return PYLIB
+
+
+def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj):
+    """Nuitka compiles against interp (headers, libpython3.11.a: its sys.prefix) and runs on
+    runner: for musl, the gnu interpreter with PYTHONHOME pointing at the musl one (a static
+    interpreter cannot dlopen(), and Nuitka calls libc through ctypes).  Both are the same
+    CPython built with the same options and modules."""
+    # What the interpreter has built in but the binary's inittab lacks: never followed.
+    excluded = sorted({name for name, _ in NUITKA_ONLY} | set(builtin_names))
     config = json.loads(config_path.read("utf-8"))
     # built-in ones too (they must not be copied either), and the trimmed stdlib modules
     config["excluded"] = excluded + TRIMMED_STDLIB + CJK_ENCODINGS
     config["bytecode"] = BYTECODE
     config_path.write(json.dumps(config, indent=1), "utf-8")
+    nuitka_out = tc.dir / "nuitka"
     args = [
         # -X utf8: Nuitka gives the binary the UTF-8 mode of the Python running it.  UTF-8
         # whatever the locale (surrogateescape for other bytes), and a LANG naming a locale
@@ -556,26 +865,42 @@ def run_nuitka(entry, config_path, builtin_names, guard_obj):
         "-m", "nuitka", "--standalone", "--static-libpython=yes",
         "--user-plugin=%s" % (ROOT / "build" / "nuitka_builtins.py"),
         "--include-package=minirunc",
-        "--output-dir=%s" % NUITKA_OUT, "--output-filename=minirunc-bin",
+        "--output-dir=%s" % nuitka_out, "--output-filename=minirunc-bin",
         "--assume-yes-for-downloads", "--quiet", "--no-progressbar",
         "--python-flag=no_docstrings",   # nothing reads __doc__; saves ~1 MB
         # Nuitka refuses an argv holding "-c" (a fork bomb guard for programs that run
         # sys.executable -c); `minirunc exec ID sh -c ...` and `exec -c CAP` need it.
         "--no-deployment-flag=self-execution",
     ] + ["--nofollow-import-to=%s" % m for m in excluded + TRIMMED_STDLIB + CJK_ENCODINGS] + [entry]
-    env = {"MINIRUNC_BUILTINS": str(config_path), "PYTHONHASHSEED": "0",
-           # the plugin's C file defines the no-op replacement (see nuitka_builtins.py)
-           # no symbol of the static archives needs exporting: nothing is ever dlopen()ed
-           # the entry guard: first in the file, first to run (see seal())
-           "LDFLAGS": " ".join(["-Wl,--wrap=patchInspectModule", "-Wl,--exclude-libs,ALL",
-                                str(guard_obj), "-Wl,-T,%s" % (ROOT / "build" / "exe_guard.ld"),
-                                "-Wl,-e,minirunc_guard_entry"])}
-    dist = NUITKA_OUT / (entry.stem + ".dist")
+    # build/exe_guard.ld goes after .interp; a static binary has none, and lld puts the
+    # read-only data first: there, before .rodata.
+    guard_ld = tc.dir / "exe_guard.ld"
+    text = (ROOT / "build" / "exe_guard.ld").read("utf-8")
+    if tc.target["static"]:
+        text = text.replace("INSERT AFTER .interp;", "INSERT BEFORE .rodata;")
+    guard_ld.write(text, "utf-8")
+    ldflags = ["-Wl,--wrap=patchInspectModule",   # the plugin's no-op replacement
+               # the entry guard: first in the file, first to run (see seal())
+               str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
+    if tc.target["static"]:
+        ldflags += ["-static", "-Wl,--wrap=strerror"]   # glibc's messages (build_archive())
+    if tc.target["pie"]:
+        ldflags.append("-pie")
+    env = dict(tc.env, MINIRUNC_BUILTINS=str(config_path), PYTHONHASHSEED="0",
+               PYTHONHOME=str(interp.prefix),
+               PYTHONPATH=str(nuitka_pylib()),
+               # zig mode (Nuitka calls `$CC cc ...`): the wrapper adds the target
+               CC=str(tc.bin / "zig"),
+               NUITKA_CACHE_DIR=str(tc.dir / "nuitka-cache"),
+               LDFLAGS=" ".join(ldflags))
+    if tc.target["pie"]:
+        env["CCFLAGS"] = "-fPIE"
+    dist = nuitka_out / (entry.stem + ".dist")
     if dist.exists():
         dist.delete()   # left-overs of an earlier build would hide what this one copied
     t0 = time.monotonic()
-    with local.cwd(STAGE), local.env(**env):
-        PY[args] & FG
+    with local.cwd(entry.dirname), local.env(**env):
+        local[runner.python][args] & FG
     say("nuitka took %.1f s" % (time.monotonic() - t0))
     files = [p for p in dist.walk() if not p.is_dir()]
     extra = [str(p) for p in files if p.name != "minirunc-bin"]
@@ -584,46 +909,82 @@ def run_nuitka(entry, config_path, builtin_names, guard_obj):
     return dist / "minirunc-bin"
 
 
-def check(binary):
-    ldd = local["ldd"](binary)
-    bad = [line.strip() for line in ldd.splitlines()
-           if line.strip() and not any(ok in line for ok in LIBC_ONLY)]
-    if bad:
-        die("%s needs more than glibc:\n%s" % (binary, ldd))
-    if "GLIBC_PRIVATE" in local["objdump"]("-T", binary):
-        die("%s refers to GLIBC_PRIVATE symbols" % binary)
+def glibc_versions(binary):
+    symbols = local["objdump"]("-T", binary)
+    return symbols, sorted({tuple(int(p) for p in v.split("."))
+                            for v in re.findall(r"GLIBC_([0-9][0-9.]*)", symbols)})
+
+
+def check(binary, target):
+    readelf_l = local["readelf"]("-lW", binary)
+    readelf_d = local["readelf"]("-dW", binary)
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", readelf_d)
+    if target["static"]:
+        # seal() renamed a PT_INTERP, if any, to PT_MINIRUNC_INTERP: there must be none
+        if "INTERP" in readelf_l or "0x6d720003" in readelf_l or needed:
+            die("%s is not fully static:\n%s\n%s" % (binary, readelf_l, readelf_d))
+        report = "static: no ELF interpreter, no DT_NEEDED\n"
+    else:
+        ldd = local["ldd"](binary)
+        bad = [line.strip() for line in ldd.splitlines()
+               if line.strip() and not any(ok in line for ok in GLIBC_LIBS)]
+        if bad:
+            die("%s needs more than glibc:\n%s" % (binary, ldd))
+        symbols, versions = glibc_versions(binary)
+        if "GLIBC_PRIVATE" in symbols:
+            die("%s refers to GLIBC_PRIVATE symbols" % binary)
+        if not versions or versions[-1] > target["glibc_floor"]:
+            die("%s asks for GLIBC_%s (the floor is %s)" % (
+                binary, ".".join(map(str, versions[-1])), ".".join(map(str, target["glibc_floor"]))))
+        report = ldd + "newest symbol version: GLIBC_%s\n" % ".".join(map(str, versions[-1]))
     out = local[binary]("--version")
     if "minirunc version" not in out:
         die("%s --version printed %r" % (binary, out))
-    return ldd, out
+    return report, out
 
 
 def main():
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", choices=sorted(TARGETS), default="gnu")
+    parser.add_argument("--python-only", action="store_true",
+                        help="build the target's interpreter only (for measurements)")
+    args = parser.parse_args()
     t0 = time.monotonic()
     os.chdir(str(ROOT))
     ensure_apt()
     WORK.mkdir()
+    tc = Toolchain(args.target)
+    src = fetch_cpython()
+    patch_cpython(src)
+    interp = build_cpython(tc, src)
+    if args.python_only:
+        say("%s" % interp.python)
+        return
+    runner = build_cpython(Toolchain("gnu"), src) if tc.target["static"] else interp
     check_trimmed_imports()
-    config_path, names = build_archive()
-    entry = stage_sources()
-    built = run_nuitka(entry, config_path, names, build_guard())
+    config_path, names = build_archive(tc, interp)
+    entry = stage_sources(tc)
+    built = run_nuitka(tc, interp, runner, entry, config_path, names, build_guard(tc))
     DIST.mkdir()
-    tmp = DIST / ".minirunc.tmp"
+    output = DIST / tc.target["output"]
+    tmp = DIST / (".%s.tmp" % tc.target["output"])
     shutil.copy2(str(built), str(tmp))
     local["strip"]("--strip-unneeded", tmp)
     # Nuitka's standalone RPATH $ORIGIN would make ld.so load a libc.so.6 lying beside
     # the binary (a root-run program in a writable directory: code execution). Nothing
     # is loaded from there: every module is built in.
-    local["patchelf"]("--remove-rpath", tmp)
-    seal(str(tmp))
+    if "PATH" in local["readelf"]("-dW", tmp):
+        local["patchelf"]("--remove-rpath", tmp)
+    seal(str(tmp), static=tc.target["static"])
     tmp.chmod(0o755)
-    os.replace(str(tmp), str(OUTPUT))
+    os.replace(str(tmp), str(output))
     try:
-        ldd, version = check(OUTPUT)
+        report, version = check(output, tc.target)
     except ProcessExecutionError as e:
-        die("running %s failed: %s" % (OUTPUT, e))
-    say("built %s (%.1f MB) in %.0f s" % (OUTPUT, OUTPUT.stat().st_size / 1e6, time.monotonic() - t0))
-    sys.stdout.write(ldd)
+        die("running %s failed: %s" % (output, e))
+    say("built %s (%.1f MB) in %.0f s" % (output, output.stat().st_size / 1e6, time.monotonic() - t0))
+    sys.stdout.write(report)
     sys.stdout.write(version)
 
 

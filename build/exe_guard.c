@@ -262,12 +262,18 @@ __attribute__((visibility("hidden"), used)) unsigned long minirunc_guard(unsigne
     const unsigned char *base = (const unsigned char *)&__ehdr_start;
     Elf64_Phdr *ph = (Elf64_Phdr *)(base + __ehdr_start.e_phoff);
     Elf64_Phdr *interp = NULL;
-    for (int i = 0; i < __ehdr_start.e_phnum; i++)
+    /* The load bias: the file's headers (offset 0) are mapped at __ehdr_start, the first
+     * PT_LOAD's address plus the bias (0 in a position-dependent executable). */
+    unsigned long lowest = ~0UL;
+    for (int i = 0; i < __ehdr_start.e_phnum; i++) {
         if (ph[i].p_type == PT_MINIRUNC_INTERP)
             interp = &ph[i];
-    if (interp == NULL)   /* a plain build: the kernel has loaded the loader */
+        else if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0 && ph[i].p_vaddr < lowest)
+            lowest = ph[i].p_vaddr;
+    }
+    if (interp == NULL)   /* static, or a plain build (the kernel has loaded the loader) */
         return (unsigned long)_start;
-    const char *name = (const char *)(base + interp->p_vaddr);
+    const char *name = (const char *)((unsigned long)base - lowest + interp->p_vaddr);
     unsigned long entry, bias = map_loader(name, &entry);
     if (at_base)
         at_base->a_un.a_val = bias;

@@ -1,21 +1,24 @@
 """Nuitka user plugin: link extension modules into the executable as built-in modules.
 
-build/binary.py compiles the C extension modules the runtime imports (stdlib ones from
-CPython's sources, _cffi_backend with a static libffi, minirunc._native) into one static
-archive, and describes it in a JSON file named by $MINIRUNC_BUILTINS:
+build/binary.py builds the interpreter with the stdlib C modules the runtime imports inside
+its libpython3.11.a (but not in its inittab), compiles _cffi_backend (with a static libffi)
+and minirunc._native into one static archive, and describes them in a JSON file named by
+$MINIRUNC_BUILTINS:
 
-    {"libdir": "...", "libs": ["mrbuiltins"], "modules": [["_struct", "PyInit__struct"], ...]}
+    {"libdir": "...", "libs": ["mrbuiltins", ...], "modules": [["_struct", "PyInit__struct"], ...]}
 
 This plugin adds a C file that registers those modules in CPython's inittab before main()
 (so `import _struct` is answered by BuiltinImporter from inside the executable, never from a
-file) and adds the archive to the link line.  libdir also holds a libm.a that shadows the
-shared libm, so the executable needs nothing but libc at run time.
+file) and adds the archive to the link line.
 """
 
 import json
 import os
 
 from nuitka.plugins.PluginBase import NuitkaPluginBase
+
+
+_UNDETECTABLE = ("import encodings.zlib_codec",)
 
 
 def _trim_standard_library(excluded):
@@ -41,6 +44,19 @@ def _trim_standard_library(excluded):
         return tuple(m for m in original_early() if keep(m))
 
     _recursion.detectEarlyImports = early_imports
+
+    # Nuitka finds the early imports by running the interpreter on `import encodings.X` for
+    # every codec; the interpreter build/binary.py builds has no zlib (nor does the binary):
+    # encodings.zlib_codec is left out of that run instead of failing it.
+    import nuitka.freezer.ImportDetection as _detection
+
+    original_detect = _detection._detectImports
+
+    def detect_imports(command, *args, **kwargs):
+        parts = [p for p in command.split(";") if p.strip() not in _UNDETECTABLE]
+        return original_detect(";".join(parts), *args, **kwargs)
+
+    _detection._detectImports = detect_imports
     _recursion.detectStdlibAutoInclusionModules = lambda: ()
 
     original_set = PythonMainModule.setStandardLibraryModules

@@ -39,7 +39,7 @@ def subreaper():
 
 # The commands tests start themselves (subprocess reaps those; reaping one of them here
 # would give subprocess a wrong exit status).
-RUNTIME_COMMS = {"python", "python3", "minirunc"}
+RUNTIME_COMMS = {"python", "python3", "minirunc", "minirunc-static"}
 
 
 def _reap_adopted(done):
