@@ -9,6 +9,7 @@ T0=$(up)
 elapsed() { awk -v a="$T0" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
 mark() { echo "@@STEP $1 status=$2 t=$(elapsed)"; T0=$(up); }
 show() { sed 's/^/    | /' "$@" | tail -n "${LINES_SHOWN:-12}"; }
+debug_msg() { sed 's/.*level=debug msg=//; s/^"//; s/"$//'; }
 
 if ! command -v minirunc >/dev/null 2>&1; then
     echo "@@SKIP no minirunc binary in this image"
@@ -26,13 +27,14 @@ for b in hexo-lite hexo; do
     minirunc --debug >/tmp/$b-g.out 2>/tmp/$b-g.err
     rc=$?
     show /tmp/$b-g.out
-    grep -v 'minirunc: debug' /tmp/$b-g.err | show
+    grep -v 'level=debug' /tmp/$b-g.err | show
     mark "$b-generate" $rc
     # minirunc --debug says how it entered the rootfs: "with pivot_root" or "... chroot"
+    # (debug records are runc's logrus text: time="..." level=debug msg="...": keep the msg)
     if grep -q 'with pivot_root' /tmp/$b-g.err; then
-        echo "@@ROOT $b path=pivot_root note=$(grep 'with pivot_root' /tmp/$b-g.err | head -n 1)"
+        echo "@@ROOT $b path=pivot_root note=$(grep 'with pivot_root' /tmp/$b-g.err | head -n 1 | debug_msg)"
     elif grep -qi 'chroot' /tmp/$b-g.err; then
-        echo "@@ROOT $b path=chroot note=$(grep -i chroot /tmp/$b-g.err | head -n 1)"
+        echo "@@ROOT $b path=chroot note=$(grep -i chroot /tmp/$b-g.err | head -n 1 | debug_msg)"
     else
         echo "@@ROOT $b path=unknown"
     fi
