@@ -54,7 +54,7 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_clients.py tests/test_harm_config.py tests/test_harm_mounts.py \
 	tests/test_harm_cgroups.py tests/test_harm_state.py tests/test_harm_foreground.py \
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
-	tests/test_check.py tests/test_import.py
+	tests/test_check.py tests/test_import.py tests/test_clients_checkpoint.py
 test: native binary images criu clients
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)

@@ -8,6 +8,8 @@ containerd shim (or podman's conmon) calls runs `criu` from PATH as no `--criu` 
 So a directory of our own holding `criu` (a symlink to build/criu/criu, Debian 13's CRIU
 4.1.1 made by `make criu`) comes first on the PATH the clients get; nothing is installed.
 
+Times of the client calls are printed (pytest -s), not asserted.
+
 The counter container writes an increasing number to a file on a bind mount every ~0.1 s:
 after the checkpoint it stands still, after the restore it counts on from where it stood.
 """
@@ -46,6 +48,12 @@ def criu_path(base):
     os.mkdir(directory)
     os.symlink(CRIU, os.path.join(directory, "criu"))
     return directory + ":" + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def runtime(base):
+    """The wrapper running minirunc; MINIRUNC_CLIENTS_RUNTIME=/usr/sbin/runc runs the same
+    tests with another runtime (to compare runc's times with the same CRIU)."""
+    return os.environ.get("MINIRUNC_CLIENTS_RUNTIME") or write_wrapper(base)
 
 
 def count(data):
@@ -99,7 +107,7 @@ def podman():
     base = tempfile.mkdtemp(prefix="crcli-podman-")
     client = None
     try:
-        client = Podman(base, write_wrapper(base))
+        client = Podman(base, runtime(base))
         client.env["PATH"] = criu_path(base)
         rootfs = os.path.join(base, "rootfs")
         make_rootfs(rootfs)
@@ -122,13 +130,17 @@ def test_podman_checkpoint_restore_counts_on(podman):
     cid = r.stdout.strip()
     try:
         assert wait_for(lambda: count(data) >= 3)
+        started = time.monotonic()
         r = podman("container", "checkpoint", cid)
+        timed("podman checkpoint", started)
         assert r.returncode == 0, r.stderr
         r = podman("inspect", "--format", "{{.State.Status}}", cid)
         assert r.stdout.strip() == "exited", (r.stdout, r.stderr)
         stood = assert_stopped_counting(data)
 
+        started = time.monotonic()
         r = podman("container", "restore", cid)
+        timed("podman restore", started)
         assert r.returncode == 0, r.stderr
         r = podman("inspect", "--format", "{{.State.Status}}", cid)
         assert r.stdout.strip() == "running", (r.stdout, r.stderr)
@@ -136,6 +148,46 @@ def test_podman_checkpoint_restore_counts_on(podman):
     finally:
         r = podman("rm", "--force", "--time", "0", cid)
     assert r.returncode == 0, r.stderr
+    assert podman("inspect", cid).returncode != 0
+
+
+def test_podman_leave_running_export_and_import_as_a_new_container(podman):
+    """`checkpoint --leave-running --export` keeps it counting; the archive restored with
+    `restore --import --name` is a new container that counts on from the dump."""
+    data = new_data_dir(podman.base)
+    r = podman.run("-d", "-v", "%s:/data" % data, podman.image, "sh", "-c", COUNTER)
+    assert r.returncode == 0, r.stderr
+    cid, new = r.stdout.strip(), None
+    archive = os.path.join(podman.base, "checkpoint-%s.tar.gz" % cid[:12])
+    try:
+        assert wait_for(lambda: count(data) >= 3)
+        before = count(data)
+        r = podman("container", "checkpoint", "--leave-running", "--export", archive, cid)
+        assert r.returncode == 0, r.stderr
+        assert os.path.getsize(archive) > 0
+        r = podman("inspect", "--format", "{{.State.Status}}", cid)
+        assert r.stdout.strip() == "running", (r.stdout, r.stderr)
+        assert wait_for(lambda: count(data) > before + 3), "the counter stopped"
+        r = podman("rm", "--force", "--time", "0", cid)
+        assert r.returncode == 0, r.stderr
+        stood = assert_stopped_counting(data)
+
+        name = "restored-%s" % uuid.uuid4().hex[:8]
+        r = podman("container", "restore", "--import", archive, "--name", name)
+        assert r.returncode == 0, r.stderr
+        new = name
+        r = podman("inspect", "--format", "{{.State.Status}}", name)
+        assert r.stdout.strip() == "running", (r.stdout, r.stderr)
+        assert wait_for(lambda: count(data) != stood, timeout=10), "the counter did not resume"
+        first = count(data)
+        assert before < first <= stood + 5, (before, first, stood)
+        assert wait_for(lambda: count(data) >= first + 3, timeout=10)
+    finally:
+        podman("rm", "--force", "--time", "0", cid)
+        if new:
+            assert podman("rm", "--force", "--time", "0", new).returncode == 0
+        if os.path.exists(archive):
+            os.unlink(archive)
     assert podman("inspect", cid).returncode != 0
 
 
@@ -148,8 +200,13 @@ def ctr():
         pytest.skip("containerd is not installed (make test installs it)")
     before = host_snapshot()
     base = tempfile.mkdtemp(prefix="crcli-ctr-")
-    client = Containerd(base, write_wrapper(base))
-    client.env = dict(os.environ, PATH=criu_path(base))
+    client = Containerd(base, runtime(base))
+    # containerd unpacks a checkpoint to restore into a temp dir of $XDG_RUNTIME_DIR (else
+    # /tmp) and leaves it there: ours goes with the base
+    xdg = os.path.join(base, "xdg")
+    os.mkdir(xdg, 0o700)
+    client.env = dict(os.environ, PATH=criu_path(base), XDG_RUNTIME_DIR=xdg)
+    tmp_before = ctrd_temp_dirs()
     try:
         rootfs = os.path.join(base, "rootfs")
         make_rootfs(rootfs)
@@ -164,7 +221,12 @@ def ctr():
         shutil.rmtree(base, ignore_errors=True)
         assert not left_mounts, left_mounts
         assert host_snapshot() == before
+        assert ctrd_temp_dirs() <= tmp_before
         assert not cgroup_tree_exists(client.parent)
+
+
+def ctrd_temp_dirs():
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ctrd-checkpoint")}
 
 
 def in_daemon_ns(ctr, argv):
@@ -231,4 +293,31 @@ def test_ctr_checkpoint_restore_counts_on(ctr):
         ctr("image", "rm", ref)
     assert ctr("container", "info", cid).returncode != 0
     assert ctr.task_status(cid) is None
+    assert not cgroup_tree_exists("%s/%s" % (ctr.parent, cid))
+
+
+def test_ctr_task_checkpoint_exit_to_an_image_path(ctr):
+    """`ctr task checkpoint --exit --image-path DIR`: CRIU's images in DIR, the task stops
+    where it stood (containerd 1.6's ctr has no restore from a path: the restore above is
+    the one ctr offers)."""
+    cid = "crx-%s" % uuid.uuid4().hex[:8]
+    data = new_data_dir(ctr.base)
+    image = os.path.join(ctr.base, "image-%s" % cid)
+    r = ctr("run", "-d", "--mount", "type=bind,src=%s,dst=/data,options=rbind:rw" % data,
+            *ctr.run_flags(cid), ctr.image, cid, "sh", "-c", COUNTER)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert wait_for(lambda: count(data) >= 3)
+        r = ctr("task", "checkpoint", "--exit", "--image-path", image, cid)
+        assert r.returncode == 0, r.stderr
+        assert os.path.isfile(os.path.join(image, "inventory.img"))
+        assert ctr.task_status(cid) == "STOPPED"
+        assert_stopped_counting(data)
+    finally:
+        if ctr.task_status(cid) is not None:
+            ctr("task", "kill", "--signal", "KILL", cid)
+            wait_for(lambda: ctr.task_status(cid) in (None, "STOPPED"))
+            ctr("task", "delete", "--force", cid)
+        ctr("container", "rm", cid)
+    assert ctr("container", "info", cid).returncode != 0
     assert not cgroup_tree_exists("%s/%s" % (ctr.parent, cid))
