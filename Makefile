@@ -55,7 +55,7 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_harm_cgroups.py tests/test_harm_state.py tests/test_harm_foreground.py \
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
 	tests/test_check.py tests/test_import.py tests/test_faults.py tests/test_concurrency.py \
-	tests/test_fuzz_config.py
+	tests/test_fuzz_config.py tests/test_clients_checkpoint.py
 test: native binary binary-static images criu clients $(STAMP)/bullseye-libc
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)

@@ -377,6 +377,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 """ % {"base": base, "sock": self.socket})
         self.daemon = None
         self.log = None
+        self.env = None          # the daemon's environment (None: ours)
 
     def start(self):
         self.log = open(os.path.join(self.base, "containerd.log"), "w")
@@ -386,7 +387,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         self.daemon = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh",
                                         "-c", script, self.config],
                                        stdout=self.log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
+                                       stdin=subprocess.DEVNULL, env=self.env)
         assert wait_for(lambda: self("version").returncode == 0, timeout=30), self.log_text()
 
     def log_text(self):

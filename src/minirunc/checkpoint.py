@@ -172,6 +172,48 @@ def _absolute(path, flag):
     return os.path.abspath(path)
 
 
+def _make_mountpoints(config):
+    """Create the mount points a fresh rootfs lacks, as runc's prepareCriuRestoreMounts
+    does: CRIU mounts onto them but does not make them, and a restore may get a new rootfs
+    (containerd restores into a new snapshot, where `run` had made /run, /data, ...).
+    Not under tmpfs destinations (CRIU restores those trees itself).  Made through
+    O_NOFOLLOW directory fds: a symlink in the rootfs is not followed (that mount point is
+    left to CRIU, which reports it)."""
+    tmpfs = [m.destination.rstrip("/") + "/" for m in config.mounts if m.type == "tmpfs"]
+    for m in config.mounts:
+        dest = os.path.normpath("/" + m.destination)
+        if dest == "/" or any(dest.startswith(t) for t in tmpfs):
+            continue
+        _make_mountpoint(config.root_path, dest.strip("/").split("/"),
+                         m.is_bind and not m.source_is_dir)
+
+
+def _make_mountpoint(rootfs, parts, is_file):
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(rootfs, flags)
+    except OSError:
+        return
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                if last and is_file:
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW |
+                                     os.O_CLOEXEC, 0o644, dir_fd=fd))
+                    return
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            nxt = os.open(name, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as e:
+        log.debug("restore: mount point /%s not made: %s" % ("/".join(parts), e))
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- checkpoint
 
 def checkpoint(root, container_id, options, criu_path=None):
@@ -424,6 +466,7 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
         state["hooks"] = hooks.to_record(config.hooks)
     fds, cgroup, master, pid = [], None, None, 0
     try:
+        _make_mountpoints(config)
         cgroup = _setup_cgroup(container, state, config,
                                _choose_cgroup(config, container_id, systemd_cgroup),
                                config.linux.resources)
