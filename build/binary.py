@@ -97,6 +97,7 @@ BUILTINS = [
     ("grp", ["grpmodule.c"]),
     ("resource", ["resource.c"]),
     ("_contextvars", ["_contextvarsmodule.c"]),
+    ("_sha256", ["sha256module.c"]),    # `import` checks layer digests with it
 ]
 # Built into the interpreter only, for Nuitka itself (hashes for its caches, pickle, ...):
 # not in the binary's inittab, hence not linked into it.
@@ -108,7 +109,6 @@ NUITKA_ONLY = [
     ("unicodedata", ["unicodedata.c"]),
     ("_md5", ["md5module.c"]),
     ("_sha1", ["sha1module.c"]),
-    ("_sha256", ["sha256module.c"]),
     ("_sha512", ["sha512module.c"]),
     ("_sha3", ["_sha3/sha3module.c"]),
     ("_blake2", ["_blake2/blake2module.c", "_blake2/blake2b_impl.c", "_blake2/blake2s_impl.c"]),
