@@ -86,17 +86,22 @@ def cmd_run(root, options, container_id):
     if detach:
         forwarder.created()     # it runs now: a signal must not claim it was removed
         return 0
-    from . import foreground
+    return _in_foreground(root, container_id, pid, master, forwarder,
+                          remove=not options.get("keep"))
+
+
+def _in_foreground(root, container_id, pid, master, forwarder, remove=True):
+    """Relay the terminal (or wait) until the container's init exits, forwarding signals;
+    then remove the container (unless ``remove`` is false).  Returns the exit code."""
+    from . import container, foreground
     forwarder.attach(pid)
     try:
         if master is not None:
-            code = foreground.relay_terminal(master, pid, forwarder)
-        else:
-            code = foreground.wait(pid, forwarder)
+            return foreground.relay_terminal(master, pid, forwarder)
+        return foreground.wait(pid, forwarder)
     finally:
-        if not options.get("keep"):
+        if remove:
             container.remove_after_run(root, container_id)
-    return code
 
 
 # runc exits 255 when exec fails on its side (`fatalWithCode(..., 255)` for any error after
@@ -417,13 +422,4 @@ def cmd_restore(root, options, container_id):
         if master is not None:
             os.close(master)
         return 0
-    from . import container, foreground
-    forwarder.attach(pid)
-    try:
-        if master is not None:
-            code = foreground.relay_terminal(master, pid, forwarder)
-        else:
-            code = foreground.wait(pid, forwarder)
-    finally:
-        container.remove_after_run(root, container_id)
-    return code
+    return _in_foreground(root, container_id, pid, master, forwarder)

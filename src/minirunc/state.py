@@ -379,22 +379,36 @@ def _parse_init_record(raw, container_id):
 
 def write_init_record(directory, text):
     """Write the init record atomically (temp file, fsync, rename)."""
-    path = os.path.join(directory, INIT_RECORD)
-    tmp = "%s.tmp-%d" % (path, os.getpid())
+    write_atomic(os.path.join(directory, INIT_RECORD), text.encode("utf-8", "surrogateescape"),
+                 "write init record")
+
+
+def write_atomic(path, blob, what, mode=0o600, tmp=None, sync=True, sync_dir=None):
+    """Write ``blob`` to ``path`` so that a reader sees the old file or the new one, never
+    half of one: a temporary file (fsync'd unless ``sync`` is false), renamed over it; then
+    ``sync_dir`` fsync'd for the rename itself.  A failure is a HostError naming ``what``."""
+    tmp = tmp or "%s.tmp-%d" % (path, os.getpid())
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
-            os.write(fd, text.encode("utf-8", "surrogateescape"))
-            os.fsync(fd)
+            os.write(fd, blob)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
+        if sync_dir:
+            dfd = os.open(sync_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except OSError as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise HostError("write init record", path, e.errno) from None
+        raise HostError(what, path, e.errno) from None
 
 
 def _remove_tree(path):
@@ -589,28 +603,8 @@ class Container:
             # First: if this process dies between the two writes, the record is the newer.
             write_init_record(self.dir, record)
             self._record_text = record
-        path = os.path.join(self.dir, STATE_FILE)
-        tmp = "%s.tmp-%d" % (path, os.getpid())
-        blob = jsontext.dumps(data).encode()
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, blob)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)
-            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise HostError("write state file", path, e.errno) from None
+        write_atomic(os.path.join(self.dir, STATE_FILE), jsontext.dumps(data).encode(),
+                     "write state file", sync_dir=self.dir)
         self.data = data
 
     # -- live status ------------------------------------------------------
@@ -684,12 +678,4 @@ def write_pid_file(path, pid):
     """Write the pid file atomically, as runc does (containerd reads it right away)."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except OSError as e:
-        raise HostError("write pid file", path, e.errno) from None
+    write_atomic(path, str(pid).encode(), "write pid file", 0o644, tmp, sync=False)
