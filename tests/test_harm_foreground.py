@@ -65,10 +65,11 @@ def start_time(pid):
 
 def assert_nothing_left(rt, cid, record):
     """The container's state dir, cgroup directories and init are gone."""
-    assert not os.path.exists(os.path.join(rt.root, cid))
+    state_dir = os.path.join(rt.root, cid)
+    assert not os.path.exists(state_dir), "state dir left: %s" % os.listdir(state_dir)
     leftover = [d for d in cgroup_dirs(record) if os.path.isdir(d)]
-    assert leftover == []
-    assert not pid_alive(record["pid"], record.get("pid_start"))
+    assert leftover == [], "cgroups left: %s" % leftover
+    assert not pid_alive(record["pid"], record.get("pid_start")), "init %d left" % record["pid"]
 
 
 def no_traceback(text):
