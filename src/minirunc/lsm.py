@@ -24,8 +24,7 @@ the state/start/kill/delete path.
 
 import os
 
-from minirunc.errors import ConfigError
-from minirunc.mountcheck import shown
+from minirunc.errors import ConfigError, shown
 
 # What detection reads, relative to the root directory.
 FILES = {
@@ -176,7 +175,7 @@ def check_label(kind, label, where, state=None):
             and label not in state.profiles):
         raise ConfigError(where, 'AppArmor profile "%s" is not loaded (see '
                           "/sys/kernel/security/apparmor/profiles; load it with "
-                          "apparmor_parser)" % shown(label))
+                          "apparmor_parser)" % shown(label, 200))
     return ""
 
 

@@ -23,7 +23,7 @@ find the filesystem of its source.
 
 import posixpath
 
-from minirunc.errors import ConfigError
+from minirunc.errors import ConfigError, shown
 
 # runc's validProcMounts (libcontainer/rootfs_linux.go); native/init.c has the same list.
 PROC_ALLOWED = (
@@ -57,11 +57,6 @@ def proc_place(dest):
     return "outside"
 
 
-def shown(text, limit=200):
-    """``text`` cut for a one-line message (a config may hold a megabyte-long path)."""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def check_mounts(mounts, mountinfo=None):
     """Raise ConfigError for the first mount of ``mounts`` (config.Mount) runc would refuse."""
     for mount in mounts:
@@ -75,7 +70,7 @@ def check_mount(mount, mountinfo=None):
     if place == "inside":
         raise ConfigError(where, '"%s" cannot be mounted because it is inside /proc (only '
                           "/proc/cpuinfo, /proc/meminfo, /proc/uptime and the other files "
-                          "lxcfs emulates may be mounted over)" % shown(dest))
+                          "lxcfs emulates may be mounted over)" % shown(dest, 200))
     if place != "proc":
         return
     if mount.is_bind:
@@ -85,7 +80,7 @@ def check_mount(mount, mountinfo=None):
                               "proc: %s (bind a procfs, or use type proc)" % problem)
     elif mount.type != "proc":
         raise ConfigError(where, '"/proc" cannot be mounted because it is not of type proc '
-                          '(type is "%s"; use type proc)' % shown(mount.type))
+                          '(type is "%s"; use type proc)' % shown(mount.type, 200))
 
 
 def bind_source_problem(host_source, mountinfo=None):
@@ -99,7 +94,7 @@ def bind_source_problem(host_source, mountinfo=None):
     fstype = fstype_of(os.path.realpath(host_source), parse_mountinfo(mountinfo))
     if fstype is None or fstype == "proc":
         return ""
-    return "the bind source %s is on %s, not on a procfs" % (shown(host_source), fstype)
+    return "the bind source %s is on %s, not on a procfs" % (shown(host_source, 200), fstype)
 
 
 def fstype_of(path, mounts):
