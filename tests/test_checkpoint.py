@@ -72,7 +72,8 @@ def count(data):
     read is retried."""
     for _ in range(50):
         try:
-            text = (data / "count").read_text().strip()
+            with open(os.path.join(data, "count")) as f:
+                text = f.read().strip()
         except OSError:
             text = ""
         if text.isdigit():

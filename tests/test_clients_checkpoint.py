@@ -27,6 +27,7 @@ import pytest
 from conftest import REPO, wait_for
 from make_bundle import make_rootfs
 from oci_image import write_oci_archive
+from test_checkpoint import COUNTER, assert_counts_on_from, assert_stopped_counting, count
 from test_clients import (Containerd, Podman, cgroup_tree_exists, host_snapshot,
                           write_wrapper)
 
@@ -40,9 +41,6 @@ if not os.access(CRIU, os.X_OK):
         raise RuntimeError("build/criu/criu is missing: `make criu` makes it (make test does)")
     pytest.skip("build/criu/criu is missing: run `make criu`", allow_module_level=True)
 
-COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done"
-
-
 def criu_path(base):
     """PATH with a directory holding `criu` (-> build/criu/criu) first."""
     directory = os.path.join(base, "criu-bin")
@@ -55,36 +53,6 @@ def runtime(base):
     """The wrapper running minirunc; MINIRUNC_CLIENTS_RUNTIME=/usr/sbin/runc runs the same
     tests with another runtime (to compare runc's times with the same CRIU)."""
     return os.environ.get("MINIRUNC_CLIENTS_RUNTIME") or write_wrapper(base)
-
-
-def count(data):
-    """The counter's number; the shell truncates the file before it writes, so an empty
-    read is retried."""
-    for _ in range(50):
-        try:
-            with open(os.path.join(data, "count")) as f:
-                text = f.read().strip()
-        except OSError:
-            text = ""
-        if text.isdigit():
-            return int(text)
-        time.sleep(0.01)
-    return 0
-
-
-def assert_stopped_counting(data):
-    before = count(data)
-    time.sleep(0.4)
-    assert count(data) == before, "the counter still runs after the checkpoint"
-    return before
-
-
-def assert_counts_on_from(data, stood):
-    """After a restore the counter goes on from ``stood`` (not from 1)."""
-    assert wait_for(lambda: count(data) != stood, timeout=10), "the counter did not resume"
-    first = count(data)
-    assert stood < first <= stood + 5, (stood, first)
-    assert wait_for(lambda: count(data) >= first + 3, timeout=10)
 
 
 def timed(what, started):
