@@ -154,6 +154,16 @@ def own_cgroup_dirs(name):
     return sorted(dirs)
 
 
+def cgroup_dirs_named(name, top="/sys/fs/cgroup", depth=5):
+    """Every directory called ``name`` in the cgroup trees (a walk, wherever it was made)."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(top):
+        if dirpath.count("/") - top.count("/") >= depth:
+            dirnames[:] = []
+        found += [os.path.join(dirpath, d) for d in dirnames if d == name]
+    return found
+
+
 def leftover_cgroups(name):
     return [d for d in own_cgroup_dirs(name) if os.path.exists(d)]
 

@@ -22,6 +22,7 @@ import subprocess
 import pytest
 
 from conftest import wait_for
+from host_leftovers import cgroup_dirs_named
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -41,15 +42,6 @@ def mountinfo(path="/proc/self/mountinfo"):
 
 def host_mounts_under(path):
     return sorted(row for row in mountinfo() if row[0].startswith(str(path)))
-
-
-def cgroup_dirs_named(name, top="/sys/fs/cgroup", depth=5):
-    found = []
-    for dirpath, dirnames, _ in os.walk(top):
-        if dirpath.count("/") - top.count("/") >= depth:
-            dirnames[:] = []
-        found += [os.path.join(dirpath, d) for d in dirnames if d == name]
-    return found
 
 
 def assert_nothing_left(rt, cid, tmp_path, mounts_before=()):

@@ -23,6 +23,7 @@ import sys
 import pytest
 
 from conftest import runtime_env
+from host_leftovers import cgroup_dirs_named
 from minirunc import config as cfgmod
 from minirunc import lsm, mountcheck, planformat
 from minirunc import plan as planmod
@@ -37,15 +38,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def host_mount_points():
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f]
-
-
-def cgroup_dirs_named(name, top="/sys/fs/cgroup", depth=5):
-    found = []
-    for dirpath, dirnames, _ in os.walk(top):
-        if dirpath.count("/") - top.count("/") >= depth:
-            dirnames[:] = []
-        found += [os.path.join(dirpath, d) for d in dirnames if d == name]
-    return found
 
 
 def assert_nothing_left(rt, cid, tmp_path):
