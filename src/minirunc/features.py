@@ -36,8 +36,10 @@ def features(criu_path=None):
                 "knownFlags": sorted(SECCOMP_FLAGS),
                 "supportedFlags": sorted(f for f in SECCOMP_FLAGS if f not in _UNSUPPORTED_FLAGS),
             },
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            # The runtime's support, "irrelevant to the availability ... on the host" (spec):
+            # labels are applied where the module is active, warned about where not (lsm.py).
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
         },
