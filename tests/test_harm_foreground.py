@@ -436,6 +436,18 @@ def test_unexpected_exception_is_one_line(monkeypatch, capsys, tmp_path):
     assert err.splitlines()[-1] == "minirunc: internal error: RuntimeError: boom second line"
 
 
+def test_unexpected_exception_in_exec_exits_255(monkeypatch, capsys, tmp_path):
+    """runc's exec exits 255 for any failure on its side, its own bugs included."""
+    from minirunc import cli, commands
+
+    def broken(root, options, container_id, command):
+        raise KeyError("boom")
+    monkeypatch.setattr(commands, "_exec", broken)
+    assert cli.main(["--root", str(tmp_path), "exec", "c1", "true"]) == 255
+    assert capsys.readouterr().err == ("minirunc: internal error: KeyError: 'boom' "
+                                       "(run with --debug for the trace)\n")
+
+
 def test_unexpected_exception_message_is_cut(monkeypatch, capsys):
     from minirunc import cli, commands
 

@@ -341,7 +341,8 @@ _SHOWN = 300   # characters of an unexpected exception's message
 
 
 def _internal_error(debug):
-    """The last resort for a bug: one line (the trace only with --debug), exit code 1."""
+    """The last resort for a bug: one line (the trace only with --debug), exit code 1 (or
+    the one the command put on the exception: exec's 255)."""
     from . import log
     kind, value, _ = sys.exc_info()
     text = " ".join(str(value).split())
@@ -355,4 +356,4 @@ def _internal_error(debug):
                                                 " (run with --debug for the trace)"))
     except OSError:
         pass     # stderr is gone too: the exit code is all that is left
-    return 1
+    return getattr(value, "exit_code", 1)

@@ -118,6 +118,9 @@ def cmd_exec(root, options, container_id, command=()):
     except MiniruncError as e:
         e.exit_code = EXEC_FAILED
         raise
+    except Exception as e:
+        e.exit_code = EXEC_FAILED      # runc's 255 covers its own bugs too (cli._internal_error)
+        raise
 
 
 def _exec(root, options, container_id, command):
