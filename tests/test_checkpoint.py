@@ -150,6 +150,31 @@ def test_checkpoint_removes_and_restore_counts_on(rt, counter, tmp_path):
     print("checkpoint %.3f s, restore %.3f s" % (dumped, restored))
 
 
+def test_restore_runs_the_runtime_hooks_with_status_created(rt, counter, tmp_path):
+    """prestart and createRuntime hooks of a restore read the state as create's do: status
+    `created` and the restored process's pid."""
+    bundle, data = counter
+    cid = start_counter(rt, bundle, data)
+    image = tmp_path / "image"
+    assert criu(rt, "checkpoint", "--image-path", image, cid).returncode == 0
+    log = tmp_path / "hooks.log"
+    config_path = os.path.join(bundle, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "cat >> %s; echo >> %s"
+                                                             % (log, log)]}]
+                       for kind in ("prestart", "createRuntime")}
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    r = criu(rt, "restore", "-d", "--image-path", image, "--bundle", bundle, cid)
+    assert r.returncode == 0, r.stderr
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(s["id"], s["status"]) for s in seen] == [(cid, "created")] * 2
+    assert seen[0]["pid"] > 0 and seen[0]["pid"] == seen[1]["pid"]
+    assert_counts_on_from(data, count(data))
+    assert rt("delete", "--force", cid).returncode == 0
+
+
 def test_relative_image_path_and_work_path(rt, counter, tmp_path):
     bundle, data = counter
     cid = start_counter(rt, bundle, data)

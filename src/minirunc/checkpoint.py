@@ -523,7 +523,7 @@ def restore(root, container_id, bundle, options, criu_path=None, console_socket=
                 from . import hooks
                 hooks.run(config.hooks.get("prestart", []) +
                           config.hooks.get("createRuntime", []),
-                          hooks.state_json(dict(state, pid=notify_pid), "creating"))
+                          hooks.state_json(dict(state, pid=notify_pid), "created"))   # as create's
             elif script == "post-restore" and notify_pid:
                 # Only noted: a save (fsync) here would hold CRIU up; until the final
                 # save, `delete --force` finds the process through the cgroups.
