@@ -16,8 +16,13 @@ if ! command -v minirunc >/dev/null 2>&1; then
     exit 0
 fi
 echo "@@INFO $(minirunc --version 2>&1 | head -n 1)"
+# All bundles, or those named on the kernel command line: minirunc.bundles=hexo-lite[,...]
+BUNDLES="hexo-lite hexo"
+for w in $(cat /proc/cmdline); do
+    case $w in minirunc.bundles=*) BUNDLES=$(echo "${w#*=}" | tr , ' ') ;; esac
+done
 
-for b in hexo-lite hexo; do
+for b in $BUNDLES; do
     case $b in hexo-lite) wait_s=30 ;; *) wait_s=150 ;; esac
     cd "/bundles/$b" || { mark "$b-generate" 1; continue; }
     rm -rf blog/public
