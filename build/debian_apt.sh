@@ -2,7 +2,8 @@
 # apt-get or apt-cache against one Debian suite with a private state: its own sources list,
 # lists, cache, archives and an empty dpkg status under DIR. The system's apt state and
 # sources are never read or written, and nothing is installed. Packages come signed by
-# Debian's archive keyring, so `download` checks each .deb against the signed index's sha256.
+# Debian's archive keyring, so `download` checks each .deb against the signed index's sha256;
+# `update` fails (exit 100) when an index cannot be fetched, instead of warning.
 # Used by build/bullseye_libc.sh, build/criu.sh and build/images/imagebuild.py.
 #
 # usage: sh build/debian_apt.sh DIR SUITE apt-get|apt-cache ARGS...
@@ -28,4 +29,4 @@ exec "$tool" -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourcePart
     -o Dir::State::status="$dir/status" -o Dir::State::extended_states="$dir/extended_states" \
     -o Dir::Cache="$dir/cache" -o Dir::Cache::Archives="$dir/archives" \
     -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o APT::Install-Recommends=0 \
-    -o APT::Get::AllowUnauthenticated=0 "$@"
+    -o APT::Get::AllowUnauthenticated=0 -o APT::Update::Error-Mode=any "$@"

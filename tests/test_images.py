@@ -233,6 +233,23 @@ def test_missing_kernel_package_stops_with_one_line(tmp_path):
 
 
 @needs_pipeline
+def test_unreachable_debian_mirror_stops_the_5_10_kernel_with_one_line(tmp_path):
+    # Debian 11's kernel comes from a private bullseye index: a mirror that refuses the
+    # connection ends the kernel step with apt's cause, and no index is left marked fresh
+    code = ("import sys, imagebuild\n"
+            "try:\n    imagebuild.build_kernel('5.10')\n"
+            "except imagebuild.StepError as e:\n    sys.exit('imagebuild: %s' % e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, cwd=IMAGES,
+                       env=dict(os.environ, MINIRUNC_IMAGES_DIR=str(tmp_path),
+                                DEBIAN_MIRROR="http://127.0.0.1:1/debian"))
+    line = _one_line_failure(r, "kernel")
+    assert "apt-get update of Debian bullseye: Failed to fetch http://127.0.0.1:1/debian/" in line
+    assert "Connection refused" in line
+    assert not (tmp_path / "cache" / "apt-bullseye" / "updated").exists()
+
+
+@needs_pipeline
 def test_failed_npm_install_stops_with_one_line(tmp_path):
     blog = tmp_path / "blog"
     shutil.copytree(os.path.join(REPO, "busybox-image", "hexo-blog"), str(blog),

@@ -262,9 +262,10 @@ def refresh_index(suite):
         (suite, os.path.relpath(os.path.dirname(stamp), REPO)))
     try:
         apt_tool("apt-get", suite)("-qq", "update")
-    except ProcessExecutionError as e:
+    except ProcessExecutionError as e:   # apt's first error names the URL and the cause
+        errs = [l[2:].strip() for l in (e.stderr or "").splitlines() if l.startswith("E:")]
         raise RuntimeError("apt-get update of Debian %s: %s" %
-                           (suite, one_line(e).split(": ", 1)[-1]))
+                           (suite, errs[0] if errs else one_line(e).split(": ", 1)[-1]))
     with open(stamp, "w"):
         pass
 
