@@ -90,16 +90,16 @@ def boots(tmp_path_factory):
         for image in HOSTS:
             started[image] = qemu_runner.start(image, TIMEOUT, manifest=manifest,
                                                log_path=str(logs / ("%s.log" % image)))
-        for boot in started.values():
-            boot.wait()
+        qemu_runner.wait_all(list(started.values()))
     finally:
         for boot in started.values():
             boot.stop()
     for image, boot in started.items():
-        times = qemu_runner.parse_console(boot.console)["times"]
-        print("\n%s: %s %.1f s (%s); step seconds: %s" % (
+        markers = qemu_runner.parse_console(boot.console)
+        print("\n%s: %s %.1f s (%s; last marker at guest uptime %s s); step seconds: %s" % (
             image, "TIMED OUT after" if boot.timed_out else "boot to done", boot.elapsed,
-            qemu_runner.accel(), " ".join("%s=%.1f" % kv for kv in times.items())))
+            qemu_runner.accel(), (markers["done"] or {}).get("uptime", "-"),
+            " ".join("%s=%.1f" % kv for kv in markers["times"].items())))
     return started
 
 
@@ -108,9 +108,9 @@ def _fail(boot, why):
         boot.image, why, boot.log_path, boot.tail(40)))
 
 
-@pytest.mark.parametrize("image", list(HOSTS))
-def test_host_runs_hexo_bundles(boots, image):
-    boot = boots[image]
+def _ran_to_the_end(boot):
+    """The checks every host test starts with: the boot ended and its steps all ran.
+    Returns the parsed markers."""
     if boot.timed_out:
         _fail(boot, "timed out after %.0f s" % boot.elapsed)
     markers = qemu_runner.parse_console(boot.console)
@@ -120,15 +120,49 @@ def test_host_runs_hexo_bundles(boots, image):
         _fail(boot, "steps skipped: %s" % markers["skip"])
     if markers["done"] is None:
         _fail(boot, "no @@DONE marker (qemu exit %s)" % boot.returncode)
-    kind, expected_root, expected_path = HOSTS[image]
+    return markers
+
+
+# Failures found on a host kernel and not fixed yet: image -> (console line, why). Only that
+# exact symptom makes the test xfail; any other failure on that host still fails it.
+KNOWN_FAILURES = {
+    # Debian 11's 5.10.223 (bullseye main) lacks upstream ada1986d0797 ("tomoyo: fallback to
+    # realpath if symlink's pathname does not exist", stable Nov 2024, Debian bug #1082001):
+    # with TOMOYO in the LSM list, execveat(fd, "", AT_EMPTY_PATH) fails with ENOENT when
+    # /dev/fd does not exist (no udev on this host). native_module.c's mr_spawn starts the
+    # init that way, with no execve("/proc/self/fd/N") fallback yet.
+    "busybox-5.10": ("spawn the init helper minirunc-init: no such file or directory (ENOENT)",
+                     "execveat(AT_EMPTY_PATH) gets ENOENT from TOMOYO on 5.10.223 without "
+                     "/dev/fd; mr_spawn has no /proc/self/fd fallback yet"),
+}
+
+
+def _unless_known_failure(boot):
+    symptom, why = KNOWN_FAILURES.get(boot.image, (None, None))
+    if symptom and symptom in boot.console:
+        pytest.xfail("%s host: %s" % (boot.image, why))
+
+
+@pytest.mark.parametrize("image", list(HOSTS))
+def test_host_boots_its_kernel(boots, image):
+    markers = _ran_to_the_end(boots[image])
+    kind, expected_root, _path = HOSTS[image]
     assert markers["host"]["kind"] == kind
     assert markers["host"]["root"] == expected_root, markers["host"]
     # the guest ran the kernel the image was built with (5.10: Debian 11's)
-    kernel, series, bundles = KERNEL_OF[image]
+    kernel, series, _bundles = KERNEL_OF[image]
     version = qemu_runner.load_manifest()[kernel]["version"]
     assert version.startswith(series), (kernel, version)
     assert markers["host"]["kernel"] == version, markers["host"]
 
+
+@pytest.mark.parametrize("image", list(HOSTS))
+def test_host_runs_hexo_bundles(boots, image):
+    boot = boots[image]
+    markers = _ran_to_the_end(boot)
+    _unless_known_failure(boot)
+    _kind, _root, expected_path = HOSTS[image]
+    _kernel, _series, bundles = KERNEL_OF[image]
     for bundle in bundles:
         for s in STEPS:
             name = "%s-%s" % (bundle, s)
@@ -158,9 +192,8 @@ CGROUP_STEPS = ("cgroup-controllers", "cgroup-pids", "cgroup-memory", "cgroup-de
 @pytest.mark.parametrize("image", list(HOSTS))
 def test_host_cgroup_v2_limits(boots, image):
     boot = boots[image]
-    markers = qemu_runner.parse_console(boot.console)
-    if markers["skip"] or markers["done"] is None:
-        _fail(boot, "the steps did not run to the end")
+    markers = _ran_to_the_end(boot)
+    _unless_known_failure(boot)
     missing = [s for s in CGROUP_STEPS if s not in markers["steps"]]
     if missing:
         _fail(boot, "no marker for steps %s" % ", ".join(missing))

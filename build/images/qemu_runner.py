@@ -75,6 +75,14 @@ class Boot:
         self.log.close()
         return self
 
+    def poll(self):
+        """True once QEMU has ended (or been killed at the timeout); elapsed is then set."""
+        if self.elapsed is not None:
+            return True
+        if self.proc.poll() is None and time.monotonic() - self.t0 < self.timeout:
+            return False
+        return self.wait() is self
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -89,6 +97,13 @@ class Boot:
 
     def tail(self, n=40):
         return "\n".join(self.console.splitlines()[-n:])
+
+
+def wait_all(boots, interval=0.2):
+    """Wait for boots running at once, each one's elapsed time taken when it ends."""
+    while not all([b.poll() for b in boots]):
+        time.sleep(interval)
+    return boots
 
 
 def clean(text):
