@@ -14,14 +14,18 @@ dir=$(realpath -m "$1")
 suite=$2
 tool=$3
 shift 3
-case $tool in apt-get|apt-cache) ;; *) echo "debian_apt.sh: $tool is not apt-get or apt-cache" >&2; exit 2 ;; esac
+case $tool in
+    apt-get|apt-cache) ;;
+    *) echo "debian_apt.sh: $tool is not apt-get or apt-cache" >&2; exit 2 ;;
+esac
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 mkdir -p "$dir/lists/partial" "$dir/archives/partial" "$dir/cache"
 [ -e "$dir/status" ] || : > "$dir/status"
 line="deb [signed-by=$keyring] $mirror $suite main"
-[ "$(cat "$dir/sources.list" 2>/dev/null)" = "$line" ] || printf '%s\n' "$line" > "$dir/sources.list"
+[ "$(cat "$dir/sources.list" 2>/dev/null)" = "$line" ] ||
+    printf '%s\n' "$line" > "$dir/sources.list"
 
 exec "$tool" -o Dir::Etc::SourceList="$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
     -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
