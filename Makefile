@@ -89,7 +89,7 @@ binary: dist/minirunc
 binary-static: dist/minirunc-static
 
 # Debian 11's libc6 (glibc 2.31) for tests/test_portable.py, fetched with a private apt state
-$(STAMP)/bullseye-libc: build/bullseye_libc.sh
+$(STAMP)/bullseye-libc: build/bullseye_libc.sh build/debian_apt.sh
 	mkdir -p $(STAMP)
 	sh build/bullseye_libc.sh
 	touch $@
@@ -101,11 +101,13 @@ bench: binary
 # ---- Issue 4: Busybox and Puppy-style test hosts (build/images/, busybox-image/) ----------
 # `make images` builds the kernel cache, the hexo bundles and both hosts (dist/minirunc goes in
 # when it exists); `make images-test` boots them in QEMU and runs tests/test_images.py;
-# `make images-boot-busybox` / `images-boot-puppy` boot one host with its console on stdout.
+# `make images-boot-busybox` / `images-boot-busybox-5.10` (Debian 11's kernel) /
+# `images-boot-puppy` boot one host with its console on stdout.
 IMAGE_APT_PACKAGES := busybox-static qemu-system-x86 squashfs-tools cpio binutils
 IMAGE_PY := $(PY) build/images/imagebuild.py
 
-.PHONY: images-deps images images-test images-boot-busybox images-boot-puppy images-clean
+.PHONY: images-deps images images-test images-boot-busybox images-boot-busybox-5.10 \
+	images-boot-puppy images-clean
 
 $(STAMP)/images-apt:
 	mkdir -p $(STAMP)
@@ -132,6 +134,9 @@ images-test: images
 images-boot-busybox: images
 	$(PY) build/images/qemu_runner.py busybox
 
+images-boot-busybox-5.10: images
+	$(PY) build/images/qemu_runner.py busybox-5.10
+
 images-boot-puppy: images
 	$(PY) build/images/qemu_runner.py puppy
 
@@ -142,7 +147,7 @@ images-clean:
 # kernels) with its libraries under build/criu/root, fetched with a private apt state and
 # sources list (nothing is installed into the system); build/criu/criu runs it. Cached.
 .PHONY: criu
-build/criu/criu: build/criu.sh
+build/criu/criu: build/criu.sh build/debian_apt.sh
 	sh build/criu.sh build/criu
 	build/criu/criu check 2>/dev/null | grep -q "Looks good" || { build/criu/criu check; exit 1; }
 

@@ -1,20 +1,13 @@
 #!/bin/sh
 # Debian 11's C library (libc6 from bullseye: glibc 2.31), unpacked into build/bullseye/root for
 # tests/test_portable.py (a chroot whose only C library it is). apt runs with a private sources
-# list, state and cache under build/bullseye: the system's apt state is not touched.
+# list, state and cache under build/bullseye (build/debian_apt.sh): the system's apt state is
+# not touched.
 # Usage: sh build/bullseye_libc.sh   (from the repository root; `make test` runs it once)
 set -eu
 D="$(pwd)/build/bullseye"
-mkdir -p "$D/lists/partial" "$D/archives/partial" "$D/cache"
-cat > "$D/sources.list" <<SOURCES
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
-SOURCES
-apt() {
-    apt-get -qq -o Dir::Etc::SourceList="$D/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o Dir::State::Lists="$D/lists" -o Dir::State::status=/dev/null \
-        -o Dir::Cache="$D/cache" -o Dir::Cache::Archives="$D/archives" \
-        -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+apt() { sh "$HERE/debian_apt.sh" "$D" bullseye apt-get -qq "$@"; }
 apt update
 rm -f "$D"/archives/libc6_*.deb
 (cd "$D/archives" && apt download libc6)

@@ -4,9 +4,10 @@
 #
 # Debian 12's criu 3.17 fails on newer kernels ("Unexpected rt vDSO area bounds"); Debian
 # 13's 4.1.1 works. Its package and its libraries (including Debian 13's libc6) are
-# downloaded with a private apt state and sources list (the system's apt state is never
-# read or written), unpacked with `dpkg -x` under build/criu/root, and build/criu/criu is a
-# wrapper that runs the binary through that tree's own ld.so with --library-path.
+# downloaded with a private apt state and sources list (build/debian_apt.sh: the system's
+# apt state is never read or written), unpacked with `dpkg -x` under build/criu/root, and
+# build/criu/criu is a wrapper that runs the binary through that tree's own ld.so with
+# --library-path.
 #
 # usage: build/criu.sh OUTDIR      (OUTDIR/criu is the result; reruns reuse OUTDIR/apt)
 set -eu
@@ -14,23 +15,12 @@ set -eu
 out=$(realpath -m "${1:-build/criu}")
 suite=${CRIU_SUITE:-trixie}
 mirror=${CRIU_MIRROR:-http://deb.debian.org/debian}
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
+here=$(cd "$(dirname "$0")" && pwd)
 apt_dir=$out/apt
 root=$out/root
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/cache" "$apt_dir/etc"
-touch "$apt_dir/status"
-printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$mirror" "$suite" > "$apt_dir/etc/sources.list"
-
 apt() {
-    apt-get -q -o Dir::Etc::SourceList="$apt_dir/etc/sources.list" \
-        -o Dir::Etc::SourceParts=/dev/null -o Dir::Etc::Preferences=/dev/null \
-        -o Dir::Etc::PreferencesParts=/dev/null \
-        -o Dir::State="$apt_dir" -o Dir::State::Lists="$apt_dir/lists" \
-        -o Dir::State::status="$apt_dir/status" -o Dir::State::extended_states="$apt_dir/extended_states" \
-        -o Dir::Cache="$apt_dir/cache" -o Dir::Cache::Archives="$apt_dir/archives" \
-        -o Debug::NoLocking=1 -o APT::Install-Recommends=0 -o APT::Get::AllowUnauthenticated=0 \
-        "$@"
+    DEBIAN_MIRROR=$mirror sh "$here/debian_apt.sh" "$apt_dir" "$suite" apt-get -q "$@"
 }
 
 apt update >/dev/null

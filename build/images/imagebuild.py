@@ -12,12 +12,16 @@ artefact is never taken for a good one):
            vmlinux is cut out of the bzImage payload (PVH boot), and the modules for
            squashfs, overlay, loop and virtio blk/pci (plus their dependencies, read from
            each module's .modinfo) are kept with a modules.dep from ``busybox depmod``.
+           Two kernels (KERNELS): the one the system's apt index names (Debian 12: 6.1),
+           and Debian 11's 5.10, named by a private index of bullseye (build/debian_apt.sh,
+           refreshed daily; the system's apt state is not touched).
 - bundles: hexo-lite (busybox rootfs, `hexo` is busybox sh/awk + httpd) and hexo (the host's
            node, stripped, with the libraries ldd names, and a real Hexo 8 blog whose
            node_modules come from ``npm ci`` out of a local cache).  Each bundle's
            config.json runs `hexo g`; serve/config.json (same rootfs and blog) runs `hexo s`.
 - busybox: one uncompressed initramfs: busybox-static and its applets, glibc's core files,
-           minirunc, the bundles, /init.
+           minirunc, the bundles, /init.  Booted with the default kernel (image busybox)
+           and with 5.10 (image busybox-5.10, hexo-lite only: OLD_KERNEL_HOSTS).
 - puppy:   a small initrd (busybox, the modules, /init that mounts main.sfs under a tmpfs
            overlay and switch_roots) and main.sfs (the host root as a squashfs).
 
@@ -59,6 +63,15 @@ NODE = "/usr/bin/node"
 GLIBC_CORE = ["ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2"]
 LIBDIR = "/lib/x86_64-linux-gnu"
 WANTED_MODULES = ["squashfs", "overlay", "loop", "virtio_blk", "virtio_pci"]
+# The kernels the hosts boot: name -> (Debian suite, series). "default" is what the system's
+# apt index names (Debian 12: 6.1); "5.10" is Debian 11's, from a private index of bullseye.
+KERNELS = {"default": (None, None), "5.10": ("bullseye", "5.10")}
+# The Busybox host boots each of these kernels too, running only the named bundles (the
+# steps read minirunc.bundles= from /proc/cmdline): image name -> (kernel, bundles).
+OLD_KERNEL_HOSTS = {"busybox-5.10": ("5.10", "hexo-lite")}
+DEBIAN_APT = os.path.join(REPO, "build", "debian_apt.sh")
+INDEX_MAX_AGE = 24 * 3600   # seconds before a private suite index is fetched again
+CMDLINE = "console=ttyS0 panic=-1 quiet rdinit=/init"
 POST_TITLE = "Hello from minirunc"
 VERSION = 3          # bump to invalidate every cached artefact
 
@@ -210,16 +223,51 @@ def human(n):
 # ---------------------------------------------------------------------------------------
 # kernel
 
-def kernel_package():
-    pkg = os.environ.get("MINIRUNC_KERNEL_PACKAGE")
+def kernel_package(suite=None, series=None):
+    """The linux-image-<abi>-amd64 that linux-image-amd64 depends on: in the system's apt
+    index (the default kernel), or in another suite's index (a kernel of that series)."""
+    pkg = os.environ.get("MINIRUNC_KERNEL_PACKAGE") if suite is None else None
     if pkg:
         return pkg
-    out = local["apt-cache"]("depends", "linux-image-amd64")
+    if suite is not None:
+        refresh_index(suite)
+    out = apt_tool("apt-cache", suite)("depends", "linux-image-amd64")
     m = re.search(r"Depends:\s*(linux-image-\S+-amd64)", out)
     if not m:
         raise RuntimeError("apt-cache names no linux-image-*-amd64 for linux-image-amd64 "
-                           "(run apt-get update)")
+                           "(run apt-get update)" if suite is None else
+                           "Debian %s's index names no linux-image-*-amd64 for "
+                           "linux-image-amd64" % suite)
+    if series and not m.group(1).startswith("linux-image-%s." % series):
+        raise RuntimeError("Debian %s's linux-image-amd64 depends on %s, not a %s kernel "
+                           "(fix KERNELS in imagebuild.py)" % (suite, m.group(1), series))
     return m.group(1)
+
+
+def apt_tool(tool, suite=None):
+    """apt-get/apt-cache: the system's, or one against a Debian suite with a private state
+    under the cache (build/debian_apt.sh; the system's apt state is not touched)."""
+    if suite is None:
+        return local[tool]
+    return local["sh"][DEBIAN_APT, os.path.join(CACHE, "apt-" + suite), suite, tool]
+
+
+def refresh_index(suite):
+    """apt-get update of a suite's private index when it is missing or a day old (a kernel
+    already cached for the package it names is used without any download)."""
+    stamp = os.path.join(CACHE, "apt-" + suite, "updated")
+    if os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < INDEX_MAX_AGE:
+        return
+    log("kernel: apt-get update (Debian %s, private state in %s)" %
+        (suite, os.path.relpath(os.path.dirname(stamp), REPO)))
+    try:
+        apt_tool("apt-get", suite)("-qq", "update")
+    except ProcessExecutionError as e:   # apt's first error names the URL and the cause
+        errs = [l[2:].strip() for l in (e.stderr or "").splitlines() if l.startswith("E:")]
+        raise RuntimeError("apt-get update of Debian %s: %s" %
+                           (suite, errs[0] if errs else one_line(e).split(": ", 1)[-1]))
+    with open(stamp, "w"):
+        pass
 
 
 def extract_vmlinux(bzimage):
@@ -255,9 +303,11 @@ def modinfo_depends(path):
     return [d for d in m.group(1).decode().split(",") if d] if m else []
 
 
-def build_kernel():
+def build_kernel(name="default"):
+    """Fetch and unpack KERNELS[name] into the cache (once per package); its facts."""
+    suite, series = KERNELS[name]
     with step("kernel"):
-        pkg = kernel_package()
+        pkg = kernel_package(suite, series)
         dest = os.path.join(CACHE, "kernel", pkg)
         fp = fingerprint(pkg, WANTED_MODULES)
         if up_to_date(dest, fp):
@@ -267,10 +317,10 @@ def build_kernel():
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         tmp = tmp_name(dest)
         with tempfile.TemporaryDirectory(prefix="kernel-", dir=os.path.dirname(dest)) as work:
-            log("kernel: apt-get download %s" % pkg)
+            log("kernel: apt-get download %s%s" % (pkg, " (Debian %s)" % suite if suite else ""))
             try:
                 with local.cwd(work):
-                    local["apt-get"]("download", pkg)
+                    apt_tool("apt-get", suite)("download", pkg)
             except ProcessExecutionError as e:
                 raise RuntimeError("apt-get download %s: %s" % (pkg, one_line(e).split(": ", 1)[-1]))
             debs = [n for n in os.listdir(work) if n.endswith(".deb")]
@@ -286,6 +336,8 @@ def build_kernel():
             os.makedirs(tmp)
             shutil.copy2(os.path.join(boot, vmlinuz[0]), os.path.join(tmp, "vmlinuz"))
             shutil.copy2(os.path.join(boot, "config-" + kver), os.path.join(tmp, "config"))
+            if kconfig(os.path.join(tmp, "config")).get("CONFIG_PVH") != "y":
+                raise RuntimeError("%s has no CONFIG_PVH: QEMU cannot boot its vmlinux" % pkg)
             log("kernel: extracting vmlinux from %s" % vmlinuz[0])
             with open(os.path.join(tmp, "vmlinux"), "wb") as f:
                 f.write(extract_vmlinux(os.path.join(boot, vmlinuz[0])))
@@ -295,9 +347,15 @@ def build_kernel():
             if not os.path.getsize(os.path.join(tmp, "lib", "modules", kver, "modules.dep")):
                 raise RuntimeError("busybox depmod wrote an empty modules.dep")
             with open(os.path.join(tmp, "kernel.json"), "w") as f:
-                json.dump({"package": pkg, "version": kver}, f)
+                json.dump({"package": pkg, "version": kver, "suite": suite}, f)
         publish(tmp, dest, fp)
         return load_kernel(dest)
+
+
+def kconfig(path):
+    """A kernel .config as {CONFIG_X: value} (options set to y, m or a value)."""
+    with open(path) as f:
+        return dict(l.strip().split("=", 1) for l in f if l.startswith("CONFIG_") and "=" in l)
 
 
 def copy_modules(src, dst):
@@ -703,23 +761,30 @@ def main(argv=None):
             with open(MANIFEST) as f:
                 manifest = json.load(f)
         kernel = bundles = None
+        old_kernels = {}
         if steps & {"kernel", "busybox", "puppy"}:
             kernel = build_kernel()
-            manifest["kernel"] = {k: kernel[k] for k in ("package", "version", "vmlinux",
-                                                        "vmlinuz")}
+            manifest["kernel"] = kernel_facts(kernel)
+        if steps & {"kernel", "busybox"}:
+            for name in sorted({k for k, _b in OLD_KERNEL_HOSTS.values()}):
+                old_kernels[name] = build_kernel(name)
+                manifest["kernel-" + name] = kernel_facts(old_kernels[name])
         if steps & {"bundles", "busybox", "puppy"}:
             bundles = build_bundles()
             manifest["bundles"] = bundles
         if "busybox" in steps:
-            manifest["busybox"] = {"kernel": kernel["vmlinux"],
-                                   "initrd": build_busybox_host(kernel, bundles, binary),
+            initrd = build_busybox_host(kernel, bundles, binary)
+            manifest["busybox"] = {"kernel": kernel["vmlinux"], "initrd": initrd,
+                                   "binary": binary, "cmdline": CMDLINE}
+            # the same initramfs (it needs no modules) on the older kernels
+            for image, (name, only) in OLD_KERNEL_HOSTS.items():
+                manifest[image] = {"kernel": old_kernels[name]["vmlinux"], "initrd": initrd,
                                    "binary": binary,
-                                   "cmdline": "console=ttyS0 panic=-1 quiet rdinit=/init"}
+                                   "cmdline": CMDLINE + " minirunc.bundles=" + only}
         if "puppy" in steps:
             initrd, sfs = build_puppy_host(kernel, bundles, binary)
             manifest["puppy"] = {"kernel": kernel["vmlinux"], "initrd": initrd, "disk": sfs,
-                                 "binary": binary,
-                                 "cmdline": "console=ttyS0 panic=-1 quiet rdinit=/init"}
+                                 "binary": binary, "cmdline": CMDLINE}
         os.makedirs(OUT, exist_ok=True)
         with open(MANIFEST + ".tmp", "w") as f:
             json.dump(manifest, f, indent=2)
@@ -731,12 +796,17 @@ def main(argv=None):
     return 0
 
 
+def kernel_facts(kernel):
+    return {k: kernel[k] for k in ("package", "version", "vmlinux", "vmlinuz")}
+
+
 def print_sizes(manifest, binary):
     rows = []
-    if "kernel" in manifest:
-        k = manifest["kernel"]
-        rows.append(("kernel vmlinux (PVH, %s)" % k["version"], k["vmlinux"]))
-        rows.append(("kernel vmlinuz (bzImage)", k["vmlinuz"]))
+    for key in ["kernel"] + ["kernel-" + k for k, _b in OLD_KERNEL_HOSTS.values()]:
+        if key in manifest:
+            k = manifest[key]
+            rows.append(("kernel vmlinux (PVH, %s)" % k["version"], k["vmlinux"]))
+            rows.append(("kernel vmlinuz (bzImage)", k["vmlinuz"]))
     if "busybox" in manifest:
         rows.append(("busybox initramfs (uncompressed cpio)", manifest["busybox"]["initrd"]))
     if "puppy" in manifest:

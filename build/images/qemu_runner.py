@@ -1,7 +1,7 @@
 """Boot the test hosts built by imagebuild.py in QEMU and read their serial console.
 
-Usage: ``python build/images/qemu_runner.py busybox|puppy [--timeout S]`` boots one image
-with the console on stdout and prints the parsed markers at the end.  The tests import
+Usage: ``python build/images/qemu_runner.py busybox|busybox-5.10|puppy [--timeout S]`` boots
+one image with the console on stdout and prints the parsed markers at the end.  The tests import
 ``start``/``finish`` and ``parse_console``.
 
 QEMU runs with ``-no-reboot -nodefaults -serial stdio`` and ``panic=-1`` on the kernel
@@ -75,6 +75,14 @@ class Boot:
         self.log.close()
         return self
 
+    def poll(self):
+        """True once QEMU has ended (or been killed at the timeout); elapsed is then set."""
+        if self.elapsed is not None:
+            return True
+        if self.proc.poll() is None and time.monotonic() - self.t0 < self.timeout:
+            return False
+        return self.wait() is self
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -89,6 +97,13 @@ class Boot:
 
     def tail(self, n=40):
         return "\n".join(self.console.splitlines()[-n:])
+
+
+def wait_all(boots, interval=0.2):
+    """Wait for boots running at once, each one's elapsed time taken when it ends."""
+    while not all([b.poll() for b in boots]):
+        time.sleep(interval)
+    return boots
 
 
 def clean(text):
@@ -135,20 +150,25 @@ def parse_console(text):
 
 def start(image, timeout, log_path=None, manifest=None, **kw):
     manifest = manifest or load_manifest()
-    if image not in manifest:
+    if "initrd" not in manifest.get(image, {}):
         raise KeyError("image %s not built (make images)" % image)
     log_path = log_path or os.path.join(HERE, "out", image, "console.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     return Boot(image, manifest[image], log_path, timeout, **kw)
 
 
 def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(description="boot a minirunc test host")
-    ap.add_argument("image", choices=["busybox", "puppy"])
+    ap.add_argument("image", help="busybox, busybox-5.10 or puppy (an image of the manifest)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--smp", type=int, default=1)
     args = ap.parse_args(argv)
-    boot = start(args.image, args.timeout, smp=args.smp)
+    try:
+        boot = start(args.image, args.timeout, smp=args.smp)
+    except (OSError, KeyError) as e:
+        print("qemu_runner: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
+        return 1
     print(" ".join(boot.cmd), flush=True)
     pos = 0
     while True:

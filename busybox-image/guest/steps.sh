@@ -16,8 +16,13 @@ if ! command -v minirunc >/dev/null 2>&1; then
     exit 0
 fi
 echo "@@INFO $(minirunc --version 2>&1 | head -n 1)"
+# All bundles, or those named on the kernel command line: minirunc.bundles=hexo-lite[,...]
+BUNDLES="hexo-lite hexo"
+for w in $(cat /proc/cmdline); do
+    case $w in minirunc.bundles=*) BUNDLES=$(echo "${w#*=}" | tr , ' ') ;; esac
+done
 
-for b in hexo-lite hexo; do
+for b in $BUNDLES; do
     case $b in hexo-lite) wait_s=30 ;; *) wait_s=150 ;; esac
     cd "/bundles/$b" || { mark "$b-generate" 1; continue; }
     rm -rf blog/public
@@ -48,6 +53,7 @@ for b in hexo-lite hexo; do
     rc=$?
     show /tmp/$b-s.out
     mark "$b-serve" $rc
+    [ $rc = 0 ] || wait_s=0   # no server was started: one try, no waiting
 
     # fetch http://127.0.0.1:4000/ until it answers (bounded)
     rc=1
@@ -76,7 +82,9 @@ for b in hexo-lite hexo; do
     minirunc kill "$b-serve" KILL; rc=$?
     mark "$b-kill" $rc
     i=0
-    while [ $i -lt 50 ] && ! minirunc state "$b-serve" 2>/dev/null | grep -q '"stopped"'; do
+    while [ $i -lt 50 ]; do   # (a container that does not exist is not waited for)
+        st=$(minirunc state "$b-serve" 2>/dev/null) || break
+        echo "$st" | grep -q '"stopped"' && break
         sleep 0.1; i=$((i + 1))
     done
     minirunc delete "$b-serve"; rc=$?
