@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -44,6 +45,7 @@ struct spawn_args {
     char *const *argv;
     const int *fds;
     volatile int err;   /* shared with the parent (CLONE_VM): errno of a failed child */
+    char fd_path[32];   /* "/proc/self/fd/<top>", made by the parent (see spawn_child) */
 };
 
 /* The child: runs on its own stack in the parent's memory until execveat.
@@ -90,6 +92,14 @@ static int spawn_child(void *p)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     syscall(SYS_execveat, top, "", a->argv, envp, AT_EMPTY_PATH);
+    /* TOMOYO before upstream ada1986d0797 (Debian 11's 5.10.223 among others) looks the
+     * program up as "/dev/fd/N" and answers ENOENT where /dev/fd does not exist (a host
+     * without udev): the same file by its /proc name.  An ELF opens before close-on-exec. */
+    if (errno == ENOENT) {
+        int first = errno;
+        execve(a->fd_path, a->argv, envp);
+        errno = first;
+    }
 fail:
     a->err = errno;
     _exit(127);
@@ -102,6 +112,7 @@ int mr_spawn(int exe_fd, char *const argv[], const int *fds, int nfds, int first
     sigset_t all, old;
     if (nfds < 0 || nfds > 64 || first_fd < 0)
         return -EINVAL;
+    snprintf(a.fd_path, sizeof a.fd_path, "/proc/self/fd/%d", first_fd + nfds);
     /* A stack per call: cffi releases the GIL, so two threads may spawn at once. */
     char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);

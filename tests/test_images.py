@@ -123,26 +123,6 @@ def _ran_to_the_end(boot):
     return markers
 
 
-# Failures found on a host kernel and not fixed yet: image -> (console line, why). Only that
-# exact symptom makes the test xfail; any other failure on that host still fails it.
-KNOWN_FAILURES = {
-    # Debian 11's 5.10.223 (bullseye main) lacks upstream ada1986d0797 ("tomoyo: fallback to
-    # realpath if symlink's pathname does not exist", stable Nov 2024, Debian bug #1082001):
-    # with TOMOYO in the LSM list, execveat(fd, "", AT_EMPTY_PATH) fails with ENOENT when
-    # /dev/fd does not exist (no udev on this host). native_module.c's mr_spawn starts the
-    # init that way, with no execve("/proc/self/fd/N") fallback yet.
-    "busybox-5.10": ("spawn the init helper minirunc-init: no such file or directory (ENOENT)",
-                     "execveat(AT_EMPTY_PATH) gets ENOENT from TOMOYO on 5.10.223 without "
-                     "/dev/fd; mr_spawn has no /proc/self/fd fallback yet"),
-}
-
-
-def _unless_known_failure(boot):
-    symptom, why = KNOWN_FAILURES.get(boot.image, (None, None))
-    if symptom and symptom in boot.console:
-        pytest.xfail("%s host: %s" % (boot.image, why))
-
-
 @pytest.mark.parametrize("image", list(HOSTS))
 def test_host_boots_its_kernel(boots, image):
     markers = _ran_to_the_end(boots[image])
@@ -160,7 +140,6 @@ def test_host_boots_its_kernel(boots, image):
 def test_host_runs_hexo_bundles(boots, image):
     boot = boots[image]
     markers = _ran_to_the_end(boot)
-    _unless_known_failure(boot)
     _kind, _root, expected_path = HOSTS[image]
     _kernel, _series, bundles = KERNEL_OF[image]
     for bundle in bundles:
@@ -193,7 +172,6 @@ CGROUP_STEPS = ("cgroup-controllers", "cgroup-pids", "cgroup-memory", "cgroup-de
 def test_host_cgroup_v2_limits(boots, image):
     boot = boots[image]
     markers = _ran_to_the_end(boot)
-    _unless_known_failure(boot)
     missing = [s for s in CGROUP_STEPS if s not in markers["steps"]]
     if missing:
         _fail(boot, "no marker for steps %s" % ", ".join(missing))
