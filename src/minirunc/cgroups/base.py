@@ -362,10 +362,11 @@ class FileDriver(Driver):
                     todo.append((os.path.join(directory, name), value, key))
                     break
             else:
+                names = " or ".join(files)     # every file that would have done
                 if optional:
-                    warnings.append("%s: the kernel has no %s; NOT applied" % (key, files[-1]))
+                    warnings.append("%s: the kernel has no %s; NOT applied" % (key, names))
                 else:
-                    raise ConfigError(key, "the kernel has no %s (in %s)" % (files[-1], directory))
+                    raise ConfigError(key, "the kernel has no %s (in %s)" % (names, directory))
         for path, value, key in todo:
             write_value(path, value, key)
 
