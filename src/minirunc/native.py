@@ -125,6 +125,13 @@ def recv(sock):
     return ffi.buffer(buf, n)[:], (fd[0] if fd[0] >= 0 else None)
 
 
+def syscall_missing(nr):
+    """True if the kernel answers ENOSYS to syscall ``nr`` (called with arguments every
+    kernel that has it refuses: -1 fds, NULL pointers, zero sizes)."""
+    _, lib = _lib()
+    return lib.mr_syscall_missing(nr) == 1
+
+
 def set_dumpable(flag):
     _, lib = _lib()
     _check(lib.mr_set_dumpable(1 if flag else 0), "prctl(PR_SET_DUMPABLE)")
