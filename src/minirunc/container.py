@@ -343,8 +343,9 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     check_id(container_id)
     bundle = os.path.abspath(bundle)
     config = load_bundle(bundle)
-    from .kernelfloor import check_mounts
+    from .kernelfloor import check_mounts, check_namespaces
     check_mounts(config)
+    check_namespaces(config)
     listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
     driver = _choose_cgroup(config, container_id, systemd_cgroup)
     plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds,

@@ -4,7 +4,8 @@ Everything newer than 4.14 that the runtime uses has a fallback (docs/design.md,
 kernels") except idmapped mounts and the recursive mount options (``rro``, ``rnosuid``...):
 both need mount_setattr (Linux 5.12).  They are probed only when a mount asks for them
 (the syscall called with arguments it refuses: ENOSYS means the kernel lacks it) and then
-refused in one line naming the mount, before anything is set up.  The release check runs
+refused in one line naming the mount, before anything is set up; so is a time namespace
+(5.6) where /proc/self/ns/time is missing.  The release check runs
 at create/run/exec/restore only; it is one uname.
 """
 
@@ -56,6 +57,16 @@ def check_mounts(config):
                       "%s) need Linux 5.12 (mount_setattr), which this kernel lacks: use the "
                       "plain option (ro, nosuid...) or a newer kernel"
                       % (", ".join('"%s"' % w for w in words), mount.destination))
+
+
+def check_namespaces(config):
+    """A time namespace (Linux 5.6) on a kernel without one: say so, not clone's EINVAL."""
+    linux = config.linux
+    if linux.namespace("time") is None or os.path.exists("/proc/self/ns/time"):
+        return
+    index = [ns.type for ns in linux.namespaces].index("time")
+    raise ConfigError("linux.namespaces[%d]" % index, "a time namespace needs Linux 5.6, "
+                      "which this kernel is older than: leave it out")
 
 
 def _missing(nr):
