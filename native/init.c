@@ -523,8 +523,8 @@ static int root_fd = -1;
 static int follow_dangling(int parent, char *rel, char *comp, char *end, char saved,
                            int create, int depth);
 
-/* rel under root_fd (resolve.c: openat2, or the walk before Linux 5.6, said once). */
-static int openat2_in_root(const char *rel)
+/* `rel` under root_fd (resolve.c: openat2, or its walk before Linux 5.6, noted once). */
+static int open_in_root(const char *rel)
 {
     static int noted;
     int fd = in_root_open(root_fd, rel);
@@ -554,11 +554,11 @@ static int resolve_depth(const char *dest, int create, int depth)
     char *rel = path;
     while (*rel == '/')
         rel++;
-    int fd = openat2_in_root(rel);
+    int fd = open_in_root(rel);
     if (fd >= 0 || errno != ENOENT || create < 0)
         return fd;
     /* Walk the components, creating what is missing. */
-    int parent = openat2_in_root("");
+    int parent = open_in_root("");
     char *p = rel;
     while (parent >= 0 && *p) {
         char *end = p;
@@ -570,7 +570,7 @@ static int resolve_depth(const char *dest, int create, int depth)
             if (*q != '/')
                 last = 0;
         *end = 0;
-        fd = openat2_in_root(rel);
+        fd = open_in_root(rel);
         if (fd < 0 && errno == ENOENT) {
             int r;
             if (last && create == 1) {
@@ -588,7 +588,7 @@ static int resolve_depth(const char *dest, int create, int depth)
                 errno = e;
                 return -1;
             }
-            fd = openat2_in_root(rel);
+            fd = open_in_root(rel);
         }
         close(parent);
         *end = saved;
