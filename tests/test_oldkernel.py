@@ -10,6 +10,7 @@ names the mount.  The core suites run under the wrapper too (Makefile: MINIRUNC_
 Root and real containers.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -324,3 +325,20 @@ def test_a_kernel_below_the_floor_is_named():
     assert str(e.value) == "this kernel is Linux 4.9.337; minirunc needs Linux 4.14 or newer"
     with pytest.raises(HostError):
         check_release("3.19.8")
+
+
+def test_check_names_what_the_kernel_lacks(old, make, tmp_path):
+    mount = bind_marker(tmp_path, "/data")
+    mount["options"] = ["rbind", "rro"]
+    positions = []
+
+    def edit(config):
+        positions.append(len(config["mounts"]))
+        config["mounts"].append(mount)
+    r = old("check", "--bundle", make(["true"], edit=edit), "--format", "json")
+    assert r.returncode != 0
+    findings = json.loads(r.stdout)
+    findings = findings.get("findings", findings) if isinstance(findings, dict) else findings
+    kernel = [f for f in findings if "Linux 5.12" in f["problem"]]
+    assert [(f["severity"], f["field"]) for f in kernel] == \
+        [("error", "mounts[%d].options" % positions[0])]
