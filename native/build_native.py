@@ -2,7 +2,7 @@
 
 Usage (from the repository root): ``<python> native/build_native.py``
 
-1. ``native/init.c`` -> ``build/native/minirunc-init`` (gcc -static, libseccomp.a, stripped).
+1. ``native/init.c`` (+ ``resolve.c``) -> ``build/native/minirunc-init`` (gcc -static, libseccomp.a, stripped).
 2. ``minirunc._native`` (cffi API mode): the init's bytes are embedded with ``.incbin``, plus
    small helpers for spawning and SOCK_SEQPACKET sockets, and the cgroup v2 device filter
    (an eBPF program built, loaded and attached with raw bpf(2); see CDEF below).
@@ -21,6 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "native")
 INIT_SRC = os.path.join(ROOT, "native", "init.c")
+INIT_PARTS = [os.path.join(ROOT, "native", "resolve.c")]   # the init's other C files
 INIT_BIN = os.path.join(BUILD, "minirunc-init")
 PKG = os.path.join(ROOT, "src", "minirunc")
 
@@ -34,6 +35,7 @@ int mr_connect_unix(const char *path);
 ssize_t mr_send(int sock, const void *buf, size_t len, int fd_or_minus1);
 ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out);
 int mr_set_dumpable(int flag);
+int mr_syscall_missing(long nr);
 struct mr_dev_rule {
     int type;
     int64_t major;
@@ -69,7 +71,8 @@ def build_init():
         die("seccomp.h not found (install libseccomp-dev)")
     libseccomp = find_libseccomp()
     os.makedirs(BUILD, exist_ok=True)
-    cmd = ["gcc", "-static", "-O2", "-s", "-Wall", "-Wextra", "-o", INIT_BIN, INIT_SRC, libseccomp]
+    cmd = ["gcc", "-static", "-O2", "-s", "-Wall", "-Wextra", "-o", INIT_BIN, INIT_SRC] + \
+        INIT_PARTS + [libseccomp]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)

@@ -25,7 +25,6 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
-#include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -45,11 +44,10 @@
 #include <termios.h>
 #include <time.h>
 
+#include "resolve.h"
+
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -525,10 +523,17 @@ static int root_fd = -1;
 static int follow_dangling(int parent, char *rel, char *comp, char *end, char saved,
                            int create, int depth);
 
-static int openat2_in_root(const char *rel)
+/* `rel` under root_fd (resolve.c: openat2, or its walk before Linux 5.6, noted once). */
+static int open_in_root(const char *rel)
 {
-    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-    return syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+    static int noted;
+    int fd = in_root_open(root_fd, rel);
+    if (in_root_walking() && !noted) {
+        noted = 1;
+        note("openat2 is not available (Linux < 5.6): paths in the rootfs are resolved "
+             "component by component", NULL);
+    }
+    return fd;
 }
 
 /* Open `dest` (absolute inside the container) as an O_PATH fd under root_fd;
@@ -549,11 +554,11 @@ static int resolve_depth(const char *dest, int create, int depth)
     char *rel = path;
     while (*rel == '/')
         rel++;
-    int fd = openat2_in_root(rel);
+    int fd = open_in_root(rel);
     if (fd >= 0 || errno != ENOENT || create < 0)
         return fd;
     /* Walk the components, creating what is missing. */
-    int parent = openat2_in_root("");
+    int parent = open_in_root("");
     char *p = rel;
     while (parent >= 0 && *p) {
         char *end = p;
@@ -565,7 +570,7 @@ static int resolve_depth(const char *dest, int create, int depth)
             if (*q != '/')
                 last = 0;
         *end = 0;
-        fd = openat2_in_root(rel);
+        fd = open_in_root(rel);
         if (fd < 0 && errno == ENOENT) {
             int r;
             if (last && create == 1) {
@@ -583,7 +588,7 @@ static int resolve_depth(const char *dest, int create, int depth)
                 errno = e;
                 return -1;
             }
-            fd = openat2_in_root(rel);
+            fd = open_in_root(rel);
         }
         close(parent);
         *end = saved;
@@ -999,6 +1004,8 @@ static int tmpfs_context(const char *source, const char *data, unsigned long fla
     };
     char opt[4096], cb[128];
     int fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0 && errno == ENOSYS)
+        return -1;   /* Linux < 5.2: the caller mounts it the classic way */
     if (fs < 0)
         fail(errno, "tmpcopyup", "fsopen tmpfs for ", dest, NULL);
     if (*source && syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0) < 0)
@@ -1043,7 +1050,12 @@ static unsigned mount_attrs(unsigned long f)
     return a;
 }
 
-/* Mount the record's tmpfs on the resolved destination `dest_fd`, filled first. */
+static int resolve_or_fail(const char *dest, int create, const char *what);
+
+/* Mount the record's tmpfs on the resolved destination `dest_fd`, filled first.
+ * Without fsopen (Linux < 5.2) the tmpfs is mounted on the destination at once and
+ * filled there: `src`, opened before, still reads the directory it covers, and no
+ * process of the container runs yet to see it half-filled. */
 static void tmpfs_copyup(struct rec *r, int dest_fd, unsigned long flags)
 {
     const char *dest = r->f[2].s, *data = r->f[8].s;
@@ -1051,12 +1063,23 @@ static void tmpfs_copyup(struct rec *r, int dest_fd, unsigned long flags)
     int src = openat(dest_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (src < 0 || fstat(src, &st) < 0)
         fail(errno, "tmpcopyup", "open the directory ", dest, " to copy it", NULL);
-    int fs = tmpfs_context(r->f[1].s, data, flags, dest);
-    int mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, mount_attrs(flags));
-    if (mnt < 0)
-        fail(errno, "tmpcopyup", "fsmount the tmpfs for ", dest, NULL);
-    close(fs);
-    int top = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fs = tmpfs_context(r->f[1].s, data, flags, dest), mnt = -1, top;
+    if (fs >= 0) {
+        mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, mount_attrs(flags));
+        if (mnt < 0)
+            fail(errno, "tmpcopyup", "fsmount the tmpfs for ", dest, NULL);
+        close(fs);
+        top = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        char pb[64];
+        note("fsopen is not available (Linux < 5.2): the tmpcopyup tmpfs for ", dest,
+             " is mounted in place, then filled", NULL);
+        do_mount(*r->f[1].s ? r->f[1].s : "tmpfs", fdpath(pb, dest_fd), "tmpfs", flags,
+                 *data ? data : NULL, dest);
+        int onto = resolve_or_fail(dest, -1, "mount destination");   /* the tmpfs on top */
+        top = openat(onto, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        close(onto);
+    }
     if (top < 0 || fstat(top, &made) < 0)
         fail(errno, "tmpcopyup", "open the new tmpfs for ", dest, NULL);
     copy_rel[0] = 0;
@@ -1071,6 +1094,8 @@ static void tmpfs_copyup(struct rec *r, int dest_fd, unsigned long flags)
     copy_meta(src, top, &st, dest);
     close(top);
     close(src);
+    if (mnt < 0)
+        return;
     if (syscall(SYS_move_mount, mnt, "", dest_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         fail(errno, "tmpcopyup", "move the filled tmpfs onto ", dest, NULL);
     close(mnt);
@@ -1103,11 +1128,32 @@ static void remount_readonly_later(void)
         if (ro_later[i] < 0)
             continue;
         struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
-        if (syscall(SYS_mount_setattr, ro_later[i], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
-            fail(errno, "mount", "remount ", recs[i].f[2].s, " read-only (after its submounts "
-                 "and device nodes)", NULL);
+        if (syscall(SYS_mount_setattr, ro_later[i], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+            if (errno != ENOSYS)
+                fail(errno, "mount", "remount ", recs[i].f[2].s, " read-only (after its "
+                     "submounts and device nodes)", NULL);
+            /* Linux < 5.12: a classic read-only bind remount of the same mount, reached
+             * by fchdir to its fd (no /proc/self/fd path: the container may have no /proc). */
+            int back = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (back < 0 || fchdir(ro_later[i]) < 0)
+                fail(errno, "mount", "fchdir to ", recs[i].f[2].s, " to remount it read-only", NULL);
+            remount(".", MS_RDONLY | locked_flags(".", 0), recs[i].f[2].s);
+            if (fchdir(back) < 0)
+                fail(errno, "mount", "fchdir back after remounting ", recs[i].f[2].s, NULL);
+            close(back);
+        }
         close(ro_later[i]);
     }
+}
+
+/* After the mount: the fd it went onto must still be under the rootfs, as the host
+ * path the kernel gives for it says (/proc/self/fd).  A directory moved out of the
+ * rootfs while the path was resolved would show here; the mount is then only in this
+ * dying mount namespace. */
+static void check_landed(int fd, const char *dest)
+{
+    char where[4096];
+    container_path(fd, dest, where, sizeof where);
 }
 
 /* One MOUNT record: resolve+create dest, mount onto /proc/self/fd/N. */
@@ -1144,6 +1190,7 @@ static void do_one_mount(struct rec *r)
         if (proc_src >= 0)
             close(proc_src);
         unsigned long rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+        check_landed(fd, dest);
         close(fd);
         if (rest) {
             fd = resolve_or_fail(dest, -1, "mount destination");   /* the new mount on top */
@@ -1152,9 +1199,11 @@ static void do_one_mount(struct rec *r)
         }
     } else if (copyup && !strcmp(fstype, "tmpfs")) {
         tmpfs_copyup(r, fd, flags);
+        check_landed(fd, dest);
         close(fd);
     } else {
         do_mount(src, fdpath(pb, fd), *fstype ? fstype : NULL, flags, *data ? data : NULL, dest);
+        check_landed(fd, dest);
         close(fd);
     }
     if (ro_last)
@@ -1167,7 +1216,8 @@ static void do_one_mount(struct rec *r)
     if (r->f[6].u || r->f[7].u) {
         struct mount_attr attr = { .attr_set = r->f[6].u, .attr_clr = r->f[7].u };
         if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-            fail(errno, "mount_setattr", "mount_setattr (recursive mount options) on ", dest, NULL);
+            fail(errno, "mount_setattr", "mount_setattr (recursive mount options) on ", dest,
+                 errno == ENOSYS ? " (needs Linux 5.12)" : "", NULL);
     }
     close(fd);
 }
@@ -2307,7 +2357,8 @@ static void prepare_idmapped_mounts(void)
         unsigned rec_flag = id->f[0].u ? AT_RECURSIVE : 0;
         int tree = syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec_flag);
         if (tree < 0)
-            fail(errno, "idmap", "open_tree (clone) of the bind source ", src, NULL);
+            fail(errno, "idmap", "open_tree (clone) of the bind source ", src,
+                 errno == ENOSYS ? " (idmapped mounts need Linux 5.12)" : "", NULL);
         int userns = idmap_userns(id->f[1].s, id->f[2].s, dest);
         struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns };
         if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec_flag, &attr, sizeof attr) < 0)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -47,6 +48,67 @@ struct spawn_args {
     volatile int err;   /* shared with the parent (CLONE_VM): errno of a failed child */
     char fd_path[32];   /* "/proc/self/fd/<top>", made by the parent (see spawn_child) */
 };
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+struct linux_dirent64 {
+    unsigned long long d_ino;
+    long long d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Close every fd >= `low`: close_range (Linux 5.9), else each fd /proc/self/fd lists
+ * (read with getdents64: no malloc, the child shares our memory), else every number up
+ * to the RLIMIT_NOFILE hard limit.  Only raw syscalls: safe in the vfork child. */
+static int close_from(int low)
+{
+    if (syscall(SYS_close_range, low, ~0U, 0) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -1;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buf[4096];
+        long n;
+        /* Closing entries already read does not move the directory's offset (it is
+         * by fd number): every open fd is seen. */
+        while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+                off += d->d_reclen;
+                int fd = 0;
+                const char *c = d->d_name;
+                if (*c < '0' || *c > '9')
+                    continue;
+                while (*c >= '0' && *c <= '9')
+                    fd = fd * 10 + (*c++ - '0');
+                if (fd >= low && fd != dir)
+                    close(fd);
+            }
+        }
+        int e = n < 0 ? errno : 0;
+        close(dir);
+        if (!e)
+            return 0;
+        errno = e;
+        return -1;
+    }
+    /* No /proc: every number an fd can have (slow, but nothing may leak).  An fd can
+     * sit above a lowered limit, so at least the default fs.nr_open (2^20). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    rlim_t end = rl.rlim_max > (1U << 20) ? rl.rlim_max : (1U << 20);
+    if (end > 0x7fffffff)
+        end = 0x7fffffff;
+    for (rlim_t fd = low; fd < end; fd++)
+        close((int)fd);
+    return 0;
+}
 
 /* The child: runs on its own stack in the parent's memory until execveat.
  * Only raw syscalls here. */
@@ -88,7 +150,8 @@ static int spawn_child(void *p)
             goto fail;
     if (dup3(exe, top, O_CLOEXEC) < 0)
         goto fail;
-    syscall(SYS_close_range, top + 1, ~0U, 0);
+    if (close_from(top + 1) < 0)
+        goto fail;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     syscall(SYS_execveat, top, "", a->argv, envp, AT_EMPTY_PATH);
@@ -245,6 +308,14 @@ ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out)
 int mr_set_dumpable(int flag)
 {
     return prctl(PR_SET_DUMPABLE, flag, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* 1 if the kernel lacks syscall `nr` (ENOSYS), 0 if it has it.  The arguments (-1 fds,
+ * NULL pointers, zero sizes) are ones every syscall probed this way refuses. */
+int mr_syscall_missing(long nr)
+{
+    long r = syscall(nr, -1, NULL, 0, NULL, 0);
+    return r < 0 && errno == ENOSYS;
 }
 
 /* ------------------------------------------------------ cgroup v2 device filter

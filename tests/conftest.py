@@ -30,11 +30,19 @@ def wait_for(predicate, timeout=10.0):
     return False
 
 
+OLDKERNEL = os.path.join(REPO, "tests", "oldkernel.py")
+
+
 def minirunc_command():
+    """The runtime's command line: the binary named by MINIRUNC_BIN or the source tree;
+    with MINIRUNC_KERNEL=4.14 (a release), run under tests/oldkernel.py, as if on that
+    kernel (every newer syscall fails with ENOSYS)."""
     binary = os.environ.get("MINIRUNC_BIN")
-    if binary:
-        return [os.path.abspath(binary)]
-    return [sys.executable, "-m", "minirunc"]
+    cmd = [os.path.abspath(binary)] if binary else [sys.executable, "-m", "minirunc"]
+    kernel = os.environ.get("MINIRUNC_KERNEL")
+    if kernel:
+        cmd = [sys.executable, OLDKERNEL, kernel, "--"] + cmd
+    return cmd
 
 
 def runtime_env(extra=None):

@@ -10,7 +10,8 @@ with CRLF line ends or a missing #! interpreter; cwd not a directory; bind sourc
 missing; a bind source or rootfs part that process.user cannot read or write because of
 its owner or mode (with the uid, user-namespace and idmapped-mount fixes); mount option
 typos (the nearest valid word, nearest.py); data options a bind mount ignores; no cgroup filesystem
-on the host; a rootfs on the initramfs (the pivot_root fallback will be used).
+on the host; a rootfs on the initramfs (the pivot_root fallback will be used); what the
+kernel lacks for the config (below 4.14; idmapped mounts and recursive options before 5.12).
 
 Each finding has a severity: "error" (the run fails), "warning" (it runs, but not as
 written) or "note" (nothing to fix).  Exit 0 when there is no error or warning.
@@ -268,12 +269,32 @@ class Checker:
         from . import config as cfg
         from .errors import ConfigError
         try:
-            cfg.parse_config(data, self.bundle, os.path.join(self.bundle, "config.json"))
+            config = cfg.parse_config(data, self.bundle, os.path.join(self.bundle, "config.json"))
         except ConfigError as e:
             if not self.covered(e.path or "config.json"):
                 self.add("error", e.path or "config.json", e.problem)
         except Exception as e:       # a loader bug must not hide the other findings
             self.add("error", "config.json", "not loadable: %s" % e)
+        else:
+            self.check_kernel(config)
+
+    def check_kernel(self, config):
+        """What this kernel lacks that the config asks for (kernelfloor.py), as a run would
+        refuse it: a kernel below the floor, mounts needing 5.12, a time namespace."""
+        from . import kernelfloor
+        from .errors import ConfigError, MiniruncError
+        for probe in (kernelfloor.check_mounts, kernelfloor.check_namespaces):
+            try:
+                probe(config)
+            except ConfigError as e:
+                self.add("error", e.path, e.problem)   # the problem says the fix
+            except MiniruncError as e:          # the native module could not be loaded
+                self.add("warning", "config.json", "could not probe the kernel: %s" % e)
+        try:
+            kernelfloor.check_release()
+        except MiniruncError as e:
+            self.add("error", "kernel", str(e), "run it on Linux %d.%d or newer"
+                     % kernelfloor.FLOOR)
 
     # -- mounts --------------------------------------------------------------------------
 

@@ -38,11 +38,13 @@ def _rfc3339_now():
 
 
 def _check_root():
-    """Containers need root (here, or in the user namespace minirunc runs in): say so
-    before anything else fails on a cgroup or namespace with EACCES."""
+    """Containers need root (here, or in the user namespace minirunc runs in) and Linux
+    4.14 or newer: say so before anything else fails on a cgroup, namespace or syscall."""
     if os.geteuid() != 0:
         raise UsageError("minirunc runs containers as root only (rootless containers are not "
                          "supported): run it as root, e.g. with sudo")
+    from .kernelfloor import check_release
+    check_release()
 
 
 def _check_inherited_fds(count):
@@ -341,6 +343,9 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
     check_id(container_id)
     bundle = os.path.abspath(bundle)
     config = load_bundle(bundle)
+    from .kernelfloor import check_mounts, check_namespaces
+    check_mounts(config)
+    check_namespaces(config)
     listen_fds = int(os.environ.get("LISTEN_FDS", "0") or "0")
     driver = _choose_cgroup(config, container_id, systemd_cgroup)
     plan = build_plan(config, no_pivot=no_pivot, preserve_fds=preserve_fds + listen_fds,
@@ -672,23 +677,21 @@ def container_pids(c):
     return pids
 
 
-def _pidfd_for(c):
-    """A pidfd for the init, checked against the recorded start time (pid reuse) and,
-    when recorded, its pid namespace."""
+def _init_handle(c):
+    """A handle on the init (prochandle: a pidfd, or the pid with its start time), checked
+    against the recorded start time (pid reuse) and, when recorded, its pid namespace."""
+    from .prochandle import Process
     from .state import pid_namespace
-    if not c.pid:
+    if not c.pid or c.data.get("pid_start") is None:
         return None
-    try:
-        pidfd = os.pidfd_open(c.pid)
-    except ProcessLookupError:
+    proc = Process.open(c.pid, c.data.get("pid_start"))
+    if proc is None:
         return None
-    start = process_start_time(c.pid)
     pidns = c.data.get("pidns")
-    if (start is None or start != c.data.get("pid_start")
-            or (pidns is not None and pid_namespace(c.pid) != pidns)):
-        os.close(pidfd)
+    if pidns is not None and pid_namespace(c.pid) != pidns:
+        proc.close()
         return None
-    return pidfd
+    return proc
 
 
 def signal_container(root, container_id, signum, all_processes=False):
@@ -696,13 +699,12 @@ def signal_container(root, container_id, signum, all_processes=False):
     container).  Signal 0 sends nothing: it succeeds while the init lives (created,
     running or paused) and fails once it is stopped, as runc's.  ``--all`` on a stopped
     container signals what is left in its cgroups and succeeds (runc 1.1 exits 0)."""
-    import signal
     check_id(container_id)
     with Container(root, container_id).lock() as c:
         c.load()
         stopped = c.status() == "stopped"
-        pidfd = None if stopped else _pidfd_for(c)
-        if pidfd is None:
+        init = None if stopped else _init_handle(c)
+        if init is None:
             if all_processes:
                 _signal_leftovers(c, signum)
                 return
@@ -717,13 +719,13 @@ def signal_container(root, container_id, signum, all_processes=False):
                         os.kill(pid, signum)
                     except ProcessLookupError:
                         pass
-            signal.pidfd_send_signal(pidfd, signum)
+            init.send(signum)
         except ProcessLookupError:
             pass
         except OSError as e:
             raise HostError("send signal %d to pid" % signum, str(c.pid), e.errno) from None
         finally:
-            os.close(pidfd)
+            init.close()
 
 
 def _signal_leftovers(c, signum):
@@ -741,13 +743,6 @@ def _signal_leftovers(c, signum):
             pass
         except OSError as e:
             raise HostError("send signal %d to pid" % signum, str(pid), e.errno) from None
-
-
-def _wait_gone(pidfd, timeout=10.0):
-    import select
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(int(timeout * 1000)))
 
 
 def delete(root, container_id, force=False):
@@ -789,20 +784,19 @@ def delete(root, container_id, force=False):
 def _kill_init(c, paused):
     """SIGKILL the recorded init (thawing it if paused) and wait until it is gone; False
     if it had already exited (or the pid is another process now)."""
-    import signal
-    pidfd = _pidfd_for(c)
-    if pidfd is None:
+    init = _init_handle(c)
+    if init is None:
         return False
     try:
-        signal.pidfd_send_signal(pidfd, SIGKILL)
+        init.send(SIGKILL)
         if paused:
             _thaw(c)   # a frozen process cannot die until it is thawed
-        if not _wait_gone(pidfd):
+        if not init.wait_gone():
             raise StateError(c.id, "init pid %d did not die after SIGKILL" % c.pid)
     except ProcessLookupError:
         return False
     finally:
-        os.close(pidfd)
+        init.close()
     return True
 
 
@@ -929,7 +923,7 @@ def _kill_socket_inits(directory):
     """SIGKILL every minirunc init (the sealed memfd, not yet exec'd) that holds a socket
     bound in ``directory``: only such a process is surely this container's.  Returns
     the pids killed."""
-    import signal
+    from .prochandle import Process
     inodes = _socket_inodes(directory)
     killed = []
     if not inodes:
@@ -939,22 +933,24 @@ def _kill_socket_inits(directory):
             continue
         pid = int(name)
         try:
-            pidfd = os.pidfd_open(pid)
+            proc = Process.open(pid)
         except OSError:
             continue
+        if proc is None:
+            continue
         try:
-            # Checked after the pidfd is open: a pid reused meanwhile gets no signal.
+            # Checked after the handle is open: a pid reused meanwhile gets no signal.
             if not os.readlink("/proc/%d/exe" % pid).startswith("/memfd:minirunc-init"):
                 continue
             if not _holds_socket(pid, inodes):
                 continue
-            signal.pidfd_send_signal(pidfd, SIGKILL)
-            _wait_gone(pidfd)
+            proc.send(SIGKILL)
+            proc.wait_gone()
             killed.append(pid)
         except OSError:
             continue
         finally:
-            os.close(pidfd)
+            proc.close()
     return killed
 
 

@@ -125,6 +125,13 @@ def recv(sock):
     return ffi.buffer(buf, n)[:], (fd[0] if fd[0] >= 0 else None)
 
 
+def syscall_missing(nr):
+    """True if the kernel answers ENOSYS to syscall ``nr`` (called with arguments every
+    kernel that has it refuses: -1 fds, NULL pointers, zero sizes)."""
+    _, lib = _lib()
+    return lib.mr_syscall_missing(nr) == 1
+
+
 def set_dumpable(flag):
     _, lib = _lib()
     _check(lib.mr_set_dumpable(1 if flag else 0), "prctl(PR_SET_DUMPABLE)")
@@ -187,6 +194,11 @@ def device_filter(cgroup_dir, rules, default_allow):
             hint = "verifier: " + text.splitlines()[0]
         elif -result == errno.EPERM and step[0] in (2, 4):
             hint = "needs CAP_SYS_ADMIN (and CAP_BPF) and a kernel with CONFIG_CGROUP_BPF"
+        if step[0] in (2, 3, 4):
+            from .kernelfloor import release
+            if (release() or (99, 0)) < (4, 15):   # BPF_PROG_TYPE_CGROUP_DEVICE came in 4.15
+                hint = ("the cgroup v2 device program (linux.devices, linux.resources.devices) "
+                        "needs Linux 4.15; this kernel is older")
         raise HostError(_DEV_STEPS.get(step[0], "set the device filter of"), cgroup_dir,
                         -result, hint)
 
