@@ -1,6 +1,9 @@
 """Run a command as if on an older kernel: every syscall newer than RELEASE fails with ENOSYS.
 
-Usage: ``python tests/oldkernel.py RELEASE -- COMMAND [ARG...]`` (RELEASE such as 4.14 or 5.4).
+Usage: ``python tests/oldkernel.py [--tomoyo] RELEASE -- COMMAND [ARG...]`` (RELEASE such as
+4.14 or 5.4).  ``--tomoyo`` also answers ENOENT to execveat(fd, "", AT_EMPTY_PATH), as
+TOMOYO does on kernels without upstream ada1986d0797 (Debian 11's 5.10.223) where /dev/fd
+does not exist.
 
 A classic seccomp filter (raw BPF, installed with prctl through ctypes) is put on this
 process and then COMMAND is exec'd, so everything it starts inherits the filter, as a
@@ -42,8 +45,12 @@ SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
-# BPF opcodes: ld word abs, jeq/jge/jgt with k, ret k.
-LD_ABS, JEQ, JGE, JGT, RET = 0x20, 0x15, 0x35, 0x25, 0x06
+ENOENT = 2
+SYS_EXECVEAT = 322
+AT_EMPTY_PATH = 0x1000
+EXECVEAT_FLAGS = 16 + 8 * 4     # seccomp_data.args[4], its low 32 bits (little endian)
+# BPF opcodes: ld word abs, jeq/jge/jgt/jset with k, ret k.
+LD_ABS, JEQ, JGE, JGT, JSET, RET = 0x20, 0x15, 0x35, 0x25, 0x45, 0x06
 
 
 def parse_release(text):
@@ -58,29 +65,40 @@ def allowed_numbers(release):
     return sorted(nr for nr, added in ADDED.items() if added <= release)
 
 
-def program(release):
+def program(release, tomoyo=False):
     """The filter as a list of (code, jt, jf, k); a jump goes to pc + 1 + offset."""
     allowed = allowed_numbers(release)
-    deny = 7 + len(allowed)
-    allow = deny + 1
     prog = [
-        (LD_ABS, 0, 0, 4),                        # 0: arch
-        (JEQ, 1, 0, AUDIT_ARCH_X86_64),           # 1: x86_64 -> 3
-        (RET, 0, 0, SECCOMP_RET_ALLOW),           # 2: other arches (i386 compat) untouched
-        (LD_ABS, 0, 0, 0),                        # 3: syscall number
-        (JGE, deny - 5, 0, X32_SYSCALL_BIT),      # 4: x32 -> deny
-        (JGT, 1, 0, LAST_OF_4_14),                # 5: newer than 4.14 -> the table at 7
-        (RET, 0, 0, SECCOMP_RET_ALLOW),           # 6
+        (LD_ABS, 0, 0, 4),                        # arch
+        (JEQ, 1, 0, AUDIT_ARCH_X86_64),           # x86_64 -> the syscall number
+        (RET, 0, 0, SECCOMP_RET_ALLOW),           # other arches (i386 compat) untouched
+        (LD_ABS, 0, 0, 0),                        # the syscall number
     ]
-    for at, nr in enumerate(allowed, start=7):
+    if tomoyo:
+        prog += [
+            (JEQ, 0, 4, SYS_EXECVEAT),            # not execveat -> on with the number
+            (LD_ABS, 0, 0, EXECVEAT_FLAGS),
+            (JSET, 0, 1, AT_EMPTY_PATH),
+            (RET, 0, 0, SECCOMP_RET_ERRNO | ENOENT),
+            (LD_ABS, 0, 0, 0),                    # the number again
+        ]
+    base = len(prog)
+    deny = base + 3 + len(allowed)
+    allow = deny + 1
+    prog += [
+        (JGE, deny - base - 1, 0, X32_SYSCALL_BIT),   # x32 -> deny
+        (JGT, 1, 0, LAST_OF_4_14),                # newer than 4.14 -> the table below
+        (RET, 0, 0, SECCOMP_RET_ALLOW),
+    ]
+    for at, nr in enumerate(allowed, start=base + 3):
         prog.append((JEQ, allow - at - 1, 0, nr))
     prog.append((RET, 0, 0, SECCOMP_RET_ERRNO | ENOSYS))
     prog.append((RET, 0, 0, SECCOMP_RET_ALLOW))
     return prog
 
 
-def install(release):
-    prog = program(release)
+def install(release, tomoyo=False):
+    prog = program(release, tomoyo)
     raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
     buf = ctypes.create_string_buffer(raw, len(raw))
 
@@ -97,9 +115,11 @@ def install(release):
 
 
 def main(argv):
+    tomoyo = argv[:1] == ["--tomoyo"]
+    argv = argv[1:] if tomoyo else argv
     if len(argv) < 3 or argv[1] != "--":
-        raise SystemExit("usage: oldkernel.py RELEASE -- COMMAND [ARG...]")
-    install(parse_release(argv[0]))
+        raise SystemExit("usage: oldkernel.py [--tomoyo] RELEASE -- COMMAND [ARG...]")
+    install(parse_release(argv[0]), tomoyo)
     try:
         os.execvp(argv[2], argv[2:])
     except OSError as e:

@@ -30,15 +30,16 @@ FSOPEN_NOTE = "fsopen is not available (Linux < 5.2)"
 class OldRuntime(Runtime):
     """A Runtime whose every minirunc command runs under oldkernel.py at ``release``."""
 
-    def __init__(self, root, release):
+    def __init__(self, root, release, tomoyo=False):
         super().__init__(root)
         self.release = release
+        self.tomoyo = tomoyo
 
     def cmd(self, *args):
         inner = super().cmd(*args)
-        if inner[:3] == [sys.executable, OLDKERNEL, self.release]:
+        if inner[:3] == [sys.executable, OLDKERNEL, self.release] and not self.tomoyo:
             return inner      # MINIRUNC_KERNEL already wraps it at this release
-        return [sys.executable, OLDKERNEL, self.release, "--"] + inner
+        return [sys.executable, OLDKERNEL] + ["--tomoyo"] * self.tomoyo + [self.release, "--"] + inner
 
 
 @pytest.fixture(params=RELEASES)
@@ -109,6 +110,39 @@ def test_lifecycle_exec_kill_delete(old, make):
     assert old("delete", cid).returncode == 0
     assert not os.path.exists(os.path.join(old.root, cid))
     assert cgroup_dirs_named(cid) == []
+
+
+def test_init_starts_where_tomoyo_refuses_execveat(make, tmp_path):
+    """Debian 11's 5.10 with TOMOYO and no /dev/fd: execveat(AT_EMPTY_PATH) says ENOENT;
+    the spawn execs the sealed memfd as /proc/self/fd/N instead, for run and exec."""
+    runtime = OldRuntime(tmp_path / "state", "5.10", tomoyo=True)
+    try:
+        cid = runtime.new_id("tomoyo")
+        r = runtime("run", "-d", "--bundle", make(["sleep", "100"]), cid)
+        assert r.returncode == 0, r.stderr
+        r = runtime("exec", cid, "echo", "exec-ok")
+        assert (r.returncode, r.stdout) == (0, "exec-ok\n"), r.stderr
+        assert runtime("delete", "--force", cid).returncode == 0
+    finally:
+        runtime.cleanup()
+
+
+def test_tomoyo_simulation_refuses_execveat_with_an_empty_path():
+    """The wrapper's --tomoyo answers ENOENT to execveat(fd, "", AT_EMPTY_PATH) only."""
+    probe = ("import ctypes, os\n"
+             "libc = ctypes.CDLL(None, use_errno=True)\n"
+             "fd = os.open('/bin/true', os.O_RDONLY)\n"
+             "pid = os.fork()\n"
+             "if pid == 0:\n"
+             "    argv = (ctypes.c_char_p * 2)(b'true', None)\n"
+             "    libc.syscall(322, fd, b'', argv, None, 0x1000)\n"
+             "    os._exit(100 + ctypes.get_errno())\n"
+             "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
+    for flags, expected in ((["--tomoyo"], "102"), ([], "0")):
+        r = subprocess.run([sys.executable, OLDKERNEL] + flags + ["5.10", "--", sys.executable,
+                            "-c", probe], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == expected, (flags, r.stdout, r.stderr)
 
 
 def test_delete_force_kills_a_running_init(old, make):
