@@ -28,6 +28,7 @@ import os
 import stat
 import sys
 import time
+import zlib
 
 from . import tarstream
 from .errors import MiniruncError, errno_text
@@ -114,12 +115,7 @@ class Gunzip:
     """gzip (also several members back to back) decompressed as a stream."""
 
     def __init__(self, raw, where):
-        try:
-            import zlib
-        except ImportError:
-            raise ImportError_("%s: gzip-compressed, and this build has no zlib; decompress "
-                               "it first (gunzip)" % where) from None
-        self.zlib, self.raw, self.where = zlib, raw, where
+        self.raw, self.where = raw, where
         self.d = zlib.decompressobj(wbits=31)
         self.buf, self.eof = b"", False
 
@@ -135,9 +131,9 @@ class Gunzip:
                 out = self.d.decompress(chunk)
                 while self.d.eof and self.d.unused_data:     # a next gzip member
                     rest = self.d.unused_data
-                    self.d = self.zlib.decompressobj(wbits=31)
+                    self.d = zlib.decompressobj(wbits=31)
                     out += self.d.decompress(rest)
-            except self.zlib.error as e:
+            except zlib.error as e:
                 raise ImportError_("%s: corrupt gzip data (%s)" % (self.where, e)) from None
             self.buf += out
         data, self.buf = self.buf[:n], self.buf[n:]
