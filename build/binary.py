@@ -11,8 +11,9 @@ one process).  Every piece of C is compiled by zig (`ziglang` from PyPI, pinned 
 build/requirements.txt) for the target: `x86_64-linux-gnu.2.17` links against glibc 2.17's
 symbol set, `x86_64-linux-musl` against musl, statically.  Steps:
 
-1. Sources: Debian's python3.11 orig tarball (`apt-get source --download-only`, checked by
-   sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
+1. Sources: Debian's python3.11 and zlib orig tarballs (`apt-get source --download-only`,
+   checked by sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
+   zlib is compiled with zig for the target into a static archive (zlib_parts()).
 2. CPython 3.11.2 built with zig for the target (configure + make, -O3; build_cpython()):
    the stdlib C modules the runtime needs (BUILTINS) and those Nuitka needs to run
    (NUITKA_ONLY) are built in (Modules/Setup.local), everything else is disabled.  This
@@ -439,7 +440,8 @@ def build_cpython(tc, src):
                       "ac_cv_func_memfd_create=yes", "ac_cv_func_copy_file_range=yes"]
     configured = json.dumps({"configure": configure, "zig": tc.version(), "source": CPYTHON_SHA256},
                             indent=1)
-    recipe = json.dumps({"configured": configured, "setup": setup, "zlib": [ZLIB_SHA256] + ZLIB_FLAGS,
+    recipe = json.dumps({"configured": configured, "setup": setup,
+                         "zlib": [ZLIB_SHA256] + ZLIB_FLAGS,
                          "core_config": CORE_CONFIG_VERSION, "patch": BUILTIN_SUBMODULE_PATCH},
                         indent=1)
     stamp, configure_stamp = tc.dir / "python.stamp", tc.dir / "configure.stamp"
@@ -634,7 +636,8 @@ def zlib_parts(tc):
         if not (inc / h).exists() or (inc / h).read("utf-8") != (src / h).read("utf-8"):
             shutil.copy2(str(src / h), str(inc / h))
     objs = [tc.dir / "obj" / "zlib" / (name[:-2] + ".o") for name in ZLIB_SOURCES]
-    done = compile_all(tc.cc, [(src / name, obj, ZLIB_FLAGS) for name, obj in zip(ZLIB_SOURCES, objs)])
+    done = compile_all(tc.cc, [(src / name, obj, ZLIB_FLAGS)
+                               for name, obj in zip(ZLIB_SOURCES, objs)])
     archive = tc.dir / "lib" / "libmrz.a"
     if done or not archive.exists():
         archive.dirname.mkdir()
