@@ -421,3 +421,29 @@ def test_full_disk_is_one_line_naming_the_member(rt, tmp_path):
         assert os.listdir(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_gunzip_reads_by_offset_in_bounded_pieces():
+    """The stream the tar reader reads from: any read sizes give the bytes back across gzip
+    members, and a member of 64 MB of zeros (64 kB gzip'd) is never held whole."""
+    from minirunc import imageimport
+    raw = b"".join(os.urandom(n % 3000) + bytes(n % 5000) for n in range(0, 3_000_000, 977))
+    data = gzip.compress(raw[:100_000]) + gzip.compress(raw[100_000:]) + gzip.compress(b"")
+    for sizes in ([512], [1, 7, 100_000], [1 << 20], [-1]):
+        stream, out, i = imageimport.Gunzip(io.BytesIO(data), "t"), [], 0
+        while True:
+            piece = stream.read(sizes[i % len(sizes)])
+            i += 1
+            if not piece:
+                break
+            out.append(piece)
+        assert b"".join(out) == raw, sizes
+    zeros = imageimport.Gunzip(io.BytesIO(gzip.compress(bytes(64 << 20))), "z")
+    total = 0
+    while True:
+        piece = zeros.read(512 if total < 4096 else 1 << 20)
+        if not piece:
+            break
+        assert len(zeros.buf) < 2 * imageimport.CHUNK     # the rest of a piece + the next
+        total += len(piece)
+    assert total == 64 << 20
