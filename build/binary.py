@@ -11,8 +11,9 @@ one process).  Every piece of C is compiled by zig (`ziglang` from PyPI, pinned 
 build/requirements.txt) for the target: `x86_64-linux-gnu.2.17` links against glibc 2.17's
 symbol set, `x86_64-linux-musl` against musl, statically.  Steps:
 
-1. Sources: Debian's python3.11 orig tarball (`apt-get source --download-only`, checked by
-   sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
+1. Sources: Debian's python3.11 and zlib orig tarballs (`apt-get source --download-only`,
+   checked by sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
+   zlib is compiled with zig for the target into a static archive (zlib_parts()).
 2. CPython 3.11.2 built with zig for the target (configure + make, -O3; build_cpython()):
    the stdlib C modules the runtime needs (BUILTINS) and those Nuitka needs to run
    (NUITKA_ONLY) are built in (Modules/Setup.local), everything else is disabled.  This
@@ -73,6 +74,16 @@ TARGETS = {
 CPYTHON_ORIG = "python3.11_3.11.2.orig.tar.gz"
 CPYTHON_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
 CPYTHON_DIR = "Python-3.11.2"
+# Debian 12's zlib source package (CPython 3.11's tarball ships no zlib): the library behind
+# the zlib module (gzip'd layers for `import`) and binascii's crc32, compiled by zig for each
+# target like everything else (zlib_parts()).  1:1.2.13.dfsg-1's patches touch only Debian's
+# own build (minizip's CFLAGS, the shared library), so its orig tarball is what Debian's libz
+# is built from.  bookworm-security's +deb12u1 has the same orig tarball, but a mirror may
+# lack that revision's files (this one answers 404): bookworm's is then asked for by version.
+ZLIB_ORIG = "zlib_1.2.13.dfsg.orig.tar.bz2"
+ZLIB_SHA256 = "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1"
+ZLIB_DIR = "zlib-1.2.13.dfsg"
+ZLIB_VERSIONS = ("", "=1:1.2.13.dfsg-1")
 
 # (module name, sources under Modules/) -- the stdlib C modules built into the binary: what
 # the runtime (and the stdlib code it imports) imports, plus a few cheap ones the stdlib
@@ -90,7 +101,7 @@ BUILTINS = [
     ("_typing", ["_typingmodule.c"]),
     ("array", ["arraymodule.c"]),
     ("_posixsubprocess", ["_posixsubprocess.c"]),
-    ("binascii", ["binascii.c"]),   # without zlib (none is found): no libz
+    ("binascii", ["binascii.c"]),   # crc32 from zlib (setup_local())
     ("_heapq", ["_heapqmodule.c"]),
     ("_bisect", ["_bisectmodule.c"]),
     ("_random", ["_randommodule.c"]),
@@ -98,6 +109,7 @@ BUILTINS = [
     ("resource", ["resource.c"]),
     ("_contextvars", ["_contextvarsmodule.c"]),
     ("_sha256", ["sha256module.c"]),    # `import` checks layer digests with it
+    ("zlib", ["zlibmodule.c"]),         # `import` undoes gzip'd layers and archives
 ]
 # Built into the interpreter only, for Nuitka itself (hashes for its caches, pickle, ...):
 # not in the binary's inittab, hence not linked into it.
@@ -214,33 +226,45 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 
 
-def fetch_cpython():
-    """Debian's python3.11 orig tarball, extracted under build/binary/sources."""
-    target = SRC_CACHE / CPYTHON_DIR
-    if (target / "configure").exists() and (target / "Modules" / "_struct.c").exists():
+def fetch_debian_source(package, orig, digest, directory, probe, versions=("",)):
+    """Debian's orig tarball of a source package (`apt-get source --download-only`, checked
+    by sha256), extracted under build/binary/sources; probe: a file the extracted tree has.
+    versions: tried in order ("" = the newest Debian knows, "=V" = that one)."""
+    target = SRC_CACHE / directory
+    if (target / probe).exists():
         return target
     SRC_CACHE.mkdir()
-    tarball = SRC_CACHE / CPYTHON_ORIG
-    if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
+    tarball = SRC_CACHE / orig
+    if not tarball.exists() or sha256(tarball) != digest:
         # Without deb-src URIs apt-cache exits 100 ("You must put some 'deb-src' URIs").
-        rc, listed, _ = local["apt-cache"].run(["showsrc", "python3.11"], retcode=None)
+        rc, listed, _ = local["apt-cache"].run(["showsrc", package], retcode=None)
         if rc != 0 or not listed.strip():
             say("adding deb-src entries (/etc/apt/sources.list.d/minirunc-deb-src.sources)")
             with open("/etc/apt/sources.list.d/minirunc-deb-src.sources", "w") as f:
                 f.write(DEB_SRC)
             local["apt-get"]["update", "-qq"] & FG
-        with local.cwd(SRC_CACHE):
-            # The Debian part may 404 on a just-updated security archive; the orig tarball
-            # is all we need, and it is checked by hash below.
-            local["apt-get"].run(["source", "--download-only", "-qq", "python3.11"], retcode=None)
-        if not tarball.exists() or sha256(tarball) != CPYTHON_SHA256:
-            die("could not fetch %s with the expected sha256 (apt-get source python3.11)" % CPYTHON_ORIG)
-    say("extracting %s" % CPYTHON_ORIG)
+        for version in versions:
+            with local.cwd(SRC_CACHE):
+                # The Debian part (or, for a version only in the security archive, all of
+                # it) may 404 on a just-updated mirror; the orig tarball is all we need,
+                # and it is checked by hash below.
+                local["apt-get"].run(["source", "--download-only", "-qq", package + version],
+                                     retcode=None)
+            if tarball.exists() and sha256(tarball) == digest:
+                break
+        else:
+            die("could not fetch %s with the expected sha256 (apt-get source %s)" % (orig, package))
+    say("extracting %s" % orig)
     if target.exists():
         target.delete()
     with tarfile.open(tarball) as tar:
         tar.extractall(SRC_CACHE, filter="data")
     return target
+
+
+def fetch_cpython():
+    return fetch_debian_source("python3.11", CPYTHON_ORIG, CPYTHON_SHA256, CPYTHON_DIR,
+                               "Modules/_struct.c")
 
 
 # CPython 3.11.2's BuiltinImporter finds no built-in submodule (`minirunc._native`): it
@@ -344,16 +368,34 @@ def compile_all(cc, jobs):
     return done
 
 
-def setup_local(ffi):
-    """Modules/Setup.local: BUILTINS + NUITKA_ONLY built in, every other module disabled."""
+def setup_local(ffi, zlib):
+    """Modules/Setup.local: BUILTINS + NUITKA_ONLY built in, every other module disabled.
+    The modules that need a library get its headers and archive (makesetup puts a *.a on
+    the link line): _ctypes libffi, zlib and binascii (its crc32) zlib."""
     static = BUILTINS + NUITKA_ONLY
+    with_zlib = ["-I" + str(zlib["include"])] + ZLIB_DEFINES + [str(zlib["archive"])]
+    extra = {"_ctypes": ["-I" + str(ffi["include"]), str(ffi["libffi"])] +
+             ([str(ffi["compat"][2])] if ffi["compat"] else []),
+             "zlib": with_zlib, "binascii": ["-DUSE_ZLIB_CRC32"] + with_zlib}
     lines = ["# Generated by build/binary.py", "*static*"]
     for name, srcs in static:
-        if name == "_ctypes":
-            srcs = srcs + ["-I" + str(ffi["include"]), str(ffi["libffi"])] + \
-                ([str(ffi["compat"][2])] if ffi["compat"] else [])
-        lines.append("%s %s" % (name, " ".join(srcs)))
+        lines.append("%s %s" % (name, " ".join(srcs + extra.get(name, []))))
     return "\n".join(lines) + "\n"
+
+
+def stale_module_objects(build, old_setup, new_setup):
+    """The objects of modules whose Setup.local line changed: make rebuilds a module's object
+    when its source changes, not its flags (binascii.o without -DUSE_ZLIB_CRC32 would stay)."""
+    old = {line.split()[0]: line for line in old_setup.splitlines() if line and line[0] not in "#*"}
+    stale = []
+    for line in new_setup.splitlines():
+        if not line or line[0] in "#*":
+            continue
+        name = line.split()[0]
+        if old.get(name) != line:   # changed, or new (an object of an earlier recipe)
+            stale += [build / "Modules" / (src[:-2] + ".o") for src in line.split()[1:]
+                      if src.endswith(".c")]
+    return [obj for obj in stale if obj.exists()]
 
 
 def disabled_modules(src):
@@ -385,7 +427,8 @@ def build_cpython(tc, src):
     build/binary/<target>/python.  Rebuilt only when the recipe (a stamp) changes."""
     prefix = tc.dir / "python"
     build = tc.dir / "cpython"
-    setup = setup_local(libffi_parts(tc)) + "\n*disabled*\n" + "\n".join(disabled_modules(src)) + "\n"
+    setup = setup_local(libffi_parts(tc), zlib_parts(tc)) + "\n*disabled*\n" + \
+        "\n".join(disabled_modules(src)) + "\n"
     configure = ["--prefix=%s" % prefix, "CC=%s" % (tc.bin / "zig-cc"),
                  "AR=%s" % (tc.bin / "zig-ar"), "RANLIB=%s" % (tc.bin / "zig-ranlib")] + \
         CPYTHON_CONFIGURE + tc.target["configure"] + \
@@ -398,6 +441,7 @@ def build_cpython(tc, src):
     configured = json.dumps({"configure": configure, "zig": tc.version(), "source": CPYTHON_SHA256},
                             indent=1)
     recipe = json.dumps({"configured": configured, "setup": setup,
+                         "zlib": [ZLIB_SHA256] + ZLIB_FLAGS,
                          "core_config": CORE_CONFIG_VERSION, "patch": BUILTIN_SUBMODULE_PATCH},
                         indent=1)
     stamp, configure_stamp = tc.dir / "python.stamp", tc.dir / "configure.stamp"
@@ -413,6 +457,10 @@ def build_cpython(tc, src):
     for d in ([build] if reconfigure else []) + [prefix]:
         if d.exists():
             d.delete()
+    old_setup = build / "Modules" / "Setup.local"
+    if not reconfigure and old_setup.exists():
+        for obj in stale_module_objects(build, old_setup.read("utf-8"), setup):
+            obj.delete()
     if stamp.exists():
         stamp.delete()
     (build / "Modules").mkdir()
@@ -569,6 +617,36 @@ def libffi_parts(tc):
     return {"include": ffi_inc, "libffi": libffi_a, "compat": compat}
 
 
+# zlib's library as its configure builds it on Linux (-O3; zconf.h's <unistd.h> and <stdarg.h>
+# branches on, which the zlib module is compiled with too; internal symbols hidden), without
+# the gz* file functions (neither module uses them).
+ZLIB_SOURCES = ["adler32.c", "crc32.c", "deflate.c", "infback.c", "inffast.c", "inflate.c",
+                "inftrees.c", "trees.c", "zutil.c", "compress.c", "uncompr.c"]
+ZLIB_DEFINES = ["-DHAVE_UNISTD_H", "-DHAVE_STDARG_H"]
+ZLIB_FLAGS = ["-O3", "-g0", "-fPIE", "-DNDEBUG", "-w", "-DHAVE_HIDDEN"] + ZLIB_DEFINES
+
+
+def zlib_parts(tc):
+    """zlib from Debian's source package, compiled by zig for tc's target: its two public
+    headers alone (as libffi_parts() does) and build/binary/<target>/lib/libmrz.a."""
+    src = fetch_debian_source("zlib", ZLIB_ORIG, ZLIB_SHA256, ZLIB_DIR, "inflate.c", ZLIB_VERSIONS)
+    inc = tc.dir / "zlib-include"
+    inc.mkdir()
+    for h in ("zlib.h", "zconf.h"):
+        if not (inc / h).exists() or (inc / h).read("utf-8") != (src / h).read("utf-8"):
+            shutil.copy2(str(src / h), str(inc / h))
+    objs = [tc.dir / "obj" / "zlib" / (name[:-2] + ".o") for name in ZLIB_SOURCES]
+    done = compile_all(tc.cc, [(src / name, obj, ZLIB_FLAGS)
+                               for name, obj in zip(ZLIB_SOURCES, objs)])
+    archive = tc.dir / "lib" / "libmrz.a"
+    if done or not archive.exists():
+        archive.dirname.mkdir()
+        if archive.exists():
+            archive.delete()
+        tc.ar("rcs", archive, *objs)
+    return {"include": inc, "archive": archive}
+
+
 def glibc_strerror_source():
     """musl words many errno messages differently from glibc ("Filename too long", "Resource
     busy"...), and minirunc's messages (and runc's, which it matches) use glibc's: the static
@@ -633,7 +711,8 @@ def build_archive(tc, interp):
     if link.exists() or link.is_symlink():
         link.delete()
     os.symlink(str(interp.libpython), str(link))
-    config = {"libdir": str(lib), "libs": ["mrbuiltins", "mrpython", "m"],
+    zlib_parts(tc)   # lib/libmrz.a, for the zlib and binascii objects of libpython
+    config = {"libdir": str(lib), "libs": ["mrbuiltins", "mrpython", "mrz", "m"],
               "modules": inits, "cffi": cffi_version}
     config_path = tc.dir / "builtins.json"
     config_path.write(json.dumps(config, indent=1), "utf-8")

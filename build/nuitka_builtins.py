@@ -18,16 +18,14 @@ import os
 from nuitka.plugins.PluginBase import NuitkaPluginBase
 
 
-_UNDETECTABLE = ("import encodings.zlib_codec",)
-
-
 def _trim_standard_library(excluded):
     """Two Nuitka standalone defaults that this build turns off (Nuitka 4.3.3 has no option):
 
     - every module the interpreter imports at start-up (all of `encodings`, hence _codecs_jp,
       zlib, binascii...) is forced into the build, ignoring --nofollow-import-to.  Extension
-      modules in `excluded` are filtered out of that list; the stdlib code importing them
-      stays and raises ImportError only if a CJK codec or zlib is asked for (never by minirunc).
+      modules in `excluded` are filtered out of that list (the built-in ones are answered
+      from the inittab); the stdlib code importing them stays and raises ImportError only if
+      a CJK codec is asked for (never by minirunc).
     - the whole standard library (ftplib, email, pickle, argparse...) is included as bytecode
       whether imported or not: ~5 MB.  Only what the program imports is kept.
     """
@@ -45,18 +43,6 @@ def _trim_standard_library(excluded):
 
     _recursion.detectEarlyImports = early_imports
 
-    # Nuitka finds the early imports by running the interpreter on `import encodings.X` for
-    # every codec; the interpreter build/binary.py builds has no zlib (nor does the binary):
-    # encodings.zlib_codec is left out of that run instead of failing it.
-    import nuitka.freezer.ImportDetection as _detection
-
-    original_detect = _detection._detectImports
-
-    def detect_imports(command, *args, **kwargs):
-        parts = [p for p in command.split(";") if p.strip() not in _UNDETECTABLE]
-        return original_detect(";".join(parts), *args, **kwargs)
-
-    _detection._detectImports = detect_imports
     _recursion.detectStdlibAutoInclusionModules = lambda: ()
 
     original_set = PythonMainModule.setStandardLibraryModules

@@ -28,6 +28,7 @@ import os
 import stat
 import sys
 import time
+import zlib
 
 from . import tarstream
 from .errors import MiniruncError, errno_text
@@ -111,36 +112,45 @@ class Hashing:
 
 
 class Gunzip:
-    """gzip (also several members back to back) decompressed as a stream."""
+    """gzip (also several members back to back) decompressed as a stream.  Output comes in
+    pieces of at most CHUNK bytes (a run of zeros cannot fill memory), and a read takes
+    its bytes from the piece by offset: the tar reader's 512-byte reads copy 512 bytes, not
+    the rest of the piece (which made a layer of many small files quadratic)."""
 
     def __init__(self, raw, where):
-        try:
-            import zlib
-        except ImportError:
-            raise ImportError_("%s: gzip-compressed, and this build has no zlib; decompress "
-                               "it first (gunzip)" % where) from None
-        self.zlib, self.raw, self.where = zlib, raw, where
+        self.raw, self.where = raw, where
         self.d = zlib.decompressobj(wbits=31)
-        self.buf, self.eof = b"", False
+        self.buf, self.pos, self.eof = b"", 0, False
+
+    def _output(self):
+        """The next piece of decompressed data, b"" at the end of the last member."""
+        while True:
+            if self.d.eof:
+                src = self.d.unused_data or self.raw.read(CHUNK)
+                if not src:
+                    return b""
+                self.d = zlib.decompressobj(wbits=31)       # a next gzip member
+            else:
+                src = self.d.unconsumed_tail or self.raw.read(CHUNK)
+                if not src:
+                    raise ImportError_("%s: truncated gzip data" % self.where)
+            try:
+                out = self.d.decompress(src, CHUNK)
+            except zlib.error as e:
+                raise ImportError_("%s: corrupt gzip data (%s)" % (self.where, e)) from None
+            if out:
+                return out
 
     def read(self, n=-1):
-        while len(self.buf) < n and not self.eof:
-            chunk = self.raw.read(CHUNK)
-            try:
-                if not chunk:
-                    if not self.d.eof:
-                        raise ImportError_("%s: truncated gzip data" % self.where)
-                    self.eof = True
-                    break
-                out = self.d.decompress(chunk)
-                while self.d.eof and self.d.unused_data:     # a next gzip member
-                    rest = self.d.unused_data
-                    self.d = self.zlib.decompressobj(wbits=31)
-                    out += self.d.decompress(rest)
-            except self.zlib.error as e:
-                raise ImportError_("%s: corrupt gzip data (%s)" % (self.where, e)) from None
-            self.buf += out
-        data, self.buf = self.buf[:n], self.buf[n:]
+        everything = n is None or n < 0
+        while (everything or len(self.buf) - self.pos < n) and not self.eof:
+            out = self._output()
+            if not out:
+                self.eof = True
+                break
+            self.buf, self.pos = self.buf[self.pos:] + out, 0
+        end = len(self.buf) if everything else self.pos + n
+        data, self.pos = self.buf[self.pos:end], min(end, len(self.buf))
         return data
 
 
