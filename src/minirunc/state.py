@@ -302,9 +302,11 @@ def pid_namespace(pid):
         return None
 
 
-def init_record_text(data, pidns=None):
+def init_record_text(data, pidns=None, state_blob=None):
     """The init record for state ``data`` (and the init's pid namespace inode): what
-    `delete --force` needs without state.json."""
+    `delete --force` needs without state.json; with ``state_blob`` (the bytes of the
+    state.json written right after it) also what the C front door (native/door.c) reads:
+    that file's checksum and the `state` document around its pid and status."""
     lines = ["version=" + INIT_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
     if data.get("pid"):
         lines.append("pid=%d" % data["pid"])
@@ -317,10 +319,41 @@ def init_record_text(data, pidns=None):
         if cgroup.get("freezer"):
             lines.append("freezer=" + _escape(cgroup["freezer"]))
         lines.append("cgroup=" + _escape(jsontext.dumps(cgroup)))
-    if "poststop" in (data.get("hooks") or {}):
+    hooks = data.get("hooks") or {}
+    if "poststop" in hooks:
         lines.append("poststop=1")
+    if state_blob is not None:
+        lines += _door_lines(data, hooks, state_blob)
+        # Last but one: the checksum of every byte above it, so the door trusts no
+        # record that was changed after Python wrote it (Python's reader ignores it).
+        import binascii
+        text = "\n".join(lines) + "\n"
+        return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
+            text.encode("utf-8", "surrogateescape"))
     lines.append("end=1")
     return "\n".join(lines) + "\n"
+
+
+# The `state` document with these two placeholders is cut around them for the door: a
+# JSON string holds no raw newline, so this text can only be the document's own lines.
+_DOOR_CUT = '\n  "pid": 0,\n  "status": ""'
+
+
+def _door_lines(data, hooks, state_blob):
+    """The door's keys (docs/design.md, "The front door"): state_sum ties the record to
+    the very state.json written after it (any other state.json sends the door to
+    Python); state_head/state_tail are the `state` output around `"pid": N,` and
+    `"status": "S"`; creating and starthooks name the cases the door leaves to Python."""
+    import binascii
+    head, cut, tail = jsontext.dumps(state_document(data, 0, ""), indent=2).partition(_DOOR_CUT)
+    lines = ["state_sum=%08x:%d" % (binascii.crc32(state_blob), len(state_blob))]
+    if cut:
+        lines += ["state_head=" + _escape(head), "state_tail=" + _escape(tail)]
+    if data.get("creating"):
+        lines.append("creating=1")
+    if "startContainer" in hooks or "poststart" in hooks:
+        lines.append("starthooks=1")
+    return lines
 
 
 def read_init_record(directory, container_id):
@@ -598,13 +631,14 @@ class Container:
             # The init's pid namespace goes into the record with its pid (a second check,
             # besides the start time, that a pid is still the container's init).
             self._record_pid, self._record_pidns = pid, pid_namespace(pid)
-        record = init_record_text(data, self._record_pidns if pid else None)
+        blob = jsontext.dumps(data).encode()
+        record = init_record_text(data, self._record_pidns if pid else None, blob)
         if record != self._record_text:
             # First: if this process dies between the two writes, the record is the newer.
             write_init_record(self.dir, record)
             self._record_text = record
-        write_atomic(os.path.join(self.dir, STATE_FILE), jsontext.dumps(data).encode(),
-                     "write state file", sync_dir=self.dir)
+        write_atomic(os.path.join(self.dir, STATE_FILE), blob, "write state file",
+                     sync_dir=self.dir)
         self.data = data
 
     # -- live status ------------------------------------------------------
@@ -650,18 +684,24 @@ class Container:
     def public_state(self):
         """The `state` document: OCI fields plus runc's rootfs, created and owner."""
         status = self.status()
-        d = self.data
-        return {
-            "ociVersion": d.get("ociVersion", ""),
-            "id": self.id,
-            "pid": d.get("pid", 0) if status != "stopped" else 0,
-            "status": status,
-            "bundle": d.get("bundle", ""),
-            "rootfs": d.get("rootfs", ""),
-            "created": d.get("created", ""),
-            "owner": d.get("owner", ""),
-            "annotations": d.get("annotations") or {},
-        }
+        return state_document(self.data, self.data.get("pid", 0) if status != "stopped" else 0,
+                              status, self.id)
+
+
+def state_document(d, pid, status, container_id=None):
+    """The `state` document of state ``d`` with this pid and status (also pre-rendered
+    into the init record for the door)."""
+    return {
+        "ociVersion": d.get("ociVersion", ""),
+        "id": d.get("id", "") if container_id is None else container_id,
+        "pid": pid,
+        "status": status,
+        "bundle": d.get("bundle", ""),
+        "rootfs": d.get("rootfs", ""),
+        "created": d.get("created", ""),
+        "owner": d.get("owner", ""),
+        "annotations": d.get("annotations") or {},
+    }
 
 
 def list_ids(root):
