@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -537,6 +539,79 @@ static int door_kill(const char *root, const char *id, const char *signal_text)
     return result;
 }
 
+/* `start`: only a created container without startContainer/poststart hooks.  Until the
+ * `S` is sent nothing has happened (Python's, on any doubt); after it, a clean EOF (the
+ * init exec'd) is success and start.sock is removed, as Python does; anything else —
+ * the send or receive failing, an `E` message — cannot be undone, so the door hands
+ * what it got to Python in DOOR_START_ENV ("ID<tab>send|recv<tab>errno" or
+ * "ID<tab>answer<tab>hex bytes"), and Python's start words it (container._door_start). */
+static char answer[65536];                       /* native.py _RECV_SIZE */
+static char handover[2 * sizeof answer + MAX_ID + 32];
+
+static int hand_start(const char *id, const char *kind, int err, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t at = (size_t)snprintf(handover, sizeof handover, "%s\t%s\t", id, kind);
+    if (err) {
+        snprintf(handover + at, sizeof handover - at, "%d", err);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            handover[at++] = hex[(unsigned char)answer[i] >> 4];
+            handover[at++] = hex[(unsigned char)answer[i] & 15];
+        }
+        handover[at] = '\0';
+    }
+    return setenv(DOOR_START_ENV, handover, 1) == 0 ? PY : 1;
+}
+
+static int door_start(const char *root, const char *id)
+{
+    const char *stop = getenv("MINIRUNC_TEST_STOP_AT");   /* faults.py: Python's steps */
+    if (stop && !strncmp(stop, "start:", 6))
+        return PY;
+    struct container c;
+    if (open_container(root, id, LOCK_EX, &c))
+        return PY;
+    if (c.rec.starthooks || status(c.dirfd, &c.rec) != CREATED) {
+        close(c.dirfd);
+        return PY;
+    }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/start.sock", c.dirfd);
+    int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), rc;
+    if (sock < 0) {
+        close(c.dirfd);
+        return PY;
+    }
+    do rc = connect(sock, (struct sockaddr *)&sa, sizeof sa); while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        close(sock);
+        close(c.dirfd);
+        return PY;
+    }
+    ssize_t n;
+    do n = send(sock, "S", 1, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    int result;
+    if (n < 0) {
+        result = hand_start(id, "send", errno, 0);
+    } else {
+        struct iovec iov = { answer, sizeof answer };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+        if (n < 0)
+            result = hand_start(id, "recv", errno, 0);
+        else if (mh.msg_flags & MSG_TRUNC)
+            result = hand_start(id, "recv", EMSGSIZE, 0);
+        else if (n > 0)
+            result = hand_start(id, "answer", 0, (size_t)n);
+        else
+            result = unlinkat(c.dirfd, "start.sock", 0) == 0 ? 0 : 1;
+    }
+    close(sock);
+    close(c.dirfd);
+    return result;
+}
+
 /* ---- the command line (cli.py's parser, for the spellings served here) ------------------ */
 /* A global flag: 0 and *value for --root/--log/--log-format (or -root...), PY otherwise. */
 static int global_flag(char **argv, int argc, int *i, const char **name, const char **value)
@@ -601,6 +676,8 @@ int minirunc_door(int argc, char **argv)
         return PY;
     if (!strcmp(command, "state") && npos == 1)
         return door_state(root, positional[0]);
+    if (!strcmp(command, "start") && npos == 1)
+        return door_start(root, positional[0]);
     if (!strcmp(command, "kill") && npos <= 2)
         return door_kill(root, positional[0], npos == 2 ? positional[1] : "TERM");
     return PY;

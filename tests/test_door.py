@@ -268,6 +268,62 @@ def test_state_with_hooks(door, make, tmp_path):
     assert served(door, tmp_path, "state", cid)[1]
 
 
+# -- start -----------------------------------------------------------------------------
+
+def test_start_created(door, sleeper, tmp_path):
+    a, b = door.create(sleeper), door.create(sleeper)
+    assert served(door, tmp_path, "start", a) == (0, True)
+    assert door("start", b, python=True) == (0, b"", b"")
+    assert door.status(a) == door.status(b) == "running"
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json"}
+    # started twice, or not created: Python's words
+    for cid in (a, b):
+        code, _, err = same(door, "start", cid, cid=cid)
+        assert code == 1 and b"cannot start a container that is running" in err
+
+
+def test_start_not_created(door, sleeper, make, tmp_path):
+    paused = door.create(sleeper, start=True)
+    assert door("pause", paused, python=True)[0] == 0
+    stopped = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(stopped) == "stopped")
+    os.makedirs(door.root, exist_ok=True)
+    for cid in (paused, stopped, "nope", "a/b"):
+        code, out, err = same(door, "start", cid, cid=cid if "/" not in cid else None)
+        assert code == 1 and out == b"" and err.startswith(b"minirunc: "), err
+
+
+def test_start_with_hooks_goes_to_python(door, make, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def hooks(config):
+        config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "cat > %s/$$" % marks]}]}
+    bundle = make(("sleep", "1000"), edit=hooks)
+    a = door.create(bundle)
+    assert served(door, tmp_path, "start", a) == (0, False)
+    assert door.status(a) == "running"
+    assert len(os.listdir(marks)) == 1     # the poststart hook ran once
+
+
+def test_start_whose_exec_fails(door, make, tmp_path):
+    """The init answers `E` after the door's `S`: the door hands what it got to Python,
+    which says it as it would have; the start socket goes as with Python."""
+    def no_execve(config):
+        config["process"]["noNewPrivileges"] = True
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["execve"], "action": "SCMP_ACT_ERRNO"}]}
+    bundle = make(("true",), edit=no_execve)
+    a, b = door.create(bundle), door.create(bundle)
+    r_a, r_b = door("start", a), door("start", b, python=True)
+    assert r_a == r_b and r_a[0] == 1, (r_a, r_b)
+    assert r_a[2] == b'minirunc: execve process.args[0] "/bin/true": operation not ' \
+                     b'permitted (EPERM)\n'
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json"}
+    assert door.status(a) == door.status(b) == "stopped"
+
+
 # -- kill ------------------------------------------------------------------------------
 
 def test_kill_null_signal_every_status(door, sleeper, make, tmp_path):
