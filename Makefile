@@ -4,7 +4,7 @@
 PYTHON_REAL := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
 VENV        := .venv
 PY          := $(VENV)/bin/python
-APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2
+APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2 strace
 STAMP       := build/.stamps
 
 .PHONY: all deps venv native bytecode demo test unit clean
@@ -55,7 +55,7 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_harm_cgroups.py tests/test_harm_state.py tests/test_harm_foreground.py \
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
 	tests/test_check.py tests/test_import.py tests/test_faults.py tests/test_concurrency.py \
-	tests/test_fuzz_config.py tests/test_clients_checkpoint.py
+	tests/test_fuzz_config.py tests/test_clients_checkpoint.py tests/test_door.py
 test: native binary binary-static images criu clients $(STAMP)/bullseye-libc
 	MINIRUNC_REQUIRE_BINARY=1 $(PY) -m pytest -q tests
 	MINIRUNC_BIN=$(CURDIR)/dist/minirunc $(PY) -m pytest -q $(CONTAINER_TESTS)

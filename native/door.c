@@ -1,4 +1,4 @@
-/* The C front door: `state` and `kill` without the interpreter (see door.h, and
+/* The C front door: `state`, `kill` and `start` without the interpreter (see door.h, and
  * docs/design.md "The front door" for the contract with state.py).
  *
  * Rules, so that the door can never change what a command does:
@@ -9,7 +9,8 @@
  *   flock taken as Python takes it, and trusts the record only when its own checksum and
  *   the checksum of state.json it names both match (so it never acts on a record or a
  *   state.json that differs from what Python wrote together);
- * - it writes nothing: Python stays the one writer of state;
+ * - it writes nothing but the unlink of start.sock after a successful start (the one
+ *   Python makes): Python stays the one writer of state;
  * - no heap: fixed buffers, one record of at most 1 MiB (Python's own reading limit).
  */
 #define _GNU_SOURCE
@@ -426,8 +427,10 @@ static int write_out(size_t n)
         ssize_t w = write(1, out + done, n - done);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return errno == EPIPE ? SIGPIPE_EXIT : 1;
+        if (w < 0 && errno == EPIPE)
+            return SIGPIPE_EXIT;
+        if (w < 0)   /* stdout closed or failing: nothing shown yet, so Python's words */
+            return done ? 1 : PY;
         done += (size_t)w;
     }
     return 0;

@@ -258,6 +258,23 @@ def test_state_waits_for_the_lock(door, sleeper, tmp_path):
     assert results[0] == results[1] and results[0][2] == 0, results
 
 
+def test_state_to_a_closed_or_gone_stdout(door, sleeper, tmp_path):
+    """A reader gone (EPIPE): the quiet exit 141 of cli.py; stdout closed: Python's words."""
+    cid = door.create(sleeper)
+    results = []
+    for python in (False, True):
+        env = runtime_env({"MINIRUNC_NO_DOOR": "1"} if python else {})
+        r, w = os.pipe()
+        os.close(r)
+        gone = subprocess.run(door.cmd("state", cid), stdout=w, stderr=subprocess.PIPE, env=env)
+        os.close(w)
+        closed = subprocess.run(["sh", "-c", 'exec >&-; exec "$@"', "sh"] + door.cmd("state", cid),
+                                stderr=subprocess.PIPE, env=env)
+        results.append(((gone.returncode, gone.stderr), (closed.returncode, closed.stderr)))
+    assert results[0] == results[1], results
+    assert results[0][0] == (141, b"")
+
+
 def test_state_with_hooks(door, make, tmp_path):
     def hooks(config):
         config["hooks"] = {"poststart": [{"path": "/bin/true"}],
