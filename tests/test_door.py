@@ -234,28 +234,39 @@ def test_state_damage_goes_to_python(door, sleeper, tmp_path):
     assert served(door, tmp_path, "state", cid)[1] is False   # a symlinked state.json
 
 
-def test_state_waits_for_the_lock(door, sleeper, tmp_path):
-    """A command holding the container's lock (a create, a delete) is waited for."""
-    cid = door.create(sleeper)
-    fd = os.open(os.path.join(door.root, cid), os.O_RDONLY | os.O_DIRECTORY)
+@pytest.mark.parametrize("verb", [("state",), ("kill", "0"), ("start",)])
+def test_waits_for_the_lock(door, sleeper, tmp_path, verb):
+    """A command holding the container's lock (a create, a delete) is waited for, by the
+    door as by Python; then both give the same answer (`start`: one container each)."""
+    a = door.create(sleeper)
+    cids = [a, door.create(sleeper) if verb[0] == "start" else a]
+    fds = [os.open(os.path.join(door.root, cid), os.O_RDONLY | os.O_DIRECTORY)
+           for cid in sorted(set(cids))]
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        procs = [subprocess.Popen(door.cmd("state", cid), env=runtime_env(
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        procs = [subprocess.Popen(door.cmd(verb[0], cid, *verb[1:]), env=runtime_env(
             {"MINIRUNC_NO_DOOR": "1"} if python else {}), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE) for python in (False, True)]
-        ino = os.fstat(fd).st_ino
+            stderr=subprocess.PIPE) for cid, python in zip(cids, (False, True))]
+        # /proc/locks names a file as MAJOR:MINOR:INODE (hex, hex, decimal); a waiter's
+        # line has "->"
+        files = {" %02x:%02x:%d " % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+                 for st in map(os.fstat, fds)}
 
         def waiting():
             with open("/proc/locks") as f:
-                text = f.read()
-            return sum(":%d " % ino in line and "->" in line for line in text.splitlines()) == 2
+                lines = [l for l in f.read().splitlines() if "->" in l]
+            return sum(any(name in l for name in files) for l in lines) == 2
 
         assert wait_for(waiting), "both commands should wait on the lock"
         assert all(p.poll() is None for p in procs)
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
     results = [p.communicate(timeout=30) + (p.returncode,) for p in procs]
     assert results[0] == results[1] and results[0][2] == 0, results
+    if verb[0] == "start":
+        assert door.status(cids[0]) == door.status(cids[1]) == "running"
 
 
 def test_state_to_a_closed_or_gone_stdout(door, sleeper, tmp_path):
