@@ -95,7 +95,7 @@ $(STAMP)/bullseye-libc: build/bullseye_libc.sh
 	touch $@
 
 # Side-by-side timings of minirunc (binary and source), runc and crun -> docs/benchmarks.md
-bench: binary
+bench: binary binary-static
 	$(PY) build/bench.py
 
 # ---- Issue 4: Busybox and Puppy-style test hosts (build/images/, busybox-image/) ----------

@@ -37,6 +37,7 @@ from make_bundle import base_config, make_bundle  # noqa: E402
 
 WORK = local.path("/run/minirunc-bench")
 BINARY = ROOT / "dist" / "minirunc"
+STATIC = ROOT / "dist" / "minirunc-static"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 SLEEPERS = 50
 
@@ -60,9 +61,12 @@ def reexec_in_private_mount_ns():
 def runtimes():
     if not BINARY.exists():
         die("%s is missing: run `make binary`" % BINARY)
+    if not STATIC.exists():
+        die("%s is missing: run `make binary-static`" % STATIC)
     rts = {
         "minirunc": [str(BINARY)],
         "minirunc-py": ["/usr/bin/env", "MINIRUNC_NO_DOOR=1", str(BINARY)],
+        "minirunc-static": [str(STATIC)],
         "minirunc-src": [str(VENV_PY), "-m", "minirunc"],
         "runc": [shutil.which("runc") or die("runc not installed")],
         "crun": [shutil.which("crun") or die("crun not installed")],
