@@ -5,7 +5,7 @@
  * - it prints only the output of a success; every error, and every case it does not
  *   know (a flag, a hook, `creating`, a record it cannot verify), is PY: nothing done,
  *   nothing printed, every fd it opened closed, and Python runs the command from the start;
- * - it reads only the init record and state.json of <root>/<id>, under the container's
+ * - it reads only the door record and state.json of <root>/<id>, under the container's
  *   flock taken as Python takes it, and trusts the record only when its own checksum and
  *   the checksum of state.json it names both match (so it never acts on a record or a
  *   state.json that differs from what Python wrote together);
@@ -131,19 +131,19 @@ static int good_id(const char *id)
     return 1;
 }
 
-/* ---- the init record ------------------------------------------------------------------ */
+/* ---- the door record (state.door_record_text) ------------------------------------------ */
 struct record {
     const char *id, *freezer, *head, *tail;
     size_t id_len, freezer_len, head_len, tail_len;
     unsigned long long pid, pid_start, pidns, state_len;
     uint32_t state_sum;
-    int has_pid_start, has_pidns, has_sum, creating, starthooks;
+    int has_pid_start, has_pidns, has_sum, starthooks;
 };
 
-/* Read <dir>/init (dirfd) into `record` and parse it; 0, or PY for anything unexpected. */
+/* Read <dir>/door (dirfd) into `record` and parse it; 0, or PY for anything unexpected. */
 static int read_record(int dirfd, const char *id, struct record *r)
 {
-    int fd = openat(dirfd, "init", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    int fd = openat(dirfd, "door", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0)
         return PY;
     size_t n = 0;
@@ -225,8 +225,6 @@ static int read_record(int dirfd, const char *id, struct record *r)
         } else if (KEY("state_tail")) {
             r->tail = v;
             r->tail_len = unescape(v, vlen);
-        } else if (KEY("creating")) {
-            r->creating = 1;
         } else if (KEY("starthooks")) {
             r->starthooks = 1;
         }
@@ -361,8 +359,6 @@ static const char *const STATUS[] = { "stopped", "created", "running", "paused" 
 static int status(int dirfd, const struct record *r)
 {
     unsigned long long start;
-    if (r->creating)
-        return PY;
     if (!r->pid)
         return STOPPED;
     int alive = start_time(r->pid, &start);

@@ -187,7 +187,7 @@ def test_state_damage_goes_to_python(door, sleeper, tmp_path):
     """Any state.json or init record the door cannot verify: Python's words, byte for byte."""
     cid = door.create(sleeper)
     d = os.path.join(door.root, cid)
-    state_path, record_path = os.path.join(d, "state.json"), os.path.join(d, "init")
+    state_path, record_path = os.path.join(d, "state.json"), os.path.join(d, "door")
     with open(state_path, "rb") as f:
         state = f.read()
     with open(record_path, "rb") as f:
@@ -205,9 +205,10 @@ def test_state_damage_goes_to_python(door, sleeper, tmp_path):
         "record without end": (state, record[:-len(b"end=1\n")]),
         "record edited": (state, edited_record),
         "record of another version": (state, record.replace(b"version=1", b"version=2", 1)),
-        "record of an older minirunc": (state, b"".join(
-            line for line in record.splitlines(True)
-            if not line.startswith((b"state_", b"record_sum"))))}
+        "record without its checksum": (state, b"".join(
+            line for line in record.splitlines(True) if not line.startswith(b"record_sum"))),
+        "record without the state document": (state, b"".join(
+            line for line in record.splitlines(True) if not line.startswith(b"state_")))}
     for name, (state_bytes, record_bytes) in damages.items():
         with open(state_path, "wb") as f:
             f.write(state_bytes)
@@ -215,13 +216,19 @@ def test_state_damage_goes_to_python(door, sleeper, tmp_path):
             f.write(record_bytes)
         code, out, err = same(door, "state", cid, cid=cid)
         assert served(door, tmp_path, "state", cid)[1] is False, name
-    for missing in (state_path, record_path):
-        with open(state_path, "wb") as f:
-            f.write(state)
-        with open(record_path, "wb") as f:
-            f.write(record)
+    # (no door record: a container of an older minirunc, or one being created)
+    init_path = os.path.join(d, "init")
+    with open(init_path, "rb") as f:
+        init = f.read()
+    for missing in (state_path, record_path, init_path):
+        for path, blob in ((state_path, state), (record_path, record), (init_path, init)):
+            with open(path, "wb") as f:
+                f.write(blob)
         os.unlink(missing)
         same(door, "state", cid, cid=cid)
+        assert served(door, tmp_path, "state", cid)[1] is (missing == init_path)
+    with open(init_path, "wb") as f:
+        f.write(init)
     with open(state_path, "wb") as f:
         f.write(state)
     with open(record_path, "wb") as f:
@@ -303,7 +310,7 @@ def test_start_created(door, sleeper, tmp_path):
     assert served(door, tmp_path, "start", a) == (0, True)
     assert door("start", b, python=True) == (0, b"", b"")
     assert door.status(a) == door.status(b) == "running"
-    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json"}
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json", "door"}
     # started twice, or not created: Python's words
     for cid in (a, b):
         code, _, err = same(door, "start", cid, cid=cid)
@@ -348,7 +355,7 @@ def test_start_whose_exec_fails(door, make, tmp_path):
     assert r_a == r_b and r_a[0] == 1, (r_a, r_b)
     assert r_a[2] == b'minirunc: execve process.args[0] "/bin/true": operation not ' \
                      b'permitted (EPERM)\n'
-    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json"}
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json", "door"}
     assert door.status(a) == door.status(b) == "stopped"
 
 

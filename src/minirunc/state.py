@@ -14,6 +14,8 @@ never a traceback.  Beside it, ``<root>/<id>/init`` (``INIT_RECORD``) is a small
 key=value record of what `delete --force` needs to clean up (the init's pid and start
 time, its pid namespace, the cgroup record), written before state.json on every save,
 so it survives when state.json is lost or damaged; docs/design.md describes its format.
+``<root>/<id>/door`` (``DOOR_RECORD``) is the same kind of record for the C front door,
+written after state.json.
 """
 
 import fcntl
@@ -26,6 +28,8 @@ STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 INIT_RECORD = "init"
 INIT_RECORD_VERSION = "1"
+DOOR_RECORD = "door"
+DOOR_RECORD_VERSION = "1"
 MAX_ID_LENGTH = 1024
 PID_MAX = 1 << 22           # the kernel's PID_MAX_LIMIT
 U64_MAX = (1 << 64) - 1
@@ -302,36 +306,31 @@ def pid_namespace(pid):
         return None
 
 
-def init_record_text(data, pidns=None, state_blob=None):
+def init_record_text(data, pidns=None):
     """The init record for state ``data`` (and the init's pid namespace inode): what
-    `delete --force` needs without state.json; with ``state_blob`` (the bytes of the
-    state.json written right after it) also what the C front door (native/door.c) reads:
-    that file's checksum and the `state` document around its pid and status."""
+    `delete --force` needs without state.json."""
     lines = ["version=" + INIT_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
-    if data.get("pid"):
-        lines.append("pid=%d" % data["pid"])
-        if data.get("pid_start") is not None:
-            lines.append("pid_start=%d" % data["pid_start"])
-        if pidns is not None:
-            lines.append("pidns=%d" % pidns)
+    lines += _pid_lines(data, pidns)
     cgroup = data.get("cgroup")
     if cgroup is not None:
         if cgroup.get("freezer"):
             lines.append("freezer=" + _escape(cgroup["freezer"]))
         lines.append("cgroup=" + _escape(jsontext.dumps(cgroup)))
-    hooks = data.get("hooks") or {}
-    if "poststop" in hooks:
+    if "poststop" in (data.get("hooks") or {}):
         lines.append("poststop=1")
-    if state_blob is not None:
-        lines += _door_lines(data, hooks, state_blob)
-        # Last but one: the checksum of every byte above it, so the door trusts no
-        # record that was changed after Python wrote it (Python's reader ignores it).
-        import binascii
-        text = "\n".join(lines) + "\n"
-        return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
-            text.encode("utf-8", "surrogateescape"))
     lines.append("end=1")
     return "\n".join(lines) + "\n"
+
+
+def _pid_lines(data, pidns):
+    if not data.get("pid"):
+        return []
+    lines = ["pid=%d" % data["pid"]]
+    if data.get("pid_start") is not None:
+        lines.append("pid_start=%d" % data["pid_start"])
+    if pidns is not None:
+        lines.append("pidns=%d" % pidns)
+    return lines
 
 
 # The `state` document with these two placeholders is cut around them for the door: a
@@ -339,21 +338,29 @@ def init_record_text(data, pidns=None, state_blob=None):
 _DOOR_CUT = '\n  "pid": 0,\n  "status": ""'
 
 
-def _door_lines(data, hooks, state_blob):
-    """The door's keys (docs/design.md, "The front door"): state_sum ties the record to
-    the very state.json written after it (any other state.json sends the door to
-    Python); state_head/state_tail are the `state` output around `"pid": N,` and
-    `"status": "S"`; creating and starthooks name the cases the door leaves to Python."""
+def door_record_text(data, pidns, state_blob):
+    """<root>/<id>/door, what the C front door (native/door.c) reads instead of JSON
+    (docs/design.md, "The front door"): the init record's layout with the pid fields, the
+    freezer file, state_sum (ties it to the very state.json written before it: any other
+    state.json sends the door to Python), the `state` output around `"pid": N,` and
+    `"status": "S"`, starthooks (a case the door leaves to Python), and last but one the
+    checksum of every byte above it."""
     import binascii
     head, cut, tail = jsontext.dumps(state_document(data, 0, ""), indent=2).partition(_DOOR_CUT)
-    lines = ["state_sum=%08x:%d" % (binascii.crc32(state_blob), len(state_blob))]
+    lines = ["version=" + DOOR_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
+    lines += _pid_lines(data, pidns)
+    freezer = (data.get("cgroup") or {}).get("freezer")
+    if freezer:
+        lines.append("freezer=" + _escape(freezer))
+    lines.append("state_sum=%08x:%d" % (binascii.crc32(state_blob), len(state_blob)))
     if cut:
         lines += ["state_head=" + _escape(head), "state_tail=" + _escape(tail)]
-    if data.get("creating"):
-        lines.append("creating=1")
+    hooks = data.get("hooks") or {}
     if "startContainer" in hooks or "poststart" in hooks:
         lines.append("starthooks=1")
-    return lines
+    text = "\n".join(lines) + "\n"
+    return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
+        text.encode("utf-8", "surrogateescape"))
 
 
 def read_init_record(directory, container_id):
@@ -631,14 +638,21 @@ class Container:
             # The init's pid namespace goes into the record with its pid (a second check,
             # besides the start time, that a pid is still the container's init).
             self._record_pid, self._record_pidns = pid, pid_namespace(pid)
-        blob = jsontext.dumps(data).encode()
-        record = init_record_text(data, self._record_pidns if pid else None, blob)
+        pidns = self._record_pidns if pid else None
+        record = init_record_text(data, pidns)
         if record != self._record_text:
             # First: if this process dies between the two writes, the record is the newer.
             write_init_record(self.dir, record)
             self._record_text = record
+        blob = jsontext.dumps(data).encode()
         write_atomic(os.path.join(self.dir, STATE_FILE), blob, "write state file",
                      sync_dir=self.dir)
+        if not data.get("creating"):
+            # Last, and not fsync'd: the door checks it against state.json and leaves
+            # anything that does not match to Python (so `creating` needs none).
+            write_atomic(os.path.join(self.dir, DOOR_RECORD),
+                         door_record_text(data, pidns, blob).encode("utf-8", "surrogateescape"),
+                         "write door record", sync=False)
         self.data = data
 
     # -- live status ------------------------------------------------------
