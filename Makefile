@@ -4,7 +4,7 @@
 PYTHON_REAL := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
 VENV        := .venv
 PY          := $(VENV)/bin/python
-APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2
+APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2 strace
 STAMP       := build/.stamps
 
 .PHONY: all deps venv native bytecode demo test unit clean
@@ -55,7 +55,7 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_harm_cgroups.py tests/test_harm_state.py tests/test_harm_foreground.py \
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
 	tests/test_check.py tests/test_import.py tests/test_faults.py tests/test_concurrency.py \
-	tests/test_fuzz_config.py tests/test_clients_checkpoint.py
+	tests/test_fuzz_config.py tests/test_clients_checkpoint.py tests/test_door.py
 # The core cases again as on kernels 4.14 and 5.4 (tests/oldkernel.py: every newer syscall
 # fails with ENOSYS): 4.14 through the static binary (the one for small old hosts), 5.4
 # through the glibc one.  tests/test_oldkernel.py (both releases) runs in the first pass.
@@ -83,7 +83,7 @@ $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 	touch $@
 
 BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py \
-	build/exe_guard.c build/exe_guard.ld
+	build/exe_guard.c build/exe_guard.ld native/door.c native/door.h
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
 	$(PY) build/binary.py --target gnu
 
@@ -102,7 +102,7 @@ $(STAMP)/bullseye-libc: build/bullseye_libc.sh build/debian_apt.sh
 	touch $@
 
 # Side-by-side timings of minirunc (binary and source), runc and crun -> docs/benchmarks.md
-bench: binary
+bench: binary binary-static
 	$(PY) build/bench.py
 
 # ---- Issue 4: Busybox and Puppy-style test hosts (build/images/, busybox-image/) ----------

@@ -8,10 +8,13 @@ One `hyperfine -N --warmup 3` session times, for each runtime:
   lifecycle   create, start, delete of a `true` container (three commands through `sh -c`;
               the shell's ~1 ms is the same for every runtime)
   state       `state` of a created container
+  kill        `kill ID 0` of that created container (the null signal: nothing changes)
   start       `start` of a created container (create before, delete after: not timed)
   delete      `delete` of a stopped container (create + start + exit before: not timed)
   50 sleeps   50 detached `sleep` containers started (`run -d`), then `delete --force`d
-and `/usr/bin/time -v` gives the maximum RSS of one `run`.
+and `/usr/bin/time -v` gives the maximum RSS of one `run` and of one `state`.
+minirunc-py is the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env): the
+interpreter's path for the verbs native/door.c serves.
 
 crun 1.8.1 refuses this host's hybrid cgroups, so the whole session runs in a private mount
 namespace with /sys/fs/cgroup/unified unmounted, for every runtime alike.
@@ -34,6 +37,7 @@ from make_bundle import base_config, make_bundle  # noqa: E402
 
 WORK = local.path("/run/minirunc-bench")
 BINARY = ROOT / "dist" / "minirunc"
+STATIC = ROOT / "dist" / "minirunc-static"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 SLEEPERS = 50
 
@@ -57,8 +61,12 @@ def reexec_in_private_mount_ns():
 def runtimes():
     if not BINARY.exists():
         die("%s is missing: run `make binary`" % BINARY)
+    if not STATIC.exists():
+        die("%s is missing: run `make binary-static`" % STATIC)
     rts = {
         "minirunc": [str(BINARY)],
+        "minirunc-py": ["/usr/bin/env", "MINIRUNC_NO_DOOR=1", str(BINARY)],
+        "minirunc-static": [str(STATIC)],
         "minirunc-src": [str(VENV_PY), "-m", "minirunc"],
         "runc": [shutil.which("runc") or die("runc not installed")],
         "crun": [shutil.which("crun") or die("crun not installed")],
@@ -91,6 +99,7 @@ def scenarios(rts, true_b, sleep_b):
                     sh("%s create --bundle %s bench-cs && %s start bench-cs && %s delete --force bench-cs"
                        % (r, true_b, r, r)), None, None))
         out.append(("state", name, "%s state bench-state" % r, None, None))
+        out.append(("kill", name, "%s kill bench-state 0" % r, None, None))
         # hyperfine 1.15 has no --conclude: the next prepare deletes the last one
         out.append(("start", name, "%s start bench-start" % r,
                     sh("%s delete --force bench-start >/dev/null 2>&1; %s create --bundle %s bench-start"
@@ -112,8 +121,8 @@ def quiet(argv, env):
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
 
 
-def max_rss_kb(rt, true_b):
-    out = local["/usr/bin/time"].run(["-v"] + rt + ["run", "--bundle", true_b, "bench-rss"], retcode=None)
+def max_rss_kb(rt, *args):
+    out = local["/usr/bin/time"].run(["-v"] + rt + list(args), retcode=None)
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out[2])
     return int(m.group(1)) if m else None
 
@@ -143,7 +152,8 @@ def main():
     started = time.time()
     with local.env(**env):
         local["hyperfine"][args + commands] & FG
-    rss = {name: max_rss_kb(rt, true_b) for name, rt in rts.items()}
+    rss = {name: max_rss_kb(rt, "run", "--bundle", true_b, "bench-rss") for name, rt in rts.items()}
+    rss_state = {name: max_rss_kb(rt, "state", "bench-state") for name, rt in rts.items()}
     for rt in rts.values():
         for cid in ("bench-state", "bench-start"):
             quiet(rt + ["delete", "--force", cid], env)
@@ -151,7 +161,7 @@ def main():
     table = {}
     for cell, res in zip(cells, results):
         table[(cell[0], cell[1])] = statistics.median(res["times"]) * 1000
-    report = render(table, rss, rts, time.time() - started)
+    report = render(table, rss, rss_state, rts, time.time() - started)
     (ROOT / "docs" / "benchmarks.md").write(report, "utf-8")
     print(report)
 
@@ -164,7 +174,7 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def render(table, rss, rts, seconds):
+def render(table, rss, rss_state, rts, seconds):
     labels = []
     for label, _ in table:
         if label not in labels:
@@ -202,7 +212,13 @@ def render(table, rss, rts, seconds):
             "%.2f" % (mine / runc) if mine and runc else "-",
             "%.2f" % (mine / crun) if mine and crun else "-"))
     lines += ["", "Maximum RSS of one `run` (`/usr/bin/time -v`), kB: " +
-              ", ".join("%s %s" % (n, rss[n]) for n in names), "",
+              ", ".join("%s %s" % (n, rss[n]) for n in names) + ".",
+              "", "Maximum RSS of one `state`, kB: " +
+              ", ".join("%s %s" % (n, rss_state[n]) for n in names) + ".",
+              "", "minirunc-py = the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env):"
+              " the interpreter's path where native/door.c would answer (state, kill, start);"
+              " delete, create and run have no door, so minirunc and minirunc-py do the same"
+              " there.", "",
               "Session time: %.0f s." % seconds, ""]
     return "\n".join(lines)
 

@@ -687,6 +687,11 @@ def build_archive(tc, interp):
             strerror_c.write(text, "utf-8")
         jobs.append((strerror_c, obj_dir / "glibc_strerror.o", COMMON_FLAGS))
     inits.append(("minirunc._native", "PyInit__native"))
+    # The front door (native/door.c): main() is wrapped (run_nuitka()) to try it first.
+    door_obj = obj_dir / "door.o"
+    if door_obj.exists() and door_obj.stat().st_mtime < (ROOT / "native" / "door.h").stat().st_mtime:
+        door_obj.delete()
+    jobs.append((ROOT / "native" / "door.c", door_obj, COMMON_FLAGS))
 
     t0 = time.monotonic()
     done = compile_all(tc.cc, jobs)
@@ -959,6 +964,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
         text = text.replace("INSERT AFTER .interp;", "INSERT BEFORE .rodata;")
     guard_ld.write(text, "utf-8")
     ldflags = ["-Wl,--wrap=patchInspectModule",   # the plugin's no-op replacement
+               # the plugin's __wrap_main: the C front door, then Nuitka's main()
+               "-Wl,--wrap=main",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
     if tc.target["static"]:

@@ -78,6 +78,21 @@ __attribute__((constructor)) static void minirunc_unavailable_locale(void)
 """
 
 
+# Linked with -Wl,--wrap=main (build/binary.py): the C start code calls this instead of
+# Nuitka's main().  native/door.c serves the common `state` and `kill` before the
+# interpreter exists, or returns -1 having done nothing (docs/design.md, "The front door").
+FRONT_DOOR = r"""
+int minirunc_door(int argc, char **argv);
+int __real_main(int argc, char **argv);
+
+int __wrap_main(int argc, char **argv)
+{
+    int code = minirunc_door(argc, argv);
+    return code >= 0 ? code : __real_main(argc, argv);
+}
+"""
+
+
 class MiniruncBuiltins(NuitkaPluginBase):
     plugin_name = "minirunc-builtins"
     plugin_desc = "Link minirunc's extension modules into the executable (inittab)."
@@ -115,6 +130,7 @@ class MiniruncBuiltins(NuitkaPluginBase):
             " * inspect.getgeneratorstate/getcoroutinestate and types.coroutine about compiled\n"
             " * generators and coroutines.  minirunc has neither, and never imports inspect. */\n"
             "void __wrap_patchInspectModule(PyThreadState *tstate) { (void)tstate; }\n"
+            + FRONT_DOOR
             + LOCALE_CHECK
         )
         return {"minirunc_inittab.c": code}

@@ -452,9 +452,15 @@ def start(root, container_id):
     """Let a created container's init exec the user process."""
     from . import native
     check_id(container_id)
+    handed = _door_start(container_id)
     with Container(root, container_id).lock() as c:
         faults.point("start:locked")
         c.load()
+        if handed is not None:
+            # The C front door checked the status and sent `S` (its init has acted on
+            # it since): only its answer is left to report, in the words below.
+            _started(c, handed.answer, None, b"S")
+            return
         status = c.status()
         if status == "paused":
             # A created container is paused only when its cgroup was frozen behind our back
@@ -471,30 +477,77 @@ def start(root, container_id):
         except HostError as e:
             raise StateError(container_id, "its init process is gone (%s); delete it"
                              % e.errno) from None
-        record = c.data.get("hooks")
         message = b"S"
+        record = c.data.get("hooks")
         if record and "startContainer" in record:
             from . import hooks
             message += hooks.state_json(c.data, "created")
-        try:
-            data = _send_start(sock, message)
-        except ContainerSetupError as e:
-            raise ContainerSetupError(e.step, e.detail + _oom_text(c.data), e.errno) from None
-        os.unlink(path)
-        faults.point("start:start-sent")
-        _check_start_answer(data)
-        log.debug("container %s started" % container_id)
-        if record and "poststart" in record:
-            from . import hooks
-            hooks.run(hooks.from_record(record, "poststart"), hooks.state_json(c.data, "running"),
-                      fatal=False)
+        _started(c, None, sock, message)
 
 
-def _send_start(sock, message=b"S"):
+def _started(c, answer, sock, message):
+    """Send `S` (or take the door's ``answer``), remove the start socket and report."""
+    path = c.start_socket_path()
+    try:
+        data = _send_start(sock, message, answer)
+    except ContainerSetupError as e:
+        raise ContainerSetupError(e.step, e.detail + _oom_text(c.data), e.errno) from None
+    os.unlink(path)
+    faults.point("start:start-sent")
+    _check_start_answer(data)
+    log.debug("container %s started" % c.id)
+    record = c.data.get("hooks")
+    if record and "poststart" in record:
+        from . import hooks
+        hooks.run(hooks.from_record(record, "poststart"), hooks.state_json(c.data, "running"),
+                  fatal=False)
+
+
+# Set by native/door.c for the interpreter of its own process: "ID\tsend|recv\tERRNO" or
+# "ID\tanswer\tHEX" (docs/design.md, "The front door").
+DOOR_START_ENV = "MINIRUNC_DOOR_START"
+
+
+class _DoorAnswer:
+    def __init__(self, kind, value):
+        self.kind, self.value = kind, value
+
+    def answer(self):
+        """The init's answer the door received, or the HostError its send/recv met."""
+        if self.kind == "answer":
+            return self.value
+        raise HostError("send on the sync socket" if self.kind == "send"
+                        else "receive on the sync socket", None, self.value)
+
+
+def _door_start(container_id):
+    """What the front door got on its start connection when the init did not simply
+    exec (then the door has sent `S` and left the rest to us), or None."""
+    text = os.environ.pop(DOOR_START_ENV, None)
+    if text is None:
+        return None
+    parts = text.split("\t")
+    if len(parts) != 3 or parts[0] != container_id:
+        return None
+    kind, value = parts[1], parts[2]
+    try:
+        if kind == "answer" and value:   # the door never hands over an empty answer
+            return _DoorAnswer(kind, bytes.fromhex(value))
+        if kind in ("send", "recv") and value.isdigit() and len(value) < 6:
+            return _DoorAnswer(kind, int(value))
+    except ValueError:
+        pass
+    return None
+
+
+def _send_start(sock, message=b"S", door_answer=None):
     """Send `S` (and the state JSON for startContainer hooks) on a connection to an init's
-    start socket; returns its answer (b"": the init has exec'd).  Closes the socket."""
+    start socket; returns its answer (b"": the init has exec'd).  Closes the socket.
+    ``door_answer`` (no socket): the front door's exchange, already made."""
     from . import native
     try:
+        if door_answer is not None:
+            return door_answer()
         native.send(sock, message)
         data, _ = native.recv(sock)
     except HostError as e:
@@ -504,7 +557,8 @@ def _send_start(sock, message=b"S"):
         raise ContainerSetupError("start", "the container's init died before it could execute "
                                   "process.args (it did not read the start message)") from None
     finally:
-        os.close(sock)
+        if sock is not None:
+            os.close(sock)
     return data
 
 

@@ -14,6 +14,8 @@ never a traceback.  Beside it, ``<root>/<id>/init`` (``INIT_RECORD``) is a small
 key=value record of what `delete --force` needs to clean up (the init's pid and start
 time, its pid namespace, the cgroup record), written before state.json on every save,
 so it survives when state.json is lost or damaged; docs/design.md describes its format.
+``<root>/<id>/door`` (``DOOR_RECORD``) is the same kind of record for the C front door,
+written after state.json.
 """
 
 import fcntl
@@ -26,6 +28,8 @@ STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 INIT_RECORD = "init"
 INIT_RECORD_VERSION = "1"
+DOOR_RECORD = "door"
+DOOR_RECORD_VERSION = "1"
 MAX_ID_LENGTH = 1024
 PID_MAX = 1 << 22           # the kernel's PID_MAX_LIMIT
 U64_MAX = (1 << 64) - 1
@@ -306,12 +310,7 @@ def init_record_text(data, pidns=None):
     """The init record for state ``data`` (and the init's pid namespace inode): what
     `delete --force` needs without state.json."""
     lines = ["version=" + INIT_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
-    if data.get("pid"):
-        lines.append("pid=%d" % data["pid"])
-        if data.get("pid_start") is not None:
-            lines.append("pid_start=%d" % data["pid_start"])
-        if pidns is not None:
-            lines.append("pidns=%d" % pidns)
+    lines += _pid_lines(data, pidns)
     cgroup = data.get("cgroup")
     if cgroup is not None:
         if cgroup.get("freezer"):
@@ -321,6 +320,47 @@ def init_record_text(data, pidns=None):
         lines.append("poststop=1")
     lines.append("end=1")
     return "\n".join(lines) + "\n"
+
+
+def _pid_lines(data, pidns):
+    if not data.get("pid"):
+        return []
+    lines = ["pid=%d" % data["pid"]]
+    if data.get("pid_start") is not None:
+        lines.append("pid_start=%d" % data["pid_start"])
+    if pidns is not None:
+        lines.append("pidns=%d" % pidns)
+    return lines
+
+
+# The `state` document with these two placeholders is cut around them for the door: a
+# JSON string holds no raw newline, so this text can only be the document's own lines.
+_DOOR_CUT = '\n  "pid": 0,\n  "status": ""'
+
+
+def door_record_text(data, pidns, state_blob):
+    """<root>/<id>/door, what the C front door (native/door.c) reads instead of JSON
+    (docs/design.md, "The front door"): the init record's layout with the pid fields, the
+    freezer file, state_sum (ties it to the very state.json written before it: any other
+    state.json sends the door to Python), the `state` output around `"pid": N,` and
+    `"status": "S"`, starthooks (a case the door leaves to Python), and last but one the
+    checksum of every byte above it."""
+    import binascii
+    head, cut, tail = jsontext.dumps(state_document(data, 0, ""), indent=2).partition(_DOOR_CUT)
+    lines = ["version=" + DOOR_RECORD_VERSION, "id=" + _escape(data.get("id", ""))]
+    lines += _pid_lines(data, pidns)
+    freezer = (data.get("cgroup") or {}).get("freezer")
+    if freezer:
+        lines.append("freezer=" + _escape(freezer))
+    lines.append("state_sum=%08x:%d" % (binascii.crc32(state_blob), len(state_blob)))
+    if cut:
+        lines += ["state_head=" + _escape(head), "state_tail=" + _escape(tail)]
+    hooks = data.get("hooks") or {}
+    if "startContainer" in hooks or "poststart" in hooks:
+        lines.append("starthooks=1")
+    text = "\n".join(lines) + "\n"
+    return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
+        text.encode("utf-8", "surrogateescape"))
 
 
 def read_init_record(directory, container_id):
@@ -598,13 +638,21 @@ class Container:
             # The init's pid namespace goes into the record with its pid (a second check,
             # besides the start time, that a pid is still the container's init).
             self._record_pid, self._record_pidns = pid, pid_namespace(pid)
-        record = init_record_text(data, self._record_pidns if pid else None)
+        pidns = self._record_pidns if pid else None
+        record = init_record_text(data, pidns)
         if record != self._record_text:
             # First: if this process dies between the two writes, the record is the newer.
             write_init_record(self.dir, record)
             self._record_text = record
-        write_atomic(os.path.join(self.dir, STATE_FILE), jsontext.dumps(data).encode(),
-                     "write state file", sync_dir=self.dir)
+        blob = jsontext.dumps(data).encode()
+        write_atomic(os.path.join(self.dir, STATE_FILE), blob, "write state file",
+                     sync_dir=self.dir)
+        if not data.get("creating"):
+            # Last, and not fsync'd: the door checks it against state.json and leaves
+            # anything that does not match to Python (so `creating` needs none).
+            write_atomic(os.path.join(self.dir, DOOR_RECORD),
+                         door_record_text(data, pidns, blob).encode("utf-8", "surrogateescape"),
+                         "write door record", sync=False)
         self.data = data
 
     # -- live status ------------------------------------------------------
@@ -650,18 +698,24 @@ class Container:
     def public_state(self):
         """The `state` document: OCI fields plus runc's rootfs, created and owner."""
         status = self.status()
-        d = self.data
-        return {
-            "ociVersion": d.get("ociVersion", ""),
-            "id": self.id,
-            "pid": d.get("pid", 0) if status != "stopped" else 0,
-            "status": status,
-            "bundle": d.get("bundle", ""),
-            "rootfs": d.get("rootfs", ""),
-            "created": d.get("created", ""),
-            "owner": d.get("owner", ""),
-            "annotations": d.get("annotations") or {},
-        }
+        return state_document(self.data, self.data.get("pid", 0) if status != "stopped" else 0,
+                              status, self.id)
+
+
+def state_document(d, pid, status, container_id=None):
+    """The `state` document of state ``d`` with this pid and status (also pre-rendered
+    into the init record for the door)."""
+    return {
+        "ociVersion": d.get("ociVersion", ""),
+        "id": d.get("id", "") if container_id is None else container_id,
+        "pid": pid,
+        "status": status,
+        "bundle": d.get("bundle", ""),
+        "rootfs": d.get("rootfs", ""),
+        "created": d.get("created", ""),
+        "owner": d.get("owner", ""),
+        "annotations": d.get("annotations") or {},
+    }
 
 
 def list_ids(root):

@@ -1,0 +1,683 @@
+/* The C front door: `state`, `kill` and `start` without the interpreter (see door.h, and
+ * docs/design.md "The front door" for the contract with state.py).
+ *
+ * Rules, so that the door can never change what a command does:
+ * - it prints only the output of a success; every error, and every case it does not
+ *   know (a flag, a hook, `creating`, a record it cannot verify), is PY: nothing done,
+ *   nothing printed, every fd it opened closed, and Python runs the command from the start;
+ * - it reads only the door record and state.json of <root>/<id>, under the container's
+ *   flock taken as Python takes it, and trusts the record only when its own checksum and
+ *   the checksum of state.json it names both match (so it never acts on a record or a
+ *   state.json that differs from what Python wrote together);
+ * - it writes nothing but the unlink of start.sock after a successful start (the one
+ *   Python makes): Python stays the one writer of state;
+ * - no heap: fixed buffers, one record of at most 1 MiB (Python's own reading limit).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "door.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+#define PY DOOR_PYTHON
+#define RECORD_MAX (1 << 20)       /* state.py read_init_record reads at most this */
+#define MAX_ID 1024                /* state.MAX_ID_LENGTH */
+#define PID_MAX (1L << 22)         /* state.PID_MAX */
+#define SIGPIPE_EXIT (128 + 13)    /* cli.SIGPIPE_EXIT */
+
+static char record[RECORD_MAX + 1];
+static char out[RECORD_MAX + 128];
+
+/* ---- CRC-32 (zlib's, as Python's binascii.crc32) ------------------------------------ */
+static uint32_t crc_table[256];
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+    if (crc_table[1] == 0) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            crc_table[i] = c;
+        }
+    }
+    crc = ~crc;
+    while (n--)
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- small parsers -------------------------------------------------------------------- */
+/* A decimal of 1..20 digits (state.py: `text.isdigit() and len(text) <= 20`). */
+static int parse_u64(const char *s, size_t n, unsigned long long *value)
+{
+    unsigned long long v = 0;
+    if (n == 0 || n > 19)     /* 20 digits may overflow: leave those to Python */
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *value = v;
+    return 0;
+}
+
+static int parse_hex32(const char *s, size_t n, uint32_t *value)
+{
+    uint32_t v = 0;
+    if (n != 8)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint32_t)d;
+    }
+    *value = v;
+    return 0;
+}
+
+/* state.py _unescape, in place: %25 %0A %00; any other % stays as written. */
+static size_t unescape(char *s, size_t n)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        if (s[r] == '%' && n - r >= 3) {
+            char a = s[r + 1], b = s[r + 2];
+            char c = a == '2' && b == '5' ? '%' : a == '0' && b == 'A' ? '\n' :
+                     a == '0' && b == '0' ? '\0' : 'x';
+            if (c != 'x') {
+                s[w++] = c;
+                r += 3;
+                continue;
+            }
+        }
+        s[w++] = s[r++];
+    }
+    return w;
+}
+
+/* state.check_id: 1..1024 of [A-Za-z0-9_+.-], not "." or "..". */
+static int good_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > MAX_ID || !strcmp(id, ".") || !strcmp(id, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '+' || c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- the door record (state.door_record_text) ------------------------------------------ */
+struct record {
+    const char *id, *freezer, *head, *tail;
+    size_t id_len, freezer_len, head_len, tail_len;
+    unsigned long long pid, pid_start, pidns, state_len;
+    uint32_t state_sum;
+    int has_pid_start, has_pidns, has_sum, starthooks;
+};
+
+/* Read <dir>/door (dirfd) into `record` and parse it; 0, or PY for anything unexpected. */
+static int read_record(int dirfd, const char *id, struct record *r)
+{
+    int fd = openat(dirfd, "door", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return PY;
+    size_t n = 0;
+    for (;;) {
+        ssize_t got = read(fd, record + n, RECORD_MAX + 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            close(fd);
+            return PY;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n > RECORD_MAX) {
+            close(fd);
+            return PY;
+        }
+    }
+    close(fd);
+
+    /* "...\nrecord_sum=XXXXXXXX\nend=1\n": the checksum of every byte before its line. */
+    static const char tail[] = "\nend=1\n";
+    const size_t sum_line = sizeof "record_sum=" - 1 + 8;
+    size_t tl = sizeof tail - 1;
+    if (n < tl + sum_line + 1 || memcmp(record + n - tl, tail, tl))
+        return PY;
+    size_t sum_at = n - tl - sum_line;
+    if (record[sum_at - 1] != '\n' || memcmp(record + sum_at, "record_sum=", 11))
+        return PY;
+    uint32_t want;
+    if (parse_hex32(record + sum_at + 11, 8, &want) ||
+        crc32_update(0, (const unsigned char *)record, sum_at) != want)
+        return PY;
+    if (strncmp(record, "version=1\n", 10))
+        return PY;
+
+    memset(r, 0, sizeof *r);
+    int has_id = 0, has_pid = 0;
+    for (size_t at = 10; at < sum_at;) {
+        char *line = record + at, *nl = memchr(line, '\n', sum_at - at);
+        if (!nl)
+            return PY;
+        at = (size_t)(nl - record) + 1;
+        char *eq = memchr(line, '=', (size_t)(nl - line));
+        if (!eq)
+            return PY;
+        size_t klen = (size_t)(eq - line), vlen = (size_t)(nl - eq - 1);
+        char *v = eq + 1;
+#define KEY(k) (klen == sizeof k - 1 && !memcmp(line, k, klen))
+        if (KEY("id")) {
+            r->id = v;
+            r->id_len = unescape(v, vlen);
+            has_id = 1;
+        } else if (KEY("pid")) {
+            if (parse_u64(v, vlen, &r->pid) || r->pid == 0 || r->pid > (unsigned long long)PID_MAX)
+                return PY;
+            has_pid = 1;
+        } else if (KEY("pid_start")) {
+            if (parse_u64(v, vlen, &r->pid_start))
+                return PY;
+            r->has_pid_start = 1;
+        } else if (KEY("pidns")) {
+            if (parse_u64(v, vlen, &r->pidns))
+                return PY;
+            r->has_pidns = 1;
+        } else if (KEY("freezer")) {
+            r->freezer = v;
+            r->freezer_len = unescape(v, vlen);
+        } else if (KEY("state_sum")) {
+            char *colon = memchr(v, ':', vlen);
+            if (!colon || parse_hex32(v, (size_t)(colon - v), &r->state_sum) ||
+                parse_u64(colon + 1, vlen - (size_t)(colon - v) - 1, &r->state_len))
+                return PY;
+            r->has_sum = 1;
+        } else if (KEY("state_head")) {
+            r->head = v;
+            r->head_len = unescape(v, vlen);
+        } else if (KEY("state_tail")) {
+            r->tail = v;
+            r->tail_len = unescape(v, vlen);
+        } else if (KEY("starthooks")) {
+            r->starthooks = 1;
+        }
+#undef KEY
+    }
+    if (!has_id || r->id_len != strlen(id) || memcmp(r->id, id, r->id_len) || !r->has_sum ||
+        !r->head || !r->tail || (has_pid && !r->has_pid_start))
+        return PY;
+    return 0;
+}
+
+/* state.json must be the very file written with the record: its CRC-32 and length. */
+static int check_state_file(int dirfd, const struct record *r)
+{
+    int fd = openat(dirfd, "state.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return PY;
+    uint32_t crc = 0;
+    unsigned long long len = 0;
+    for (;;) {
+        ssize_t got = read(fd, out, sizeof out);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            close(fd);
+            return PY;
+        }
+        if (got == 0)
+            break;
+        crc = crc32_update(crc, (const unsigned char *)out, (size_t)got);
+        len += (unsigned long long)got;
+    }
+    close(fd);
+    return crc == r->state_sum && len == r->state_len ? 0 : PY;
+}
+
+/* ---- live status (state.py Container.status) ------------------------------------------ */
+/* Field 22 of /proc/<pid>/stat: 1 and *start when alive, 0 when gone or a zombie. */
+static int start_time(unsigned long long pid, unsigned long long *start)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%llu/stat", pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? 0 : PY;
+    ssize_t n;
+    do n = read(fd, buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0)
+        return errno == ESRCH ? 0 : PY;
+    buf[n] = '\0';
+    char *paren = strrchr(buf, ')');
+    if (!paren || paren[1] != ' ')
+        return PY;
+    char *f = paren + 2;
+    if (*f == 'Z' || *f == 'X')
+        return 0;
+    for (int field = 3; field < 22; field++) {       /* f is at field 3 (state) */
+        f = strchr(f, ' ');
+        if (!f)
+            return PY;
+        f++;
+    }
+    size_t digits = strspn(f, "0123456789");
+    if (parse_u64(f, digits, start))
+        return PY;
+    return 1;
+}
+
+static int path_ok(const char *path, size_t n)
+{
+    /* absolute, normalized (no //, /./, /../ or trailing /), no NUL: as check_cgroup */
+    if (n == 0 || path[0] != '/' || memchr(path, '\0', n) || path[n - 1] == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        size_t j = i + 1;
+        if (j < n && path[j] == '/')
+            return 0;
+        if (j < n && path[j] == '.' && (j + 1 == n || path[j + 1] == '/'))
+            return 0;
+        if (j + 1 < n && path[j] == '.' && path[j + 1] == '.' && (j + 2 == n || path[j + 2] == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when the freezer file says FROZEN (v1) or 1 (v2), 0 otherwise or unreadable; PY when
+ * the recorded path is not what state.py would have written. */
+static int frozen(const struct record *r)
+{
+    char path[4096], buf[4097];
+    if (!r->freezer)
+        return 0;
+    if (r->freezer_len >= sizeof path || !path_ok(r->freezer, r->freezer_len))
+        return PY;
+    memcpy(path, r->freezer, r->freezer_len);
+    path[r->freezer_len] = '\0';
+    const char *base = strrchr(path, '/') + 1;
+    if (strcmp(base, "freezer.state") && strcmp(base, "cgroup.freeze"))
+        return PY;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    size_t n = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + n, sizeof buf - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        if (n == sizeof buf) {
+            close(fd);
+            return PY;
+        }
+    }
+    close(fd);
+    /* bytes.strip(): ASCII whitespace */
+    size_t a = 0;
+    while (a < n && strchr(" \t\n\r\v\f", buf[a]) && buf[a])
+        a++;
+    while (n > a && strchr(" \t\n\r\v\f", buf[n - 1]) && buf[n - 1])
+        n--;
+    return (n - a == 6 && !memcmp(buf + a, "FROZEN", 6)) || (n - a == 1 && buf[a] == '1');
+}
+
+enum { STOPPED, CREATED, RUNNING, PAUSED };
+static const char *const STATUS[] = { "stopped", "created", "running", "paused" };
+
+static int status(int dirfd, const struct record *r)
+{
+    unsigned long long start;
+    if (!r->pid)
+        return STOPPED;
+    int alive = start_time(r->pid, &start);
+    if (alive == PY)
+        return PY;
+    if (!alive || start != r->pid_start)
+        return STOPPED;
+    int f = frozen(r);
+    if (f == PY)
+        return PY;
+    if (f)
+        return PAUSED;
+    struct stat st;
+    if (fstatat(dirfd, "start.sock", &st, 0) == 0)
+        return CREATED;
+    return errno == ENOENT || errno == ENOTDIR ? RUNNING : PY;
+}
+
+/* ---- the container: lock and record --------------------------------------------------- */
+struct container {
+    int dirfd;
+    struct record rec;
+};
+
+static int open_container(const char *root, const char *id, int lock, struct container *c)
+{
+    char dir[8192];
+    size_t rl = strlen(root), il = strlen(id);
+    if (rl + il + 2 > sizeof dir)
+        return PY;
+    memcpy(dir, root, rl);
+    /* os.path.join(root, id): a "/" unless root already ends in one */
+    if (rl && root[rl - 1] != '/')
+        dir[rl++] = '/';
+    memcpy(dir + rl, id, il + 1);
+    c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (c->dirfd < 0)
+        return PY;
+    struct stat st;
+    int rc;
+    do rc = flock(c->dirfd, lock); while (rc < 0 && errno == EINTR);
+    if (rc < 0 || fstat(c->dirfd, &st) < 0 || st.st_nlink == 0 ||
+        read_record(c->dirfd, id, &c->rec) || check_state_file(c->dirfd, &c->rec)) {
+        close(c->dirfd);
+        return PY;
+    }
+    return 0;
+}
+
+/* ---- output --------------------------------------------------------------------------- */
+static size_t put(size_t at, const char *s, size_t n)
+{
+    memcpy(out + at, s, n);
+    return at + n;
+}
+
+static int write_out(size_t n)
+{
+    /* As the interpreter: SIGPIPE ignored, EPIPE is a quiet exit 141 (cli.main). */
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(1, out + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EPIPE)
+            return SIGPIPE_EXIT;
+        if (w < 0)   /* stdout closed or failing: nothing shown yet, so Python's words */
+            return done ? 1 : PY;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- the verbs -------------------------------------------------------------------------- */
+static int door_state(const char *root, const char *id)
+{
+    struct container c;
+    if (open_container(root, id, LOCK_SH, &c))
+        return PY;
+    int s = status(c.dirfd, &c.rec);
+    close(c.dirfd);            /* the lock goes with it, as Python's snapshot */
+    if (s == PY)
+        return PY;
+    char pid[24], *p = pid + sizeof pid;
+    unsigned long long v = s == STOPPED ? 0 : c.rec.pid;
+    do { *--p = (char)('0' + v % 10); v /= 10; } while (v);
+    size_t n = put(0, c.rec.head, c.rec.head_len);
+    n = put(n, "\n  \"pid\": ", 10);
+    n = put(n, p, (size_t)(pid + sizeof pid - p));
+    n = put(n, ",\n  \"status\": \"", 15);
+    n = put(n, STATUS[s], strlen(STATUS[s]));
+    n = put(n, "\"", 1);
+    n = put(n, c.rec.tail, c.rec.tail_len);
+    n = put(n, "\n", 1);
+    return write_out(n);
+}
+
+/* signals.parse_signal for the plain forms; -1 (Python's words) for anything else. */
+static int parse_signal(const char *text)
+{
+    static const struct { const char *name; int num; } names[] = {
+        {"HUP", 1}, {"INT", 2}, {"QUIT", 3}, {"ILL", 4}, {"TRAP", 5}, {"ABRT", 6}, {"IOT", 6},
+        {"BUS", 7}, {"FPE", 8}, {"KILL", 9}, {"USR1", 10}, {"SEGV", 11}, {"USR2", 12},
+        {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15}, {"STKFLT", 16}, {"CHLD", 17}, {"CONT", 18},
+        {"STOP", 19}, {"TSTP", 20}, {"TTIN", 21}, {"TTOU", 22}, {"URG", 23}, {"XCPU", 24},
+        {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27}, {"WINCH", 28}, {"IO", 29}, {"POLL", 29},
+        {"PWR", 30}, {"SYS", 31},
+    };
+    char name[16];
+    size_t n = strlen(text);
+    unsigned long long num;
+    if (n == 0 || n >= sizeof name)
+        return -1;
+    for (size_t i = 0; i < n; i++) {       /* ASCII letters, digits, + and - only */
+        char ch = text[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '-'))
+            return -1;
+        name[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch;
+    }
+    name[n] = '\0';
+    if (strspn(name, "0123456789") == n)
+        return n <= 3 && !parse_u64(name, n, &num) && num <= 64 ? (int)num : -1;
+    const char *s = strncmp(name, "SIG", 3) ? name : name + 3;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i].name))
+            return names[i].num;
+    for (int rt = 0; rt < 2; rt++) {
+        const char *base = rt ? "RTMAX" : "RTMIN";
+        int value = rt ? 64 : 34;
+        if (strncmp(s, base, 5))
+            continue;
+        if (s[5] == '\0')
+            return value;
+        if (s[5] == '+' || s[5] == '-') {
+            size_t d = strlen(s + 6);
+            if (d == 0 || d > 3 || strspn(s + 6, "0123456789") != d || parse_u64(s + 6, d, &num))
+                continue;
+            long sig = value + (s[5] == '+' ? (long)num : -(long)num);
+            if (sig >= 34 && sig <= 64)
+                return (int)sig;
+        }
+    }
+    return -1;
+}
+
+static int door_kill(const char *root, const char *id, const char *signal_text)
+{
+    int sig = parse_signal(signal_text);
+    if (sig < 0)
+        return PY;
+    struct container c;
+    if (open_container(root, id, LOCK_EX, &c))
+        return PY;
+    int result = PY;
+    unsigned long long start;
+    int s = status(c.dirfd, &c.rec);
+    if (s == PY || s == STOPPED) {     /* stopped: Python's error */
+        close(c.dirfd);
+        return PY;
+    }
+    /* container._pidfd_for: the pidfd first, then the start time (and the pid
+     * namespace): a pid reused meanwhile gets no signal. */
+    int pidfd = (int)syscall(SYS_pidfd_open, (int)c.rec.pid, 0);
+    if (pidfd >= 0) {
+        struct stat st;
+        char ns[64];
+        snprintf(ns, sizeof ns, "/proc/%llu/ns/pid", c.rec.pid);
+        if (start_time(c.rec.pid, &start) == 1 && start == c.rec.pid_start &&
+            (!c.rec.has_pidns || (stat(ns, &st) == 0 && st.st_ino == c.rec.pidns))) {
+            if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 || errno == ESRCH)
+                result = 0;        /* sent, or the init died meanwhile (Python: no error) */
+        }
+        close(pidfd);
+    }
+    close(c.dirfd);
+    return result;
+}
+
+/* `start`: only a created container without startContainer/poststart hooks.  Until the
+ * `S` is sent nothing has happened (Python's, on any doubt); after it, a clean EOF (the
+ * init exec'd) is success and start.sock is removed, as Python does; anything else —
+ * the send or receive failing, an `E` message — cannot be undone, so the door hands
+ * what it got to Python in DOOR_START_ENV ("ID<tab>send|recv<tab>errno" or
+ * "ID<tab>answer<tab>hex bytes"), and Python's start words it (container._door_start). */
+static char answer[65536];                       /* native.py _RECV_SIZE */
+static char handover[2 * sizeof answer + MAX_ID + 32];
+
+static int hand_start(const char *id, const char *kind, int err, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t at = (size_t)snprintf(handover, sizeof handover, "%s\t%s\t", id, kind);
+    if (err) {
+        snprintf(handover + at, sizeof handover - at, "%d", err);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            handover[at++] = hex[(unsigned char)answer[i] >> 4];
+            handover[at++] = hex[(unsigned char)answer[i] & 15];
+        }
+        handover[at] = '\0';
+    }
+    return setenv(DOOR_START_ENV, handover, 1) == 0 ? PY : 1;
+}
+
+static int door_start(const char *root, const char *id)
+{
+    const char *stop = getenv("MINIRUNC_TEST_STOP_AT");   /* faults.py: Python's steps */
+    if (stop && !strncmp(stop, "start:", 6))
+        return PY;
+    struct container c;
+    if (open_container(root, id, LOCK_EX, &c))
+        return PY;
+    if (c.rec.starthooks || status(c.dirfd, &c.rec) != CREATED) {
+        close(c.dirfd);
+        return PY;
+    }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/start.sock", c.dirfd);
+    int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), rc;
+    if (sock < 0) {
+        close(c.dirfd);
+        return PY;
+    }
+    do rc = connect(sock, (struct sockaddr *)&sa, sizeof sa); while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        close(sock);
+        close(c.dirfd);
+        return PY;
+    }
+    ssize_t n;
+    do n = send(sock, "S", 1, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    int result;
+    if (n < 0) {
+        result = hand_start(id, "send", errno, 0);
+    } else {
+        struct iovec iov = { answer, sizeof answer };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+        if (n < 0)
+            result = hand_start(id, "recv", errno, 0);
+        else if (mh.msg_flags & MSG_TRUNC)
+            result = hand_start(id, "recv", EMSGSIZE, 0);
+        else if (n > 0)
+            result = hand_start(id, "answer", 0, (size_t)n);
+        else
+            result = unlinkat(c.dirfd, "start.sock", 0) == 0 ? 0 : 1;
+    }
+    close(sock);
+    close(c.dirfd);
+    return result;
+}
+
+/* ---- the command line (cli.py's parser, for the spellings served here) ------------------ */
+/* A global flag: 0 and *value for --root/--log/--log-format (or -root...), PY otherwise. */
+static int global_flag(char **argv, int argc, int *i, const char **name, const char **value)
+{
+    const char *arg = argv[*i];
+    const char *flag = arg[1] == '-' ? arg + 2 : arg + 1;
+    static const char *const known[] = { "root", "log", "log-format" };
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(known[k]);
+        if (strncmp(flag, known[k], n))
+            continue;
+        if (flag[n] == '=') {
+            *value = flag + n + 1;
+        } else if (flag[n] == '\0') {
+            if (*i + 1 >= argc)
+                return PY;
+            *value = argv[++*i];
+        } else {
+            continue;
+        }
+        *name = known[k];
+        return 0;
+    }
+    return PY;
+}
+
+int minirunc_door(int argc, char **argv)
+{
+    const char *off = getenv(DOOR_OFF_ENV);
+    if (off && *off && strcmp(off, "0"))
+        return PY;
+    const char *root = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+        const char *name, *value;
+        if (!strcmp(argv[i], "--") || global_flag(argv, argc, &i, &name, &value))
+            return PY;
+        if (!strcmp(name, "root"))
+            root = value;
+        else if (!strcmp(name, "log-format") && strcmp(value, "text") && strcmp(value, "json"))
+            return PY;             /* Python's error */
+        /* --log: nothing is logged on the paths served here */
+    }
+    if (i >= argc)
+        return PY;
+    const char *command = argv[i++];
+    const char *positional[3];
+    int npos = 0;
+    for (; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return PY;             /* a command flag, `--`, --help...: Python's */
+        if (npos == 3)
+            return PY;
+        positional[npos++] = argv[i];
+    }
+    if (!root || !*root) {
+        root = getenv("MINIRUNC_ROOT");
+        if (!root || !*root)
+            root = "/run/minirunc";
+    }
+    if (npos < 1 || !good_id(positional[0]))
+        return PY;
+    if (!strcmp(command, "state") && npos == 1)
+        return door_state(root, positional[0]);
+    if (!strcmp(command, "start") && npos == 1)
+        return door_start(root, positional[0]);
+    if (!strcmp(command, "kill") && npos <= 2)
+        return door_kill(root, positional[0], npos == 2 ? positional[1] : "TERM");
+    return PY;
+}

@@ -1,0 +1,477 @@
+"""The C front door (issue 11, native/door.c): every verb it may serve, in every status and
+with every damage, gives through the door exactly what the forced Python path
+(MINIRUNC_NO_DOOR=1) gives: stdout, stderr, exit code and the state directory after.
+
+The door lives in the single binary only: the tests run MINIRUNC_BIN (else dist/minirunc).
+That the door really answered (and did not hand every case to Python, which would make
+the comparison hollow) is seen with strace: the interpreter installs its SIGINT handler
+as it starts, the door never touches SIGINT.
+"""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import REPO, runtime_env, wait_for
+from host_leftovers import leftover_cgroups, leftover_processes, subreaper  # noqa: F401
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+BINARY = os.environ.get("MINIRUNC_BIN") or os.path.join(REPO, "dist", "minirunc")
+if not os.path.exists(BINARY):
+    if os.environ.get("MINIRUNC_REQUIRE_BINARY"):
+        raise RuntimeError("%s is missing: run `make binary`" % BINARY)
+    pytest.skip("no single binary (make binary) to test the door in", allow_module_level=True)
+BINARY = os.path.abspath(BINARY)
+STRACE = "/usr/bin/strace"
+
+
+class Door:
+    """Runs the binary with a private --root, through the door or forced to Python."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.ids = set()
+
+    def cmd(self, *args, root=True):
+        return [BINARY] + (["--root", self.root] if root else []) + [str(a) for a in args]
+
+    def __call__(self, *args, python=False, env=None, root=True, trace=None):
+        extra = dict(env or {})
+        if python:
+            extra["MINIRUNC_NO_DOOR"] = "1"
+        cmd = self.cmd(*args, root=root)
+        if trace:
+            cmd = [STRACE, "-f", "-e", "trace=rt_sigaction", "-o", str(trace)] + cmd
+        # Files, not pipes: a created container keeps the stdio it inherited.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(cmd, env=runtime_env(extra), stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=err, timeout=60)
+            out.seek(0)
+            err.seek(0)
+            return proc.returncode, out.read(), err.read()
+
+    def new_id(self, prefix="door"):
+        import uuid
+        cid = "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+        self.ids.add(cid)
+        return cid
+
+    def create(self, bundle, start=False):
+        cid = self.new_id()
+        r = self("create", "--bundle", bundle, cid, python=True)
+        assert r[0] == 0, r
+        if start:
+            r = self("start", cid, python=True)
+            assert r[0] == 0, r
+        return cid
+
+    def status(self, cid):
+        r = self("state", cid, python=True)
+        assert r[0] == 0, r
+        return json.loads(r[1])["status"]
+
+
+@pytest.fixture
+def door(tmp_path):
+    d = Door(tmp_path / "state")
+    yield d
+    for cid in d.ids:
+        d("delete", "--force", cid, python=True)
+
+
+def snapshot(door, cid):
+    """What is on disk for the container: file names, and the bytes of the regular ones."""
+    d = os.path.join(door.root, cid)
+    if not os.path.isdir(d):
+        return None
+    out = {}
+    for name in sorted(os.listdir(d)):
+        path = os.path.join(d, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as f:
+                out[name] = f.read()
+        else:
+            out[name] = os.lstat(path).st_mode >> 12
+    return out
+
+
+def same(door, *args, cid=None, env=None, root=True):
+    """Run through the door and through Python: same (code, stdout, stderr), and the door
+    changed nothing on disk that Python would not have.  Returns the door's result."""
+    before = snapshot(door, cid) if cid else None
+    through_door = door(*args, env=env, root=root)
+    after_door = snapshot(door, cid) if cid else None
+    through_python = door(*args, python=True, env=env, root=root)
+    assert through_door == through_python, (args, through_door, through_python)
+    if cid:
+        assert after_door == before, args
+    return through_door
+
+
+def served(door, tmp_path, *args, env=None):
+    """(exit code, True when the door answered the command itself): the interpreter, when
+    it starts, installs its SIGINT handler; the door never touches SIGINT."""
+    trace = tmp_path / "trace"
+    code = door(*args, env=env, trace=trace)[0]
+    text = trace.read_text()
+    assert "+++ exited with %d +++" % code in text, text[-300:]   # strace saw it all
+    return code, "rt_sigaction(SIGINT" not in text
+
+
+@pytest.fixture
+def sleeper(make):
+    return make(("sleep", "1000"))
+
+
+# -- state ---------------------------------------------------------------------------
+
+def test_state_every_status(door, sleeper, make, tmp_path):
+    created = door.create(sleeper)
+    running = door.create(sleeper, start=True)
+    paused = door.create(sleeper, start=True)
+    assert door("pause", paused, python=True)[0] == 0
+    stopped = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(stopped) == "stopped")
+    for cid, status in ((created, "created"), (running, "running"), (paused, "paused"),
+                        (stopped, "stopped")):
+        code, out, err = same(door, "state", cid, cid=cid)
+        assert code == 0 and err == b"", err
+        doc = json.loads(out)
+        assert doc["status"] == status and doc["id"] == cid
+        assert (doc["pid"] == 0) == (status == "stopped")
+        assert served(door, tmp_path, "state", cid) == (0, True)
+
+
+def test_state_missing_and_odd_ids(door, tmp_path):
+    os.makedirs(door.root)
+    for cid in ("nope", "-", "a.b+c_d-e", "x" * 1025, "..", ".", "a/b", "é", "a b", ""):
+        code, out, err = same(door, "state", cid)
+        assert code != 0 and out == b"" and err.startswith(b"minirunc: "), (cid, err)
+
+
+def test_state_command_lines(door, sleeper, tmp_path):
+    """Global flags the door parses as cli.py does, and ones it leaves to Python."""
+    cid = door.create(sleeper)
+    log = tmp_path / "log"
+    env_root = {"MINIRUNC_ROOT": door.root}
+    lines = [
+        ["--root", door.root, "state", cid], ["--root=" + door.root, "state", cid],
+        ["-root", door.root, "state", cid], ["--root", "/nonexistent", "--root", door.root,
+                                             "state", cid],
+        ["--log", str(log), "state", cid], ["--log-format", "json", "--log", str(log),
+                                            "state", cid],
+        ["--log-format=json", "--root", door.root, "state", cid],
+        ["--log-format", "xml", "--root", door.root, "state", cid],
+        ["--debug", "--root", door.root, "state", cid], ["--root", door.root, "state", "--", cid],
+        ["--root", door.root, "state", cid, "extra"], ["--root", door.root, "state"],
+        ["--root", door.root, "state", "-h"], ["--root", door.root, "--help"],
+        ["--root", door.root], ["--root"], ["--root", door.root, "statex", cid],
+        ["--root", "", "state", cid],
+    ]
+    for argv in lines:
+        same(door, *argv, cid=cid, env=env_root, root=False)
+    assert not log.exists() or log.read_text() == ""  # a served `state` logs nothing
+    assert served(door, tmp_path, "state", cid)[1]
+    # an empty --root means MINIRUNC_ROOT (cli.py), which the door reads the same way
+    code, out, _ = door("--root", "", "state", cid, env=env_root, root=False)
+    assert code == 0 and json.loads(out)["id"] == cid
+
+
+def test_state_damage_goes_to_python(door, sleeper, tmp_path):
+    """Any state.json or init record the door cannot verify: Python's words, byte for byte."""
+    cid = door.create(sleeper)
+    d = os.path.join(door.root, cid)
+    state_path, record_path = os.path.join(d, "state.json"), os.path.join(d, "door")
+    with open(state_path, "rb") as f:
+        state = f.read()
+    with open(record_path, "rb") as f:
+        record = f.read()
+    data = json.loads(state)
+    other_pid = dict(data, pid=1)
+    edited_record = record.replace(b'"ociVersion": ', b'"ociVersion":  ')
+    damages = {
+        "state truncated": (state[:len(state) // 2], record),
+        "state empty": (b"", record),
+        "state garbage": (bytes(range(256)), record),
+        "state pid of another process": (json.dumps(other_pid).encode(), record),
+        "state with an unknown key": (json.dumps(dict(data, extra=1)).encode(), record),
+        "record torn": (state, record[:len(record) // 2]),
+        "record without end": (state, record[:-len(b"end=1\n")]),
+        "record edited": (state, edited_record),
+        "record of another version": (state, record.replace(b"version=1", b"version=2", 1)),
+        "record without its checksum": (state, b"".join(
+            line for line in record.splitlines(True) if not line.startswith(b"record_sum"))),
+        "record without the state document": (state, b"".join(
+            line for line in record.splitlines(True) if not line.startswith(b"state_")))}
+    for name, (state_bytes, record_bytes) in damages.items():
+        with open(state_path, "wb") as f:
+            f.write(state_bytes)
+        with open(record_path, "wb") as f:
+            f.write(record_bytes)
+        code, out, err = same(door, "state", cid, cid=cid)
+        assert served(door, tmp_path, "state", cid)[1] is False, name
+    # (no door record: a container of an older minirunc, or one being created)
+    init_path = os.path.join(d, "init")
+    with open(init_path, "rb") as f:
+        init = f.read()
+    for missing in (state_path, record_path, init_path):
+        for path, blob in ((state_path, state), (record_path, record), (init_path, init)):
+            with open(path, "wb") as f:
+                f.write(blob)
+        os.unlink(missing)
+        same(door, "state", cid, cid=cid)
+        assert served(door, tmp_path, "state", cid)[1] is (missing == init_path)
+    with open(init_path, "wb") as f:
+        f.write(init)
+    with open(state_path, "wb") as f:
+        f.write(state)
+    with open(record_path, "wb") as f:
+        f.write(record)
+    os.unlink(state_path)
+    os.symlink(os.path.join(tmp_path, "elsewhere.json"), state_path)
+    with open(os.path.join(tmp_path, "elsewhere.json"), "wb") as f:
+        f.write(state)
+    same(door, "state", cid, cid=cid)
+    assert served(door, tmp_path, "state", cid)[1] is False   # a symlinked state.json
+
+
+@pytest.mark.parametrize("verb", [("state",), ("kill", "0"), ("start",)])
+def test_waits_for_the_lock(door, sleeper, tmp_path, verb):
+    """A command holding the container's lock (a create, a delete) is waited for, by the
+    door as by Python; then both give the same answer (`start`: one container each)."""
+    a = door.create(sleeper)
+    cids = [a, door.create(sleeper) if verb[0] == "start" else a]
+    fds = [os.open(os.path.join(door.root, cid), os.O_RDONLY | os.O_DIRECTORY)
+           for cid in sorted(set(cids))]
+    try:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        procs = [subprocess.Popen(door.cmd(verb[0], cid, *verb[1:]), env=runtime_env(
+            {"MINIRUNC_NO_DOOR": "1"} if python else {}), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE) for cid, python in zip(cids, (False, True))]
+        # /proc/locks names a file as MAJOR:MINOR:INODE (hex, hex, decimal); a waiter's
+        # line has "->"
+        files = {" %02x:%02x:%d " % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+                 for st in map(os.fstat, fds)}
+
+        def waiting():
+            with open("/proc/locks") as f:
+                lines = [l for l in f.read().splitlines() if "->" in l]
+            return sum(any(name in l for name in files) for l in lines) == 2
+
+        assert wait_for(waiting), "both commands should wait on the lock"
+        assert all(p.poll() is None for p in procs)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    results = [p.communicate(timeout=30) + (p.returncode,) for p in procs]
+    assert results[0] == results[1] and results[0][2] == 0, results
+    if verb[0] == "start":
+        assert door.status(cids[0]) == door.status(cids[1]) == "running"
+
+
+def test_state_to_a_closed_or_gone_stdout(door, sleeper, tmp_path):
+    """A reader gone (EPIPE): the quiet exit 141 of cli.py; stdout closed: Python's words."""
+    cid = door.create(sleeper)
+    results = []
+    for python in (False, True):
+        env = runtime_env({"MINIRUNC_NO_DOOR": "1"} if python else {})
+        r, w = os.pipe()
+        os.close(r)
+        gone = subprocess.run(door.cmd("state", cid), stdout=w, stderr=subprocess.PIPE, env=env)
+        os.close(w)
+        closed = subprocess.run(["sh", "-c", 'exec >&-; exec "$@"', "sh"] + door.cmd("state", cid),
+                                stderr=subprocess.PIPE, env=env)
+        results.append(((gone.returncode, gone.stderr), (closed.returncode, closed.stderr)))
+    assert results[0] == results[1], results
+    assert results[0][0] == (141, b"")
+
+
+def test_state_with_hooks(door, make, tmp_path):
+    def hooks(config):
+        config["hooks"] = {"poststart": [{"path": "/bin/true"}],
+                           "poststop": [{"path": "/bin/true"}]}
+    cid = door.create(make(("sleep", "1000"), edit=hooks))
+    code, out, err = same(door, "state", cid, cid=cid)
+    assert code == 0 and json.loads(out)["status"] == "created"
+    assert served(door, tmp_path, "state", cid)[1]
+
+
+# -- start -----------------------------------------------------------------------------
+
+def test_start_created(door, sleeper, tmp_path):
+    a, b = door.create(sleeper), door.create(sleeper)
+    assert served(door, tmp_path, "start", a) == (0, True)
+    assert door("start", b, python=True) == (0, b"", b"")
+    assert door.status(a) == door.status(b) == "running"
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json", "door"}
+    # started twice, or not created: Python's words
+    for cid in (a, b):
+        code, _, err = same(door, "start", cid, cid=cid)
+        assert code == 1 and b"cannot start a container that is running" in err
+
+
+def test_start_not_created(door, sleeper, make, tmp_path):
+    paused = door.create(sleeper, start=True)
+    assert door("pause", paused, python=True)[0] == 0
+    stopped = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(stopped) == "stopped")
+    os.makedirs(door.root, exist_ok=True)
+    for cid in (paused, stopped, "nope", "a/b"):
+        code, out, err = same(door, "start", cid, cid=cid if "/" not in cid else None)
+        assert code == 1 and out == b"" and err.startswith(b"minirunc: "), err
+
+
+def test_start_with_hooks_goes_to_python(door, make, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def hooks(config):
+        config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "cat > %s/$$" % marks]}]}
+    bundle = make(("sleep", "1000"), edit=hooks)
+    a = door.create(bundle)
+    assert served(door, tmp_path, "start", a) == (0, False)
+    assert door.status(a) == "running"
+    assert len(os.listdir(marks)) == 1     # the poststart hook ran once
+
+
+def test_start_whose_exec_fails(door, make, tmp_path):
+    """The init answers `E` after the door's `S`: the door hands what it got to Python,
+    which says it as it would have; the start socket goes as with Python."""
+    def no_execve(config):
+        config["process"]["noNewPrivileges"] = True
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["execve"], "action": "SCMP_ACT_ERRNO"}]}
+    bundle = make(("true",), edit=no_execve)
+    a, b = door.create(bundle), door.create(bundle)
+    r_a, r_b = door("start", a), door("start", b, python=True)
+    assert r_a == r_b and r_a[0] == 1, (r_a, r_b)
+    assert r_a[2] == b'minirunc: execve process.args[0] "/bin/true": operation not ' \
+                     b'permitted (EPERM)\n'
+    assert snapshot(door, a).keys() == snapshot(door, b).keys() == {"init", "state.json", "door"}
+    assert door.status(a) == door.status(b) == "stopped"
+
+
+# -- kill ------------------------------------------------------------------------------
+
+def test_kill_null_signal_every_status(door, sleeper, make, tmp_path):
+    created = door.create(sleeper)
+    running = door.create(sleeper, start=True)
+    paused = door.create(sleeper, start=True)
+    assert door("pause", paused, python=True)[0] == 0
+    stopped = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(stopped) == "stopped")
+    for cid, ok in ((created, True), (running, True), (paused, True), (stopped, False)):
+        code, out, err = same(door, "kill", cid, "0", cid=cid)
+        assert (code == 0) == ok and out == b"", (cid, err)
+        assert served(door, tmp_path, "kill", cid, "0") == (0, True) or not ok
+
+
+
+def test_kill_spellings(door, sleeper, tmp_path):
+    """Every spelling of a signal the door parses is one it serves, with Python's result.
+    The containers are paused: the signals wait in the frozen cgroup until delete."""
+    a, b = door.create(sleeper, start=True), door.create(sleeper, start=True)
+    for cid in (a, b):
+        assert door("pause", cid, python=True)[0] == 0
+    for spelling in ("term", "SIGTERM", "sigusr1", "Hup", "rtmin+3", "RTMAX-2", "RTMIN",
+                     "SIGRTMAX", "64", "034", "0"):
+        code, is_served = served(door, tmp_path, "kill", a, spelling)
+        assert (code, is_served) == (0, True), spelling
+        assert door("kill", b, spelling, python=True) == (0, b"", b""), spelling
+    assert door.status(a) == door.status(b) == "paused"
+
+
+def test_kill_bad_command_lines(door, sleeper):
+    cid = door.create(sleeper, start=True)
+    for argv in (["kill", cid, "FOO"], ["kill", cid, "99"], ["kill", cid, "9x"],
+                 ["kill", cid, "RTMIN+31"], ["kill", cid, "RTMAX-"], ["kill", cid, "SIG"],
+                 ["kill", cid, "0", "x"], ["kill", "nope", "0"], ["kill", "a/b", "0"],
+                 ["kill"], ["kill", "--all", "nope"]):
+        code, _, err = same(door, *argv, cid=cid)
+        assert code != 0 and err.startswith(b"minirunc: "), (argv, err)
+    assert door.status(cid) == "running"
+
+
+@pytest.mark.parametrize("spelling", ["KILL", "sigkill", "9", "TERM", None])
+def test_kill_signals_alike(door, sleeper, tmp_path, spelling):
+    """The same signal through the door and through Python: same output, same end."""
+    # (sleep as pid 1 ignores SIGTERM: the container runs on after TERM, as with Python)
+    a, b = door.create(sleeper, start=True), door.create(sleeper, start=True)
+    args = [spelling] if spelling else []
+    code_a, served_a = served(door, tmp_path, "kill", a, *args)
+    r_b = door("kill", b, *args, python=True)
+    assert served_a and (code_a, r_b[0]) == (0, 0), r_b
+    if spelling in ("KILL", "sigkill", "9"):
+        assert wait_for(lambda: door.status(a) == "stopped")
+        assert wait_for(lambda: door.status(b) == "stopped")
+    else:
+        assert door.status(a) == door.status(b) == "running"
+    assert snapshot(door, a).keys() == snapshot(door, b).keys()
+
+
+def test_kill_reaches_the_init(door, make, tmp_path):
+    """A signal the door sends arrives: the container's shell traps USR1 and writes a file."""
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def edit(config):
+        config["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                                 "options": ["rbind", "rw"]})
+    bundle = make(("sh", "-c", "trap 'echo usr1 > /out/got; exit 0' USR1; "
+                   "while :; do sleep 0.05; done"), edit=edit)
+    cid = door.create(bundle, start=True)
+    assert served(door, tmp_path, "kill", cid, "USR1") == (0, True)
+    assert wait_for(lambda: (out / "got").exists())
+    assert (out / "got").read_text() == "usr1\n"
+
+
+# -- delete killed by SIGKILL while the door is in front ------------------------------
+
+@pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed"])
+def test_delete_killed_then_forced(door, sleeper, tmp_path, subreaper, step):
+    """kill -9 of `delete` at each step (the door hands delete to Python), then `state`
+    through the door says what Python says, and `delete --force` removes everything."""
+    cid = door.create(sleeper, start=True)
+    with open(os.path.join(door.root, cid, "state.json")) as f:
+        data = json.load(f)
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen(door.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=runtime_env({"MINIRUNC_TEST_STOP_AT": step,
+                                             "MINIRUNC_TEST_STOP_MARKER": str(marker)}))
+
+    def stopped():
+        if not marker.exists() or not marker.read_text().strip():
+            return False
+        pid = int(marker.read_text().split()[0])
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    assert wait_for(stopped, 30), step
+    os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)
+    proc.wait(timeout=30)
+    same(door, "state", cid, cid=cid)
+    same(door, "kill", cid, "0", cid=cid)
+    code, _, err = door("delete", "--force", cid)
+    assert code == 0, err
+    assert not os.path.exists(os.path.join(door.root, cid))
+    assert not leftover_cgroups(cid)
+    assert not leftover_processes()
+    assert wait_for(lambda: start_time(data["pid"]) != data["pid_start"]), "the init survived"
+
+
+def start_time(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
