@@ -30,6 +30,15 @@ def wait_for(predicate, timeout=10.0):
     return False
 
 
+def one_error_line(r):
+    """The run failed with exactly one line on stderr (no traceback); returns it."""
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
 OLDKERNEL = os.path.join(REPO, "tests", "oldkernel.py")
 
 

@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_for
+from conftest import one_error_line, wait_for
 from host_leftovers import cgroup_dirs_named
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -48,14 +48,6 @@ def assert_nothing_left(rt, cid, tmp_path, mounts_before=()):
     assert not os.path.exists(os.path.join(rt.root, cid))
     assert cgroup_dirs_named(cid) == []
     assert host_mounts_under(tmp_path) == sorted(mounts_before)
-
-
-def one_error_line(r):
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
 
 
 def started(rt, bundle):

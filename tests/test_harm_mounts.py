@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from conftest import runtime_env
+from conftest import one_error_line, runtime_env
 from host_leftovers import cgroup_dirs_named
 from minirunc import config as cfgmod
 from minirunc import lsm, mountcheck, planformat
@@ -45,15 +45,6 @@ def assert_nothing_left(rt, cid, tmp_path):
     assert not os.path.exists(os.path.join(rt.root, cid))
     assert cgroup_dirs_named(cid) == []
     assert [p for p in host_mount_points() if p.startswith(str(tmp_path))] == []
-
-
-def one_error_line(r):
-    """The run failed with exactly one line on stderr (no traceback); returns it."""
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
 
 
 def fake_proc_tree(path):

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from conftest import OLDKERNEL, Runtime, runtime_env, wait_for
+from conftest import OLDKERNEL, Runtime, one_error_line, runtime_env, wait_for
 from host_leftovers import cgroup_dirs_named
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -47,14 +47,6 @@ def old(request, tmp_path):
     runtime = OldRuntime(tmp_path / "state", request.param)
     yield runtime
     runtime.cleanup()
-
-
-def one_error_line(r):
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
 
 
 def debug_notes(r):
