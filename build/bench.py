@@ -7,10 +7,12 @@ One `hyperfine -N --warmup 3` session times, for each runtime:
   run         `run` of a `true` container (create + start + wait + delete)
   lifecycle   create, start, delete of a `true` container (three commands through `sh -c`;
               the shell's ~1 ms is the same for every runtime)
+  create      `create` of a `true` container (the last one deleted before: not timed)
   state       `state` of a created container
   kill        `kill ID 0` of that created container (the null signal: nothing changes)
   start       `start` of a created container (create before, delete after: not timed)
   delete      `delete` of a stopped container (create + start + exit before: not timed)
+  exec        `exec ID true` in a running `sleep` container
   50 sleeps   50 detached `sleep` containers started (`run -d`), then `delete --force`d
 and `/usr/bin/time -v` gives the maximum RSS of one `run` and of one `state`.
 minirunc-py is the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env): the
@@ -98,6 +100,8 @@ def scenarios(rts, true_b, sleep_b):
         out.append(("lifecycle", name,
                     sh("%s create --bundle %s bench-cs && %s start bench-cs && %s delete --force bench-cs"
                        % (r, true_b, r, r)), None, None))
+        out.append(("create", name, "%s create --bundle %s bench-cr" % (r, true_b),
+                    sh("%s delete --force bench-cr >/dev/null 2>&1; true" % r), None))
         out.append(("state", name, "%s state bench-state" % r, None, None))
         out.append(("kill", name, "%s kill bench-state 0" % r, None, None))
         # hyperfine 1.15 has no --conclude: the next prepare deletes the last one
@@ -107,6 +111,7 @@ def scenarios(rts, true_b, sleep_b):
         out.append(("delete", name, "%s delete bench-del" % r,
                     sh("%s create --bundle %s bench-del && %s start bench-del && sleep 0.2"
                        % (r, true_b, r)), None))
+        out.append(("exec", name, "%s exec bench-exec true" % r, None, None))
         loop = ("for i in $(seq %d); do %s run -d --bundle %s bench-s$i </dev/null >/dev/null 2>&1 || exit 1; done; "
                 "for i in $(seq %d); do %s delete --force bench-s$i || exit 1; done"
                 % (SLEEPERS, r, sleep_b, SLEEPERS, r))
@@ -138,8 +143,10 @@ def main():
     true_b, sleep_b = bundles()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     # The container `state` is timed on, one per runtime (its stdio: /dev/null, not our pipes).
+    # ... and the running one `exec` goes into.
     for rt in rts.values():
         quiet(rt + ["create", "--bundle", true_b, "bench-state"], env)
+        quiet(rt + ["run", "-d", "--bundle", sleep_b, "bench-exec"], env)
     cells = scenarios(rts, true_b, sleep_b)
     args = ["-N", "--warmup", "3", "--min-runs", "5", "--max-runs", "30",
             "--export-json", str(WORK / "hyperfine.json"), "--style", "basic"]
@@ -155,7 +162,7 @@ def main():
     rss = {name: max_rss_kb(rt, "run", "--bundle", true_b, "bench-rss") for name, rt in rts.items()}
     rss_state = {name: max_rss_kb(rt, "state", "bench-state") for name, rt in rts.items()}
     for rt in rts.values():
-        for cid in ("bench-state", "bench-start"):
+        for cid in ("bench-state", "bench-start", "bench-cr", "bench-exec"):
             quiet(rt + ["delete", "--force", cid], env)
     results = json.loads((WORK / "hyperfine.json").read("utf-8"))["results"]
     table = {}
