@@ -129,17 +129,20 @@ def sleeper(make):
     return make(("sleep", "1000"))
 
 
+def one_of_each_status(door, sleeper, make):
+    """{status: id}: a created, a running, a paused and a stopped container."""
+    made = {"created": door.create(sleeper), "running": door.create(sleeper, start=True),
+            "paused": door.create(sleeper, start=True)}
+    assert door("pause", made["paused"], python=True)[0] == 0
+    made["stopped"] = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(made["stopped"]) == "stopped")
+    return made
+
+
 # -- state ---------------------------------------------------------------------------
 
 def test_state_every_status(door, sleeper, make, tmp_path):
-    created = door.create(sleeper)
-    running = door.create(sleeper, start=True)
-    paused = door.create(sleeper, start=True)
-    assert door("pause", paused, python=True)[0] == 0
-    stopped = door.create(make(("true",)), start=True)
-    assert wait_for(lambda: door.status(stopped) == "stopped")
-    for cid, status in ((created, "created"), (running, "running"), (paused, "paused"),
-                        (stopped, "stopped")):
+    for status, cid in one_of_each_status(door, sleeper, make).items():
         code, out, err = same(door, "state", cid, cid=cid)
         assert code == 0 and err == b"", err
         doc = json.loads(out)
@@ -362,13 +365,8 @@ def test_start_whose_exec_fails(door, make, tmp_path):
 # -- kill ------------------------------------------------------------------------------
 
 def test_kill_null_signal_every_status(door, sleeper, make, tmp_path):
-    created = door.create(sleeper)
-    running = door.create(sleeper, start=True)
-    paused = door.create(sleeper, start=True)
-    assert door("pause", paused, python=True)[0] == 0
-    stopped = door.create(make(("true",)), start=True)
-    assert wait_for(lambda: door.status(stopped) == "stopped")
-    for cid, ok in ((created, True), (running, True), (paused, True), (stopped, False)):
+    for status, cid in one_of_each_status(door, sleeper, make).items():
+        ok = status != "stopped"
         code, out, err = same(door, "kill", cid, "0", cid=cid)
         assert (code == 0) == ok and out == b"", (cid, err)
         assert served(door, tmp_path, "kill", cid, "0") == (0, True) or not ok
