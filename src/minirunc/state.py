@@ -704,7 +704,7 @@ class Container:
 
 def state_document(d, pid, status, container_id=None):
     """The `state` document of state ``d`` with this pid and status (also pre-rendered
-    into the init record for the door)."""
+    into the door record, door_record_text)."""
     return {
         "ociVersion": d.get("ociVersion", ""),
         "id": d.get("id", "") if container_id is None else container_id,
