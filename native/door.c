@@ -117,6 +117,24 @@ static size_t unescape(char *s, size_t n)
 }
 
 /* state.check_id: 1..1024 of [A-Za-z0-9_+.-], not "." or "..". */
+/* Read fd until EOF, an error or `cap` bytes: the count read; *failed set on an error. */
+static size_t read_full(int fd, char *buf, size_t cap, int *failed)
+{
+    size_t n = 0;
+    *failed = 0;
+    while (n < cap) {
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            *failed = 1;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    return n;
+}
+
 static int good_id(const char *id)
 {
     size_t n = strlen(id);
@@ -146,24 +164,11 @@ static int read_record(int dirfd, const char *id, struct record *r)
     int fd = openat(dirfd, "door", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0)
         return PY;
-    size_t n = 0;
-    for (;;) {
-        ssize_t got = read(fd, record + n, RECORD_MAX + 1 - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            close(fd);
-            return PY;
-        }
-        if (got == 0)
-            break;
-        n += (size_t)got;
-        if (n > RECORD_MAX) {
-            close(fd);
-            return PY;
-        }
-    }
+    int failed;
+    size_t n = read_full(fd, record, RECORD_MAX + 1, &failed);
     close(fd);
+    if (failed || n > RECORD_MAX)
+        return PY;
 
     /* "...\nrecord_sum=XXXXXXXX\nend=1\n": the checksum of every byte before its line. */
     static const char tail[] = "\nend=1\n";
@@ -245,17 +250,16 @@ static int check_state_file(int dirfd, const struct record *r)
     uint32_t crc = 0;
     unsigned long long len = 0;
     for (;;) {
-        ssize_t got = read(fd, out, sizeof out);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
+        int failed;
+        size_t got = read_full(fd, out, sizeof out, &failed);
+        if (failed) {
             close(fd);
             return PY;
         }
-        if (got == 0)
+        crc = crc32_update(crc, (const unsigned char *)out, got);
+        len += got;
+        if (got < sizeof out)
             break;
-        crc = crc32_update(crc, (const unsigned char *)out, (size_t)got);
-        len += (unsigned long long)got;
     }
     close(fd);
     return crc == r->state_sum && len == r->state_len ? 0 : PY;
@@ -330,20 +334,11 @@ static int frozen(const struct record *r)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return 0;
-    size_t n = 0;
-    for (;;) {
-        ssize_t got = read(fd, buf + n, sizeof buf - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-        if (n == sizeof buf) {
-            close(fd);
-            return PY;
-        }
-    }
+    int failed;   /* a read error ends the text (what was read is judged) */
+    size_t n = read_full(fd, buf, sizeof buf, &failed);
     close(fd);
+    if (n == sizeof buf)
+        return PY;
     /* bytes.strip(): ASCII whitespace */
     size_t a = 0;
     while (a < n && strchr(" \t\n\r\v\f", buf[a]) && buf[a])
