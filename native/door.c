@@ -1,5 +1,5 @@
-/* The C front door: `state`, `kill` and `start` without the interpreter (see door.h, and
- * docs/design.md "The front door" for the contract with state.py).
+/* The C front door: `state`, `kill`, `start` and `delete` without the interpreter (see
+ * door.h, and docs/design.md "The front door" for the contract with state.py).
  *
  * Rules, so that the door can never change what a command does:
  * - it prints only the output of a success; every error, and every case it does not
@@ -9,8 +9,12 @@
  *   flock taken as Python takes it, and trusts the record only when its own checksum and
  *   the checksum of state.json it names both match (so it never acts on a record or a
  *   state.json that differs from what Python wrote together);
- * - it writes nothing but the unlink of start.sock after a successful start (the one
- *   Python makes): Python stays the one writer of state;
+ * - it changes only what Python's command would, in Python's order: the unlink of
+ *   start.sock after a successful start; for `delete` of a stopped container, the rmdir
+ *   of the empty cgroup directories the record names and the removal of the state
+ *   directory — handing over at the first step that fails, when every step done so far
+ *   is one Python's delete does too (so it finds the same end).  Python stays the one
+ *   writer of state;
  * - no heap: fixed buffers, one record of at most 1 MiB (Python's own reading limit).
  */
 #define _GNU_SOURCE
@@ -24,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -42,6 +47,9 @@
 #define MAX_ID 1024                /* state.MAX_ID_LENGTH */
 #define PID_MAX (1L << 22)         /* state.PID_MAX */
 #define SIGPIPE_EXIT (128 + 13)    /* cli.SIGPIPE_EXIT */
+#define MAX_CGROUP_DIRS 256        /* cgroup_dir + cgroup_parent lines: more is Python's */
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#define CGROUP2_SUPER_MAGIC 0x63677270
 
 static char record[RECORD_MAX + 1];
 static char out[RECORD_MAX + 128];
@@ -149,13 +157,36 @@ static int good_id(const char *id)
     return 1;
 }
 
+static int path_ok(const char *path, size_t n)
+{
+    /* absolute, normalized (no //, /./, /../ or trailing /), no NUL: as check_cgroup */
+    if (n == 0 || path[0] != '/' || memchr(path, '\0', n) || path[n - 1] == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        size_t j = i + 1;
+        if (j < n && path[j] == '/')
+            return 0;
+        if (j < n && path[j] == '.' && (j + 1 == n || path[j + 1] == '/'))
+            return 0;
+        if (j + 1 < n && path[j] == '.' && path[j + 1] == '.' && (j + 2 == n || path[j + 2] == '/'))
+            return 0;
+    }
+    return 1;
+}
+
 /* ---- the door record (state.door_record_text) ------------------------------------------ */
 struct record {
     const char *id, *freezer, *head, *tail;
     size_t id_len, freezer_len, head_len, tail_len;
     unsigned long long pid, pid_start, pidns, state_len;
     uint32_t state_sum;
-    int has_pid_start, has_pidns, has_sum, starthooks;
+    int has_pid_start, has_pidns, has_sum, starthooks, deletable;
+    /* delete: the cgroup directories (NUL-terminated in `record`), then the parents */
+    const char *cgroup[MAX_CGROUP_DIRS];
+    int cgroup_is_dir[MAX_CGROUP_DIRS];
+    int ncgroups;
 };
 
 /* Read <dir>/door (dirfd) into `record` and parse it; 0, or PY for anything unexpected. */
@@ -232,6 +263,16 @@ static int read_record(int dirfd, const char *id, struct record *r)
             r->tail_len = unescape(v, vlen);
         } else if (KEY("starthooks")) {
             r->starthooks = 1;
+        } else if (KEY("delete")) {
+            r->deletable = 1;
+        } else if (KEY("cgroup_dir") || KEY("cgroup_parent")) {
+            /* NUL-terminated in place: unescaping only shortens, the line's \n is past it */
+            size_t len = unescape(v, vlen);
+            if (r->ncgroups == MAX_CGROUP_DIRS || !path_ok(v, len))
+                return PY;
+            v[len] = '\0';
+            r->cgroup_is_dir[r->ncgroups] = KEY("cgroup_dir");
+            r->cgroup[r->ncgroups++] = v;
         }
 #undef KEY
     }
@@ -298,25 +339,6 @@ static int start_time(unsigned long long pid, unsigned long long *start)
     return 1;
 }
 
-static int path_ok(const char *path, size_t n)
-{
-    /* absolute, normalized (no //, /./, /../ or trailing /), no NUL: as check_cgroup */
-    if (n == 0 || path[0] != '/' || memchr(path, '\0', n) || path[n - 1] == '/')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (path[i] != '/')
-            continue;
-        size_t j = i + 1;
-        if (j < n && path[j] == '/')
-            return 0;
-        if (j < n && path[j] == '.' && (j + 1 == n || path[j + 1] == '/'))
-            return 0;
-        if (j + 1 < n && path[j] == '.' && path[j + 1] == '.' && (j + 2 == n || path[j + 2] == '/'))
-            return 0;
-    }
-    return 1;
-}
-
 /* 1 when the freezer file says FROZEN (v1) or 1 (v2), 0 otherwise or unreadable; PY when
  * the recorded path is not what state.py would have written. */
 static int frozen(const struct record *r)
@@ -375,14 +397,15 @@ static int status(int dirfd, const struct record *r)
 /* ---- the container: lock and record --------------------------------------------------- */
 struct container {
     int dirfd;
+    char dir[8192];            /* os.path.join(root, id) */
     struct record rec;
 };
 
 static int open_container(const char *root, const char *id, int lock, struct container *c)
 {
-    char dir[8192];
+    char *dir = c->dir;
     size_t rl = strlen(root), il = strlen(id);
-    if (rl + il + 2 > sizeof dir)
+    if (rl + il + 2 > sizeof c->dir)
         return PY;
     memcpy(dir, root, rl);
     /* os.path.join(root, id): a "/" unless root already ends in one */
@@ -606,6 +629,129 @@ static int door_start(const char *root, const char *id)
     return result;
 }
 
+/* ---- delete ----------------------------------------------------------------------------- */
+/* faults.point for the delete steps: with MINIRUNC_TEST_STOP_AT naming `step`, write
+ * "<pid> <step>" to MINIRUNC_TEST_STOP_MARKER and SIGSTOP (the test kills us there). */
+static void fault_point(const char *step)
+{
+    const char *want = getenv("MINIRUNC_TEST_STOP_AT");
+    if (!want || strcmp(want, step))
+        return;
+    const char *marker = getenv("MINIRUNC_TEST_STOP_MARKER");
+    if (marker) {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dprintf(fd, "%d %s\n", (int)getpid(), step);
+            close(fd);
+        }
+    }
+    kill(getpid(), SIGSTOP);
+}
+
+/* Every recorded cgroup directory is on a cgroup file system, or gone already. */
+static int cgroups_on_cgroupfs(const struct record *r)
+{
+    for (int i = 0; i < r->ncgroups; i++) {
+        struct statfs fs;
+        if (statfs(r->cgroup[i], &fs) == 0) {
+            if (fs.f_type != CGROUP_SUPER_MAGIC && fs.f_type != CGROUP2_SUPER_MAGIC)
+                return 0;
+        } else if (errno != ENOENT) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* driver.destroy for a container that made every one of its cgroups: rmdir each container
+ * directory (one that will not go — processes left, a sub-cgroup — is Python's, which
+ * kills what is the container's and words what stays), then each parent made for them
+ * if it is empty now (a failure there is none of ours, as in the driver). */
+static int remove_cgroups(const struct record *r)
+{
+    for (int i = 0; i < r->ncgroups; i++)
+        if (r->cgroup_is_dir[i] && rmdir(r->cgroup[i]) < 0 && errno != ENOENT)
+            return PY;
+    for (int i = 0; i < r->ncgroups; i++)
+        if (!r->cgroup_is_dir[i])
+            rmdir(r->cgroup[i]);
+    return 0;
+}
+
+/* Container.remove_dir: unlink every entry, state.json last, then rmdir the directory.
+ * A directory entry (only damage puts one there) or any failure before state.json goes is
+ * Python's, which redoes the rest; after it, Python reports the directory that stayed. */
+static char names[65536];
+
+static int remove_state_dir(struct container *c)
+{
+    int fd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return PY;
+    size_t used = 0;
+    char buf[8192];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(fd);
+            return PY;
+        }
+        if (n == 0)
+            break;
+        for (long at = 0; at < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
+                *d = (void *)(buf + at);
+            at += d->reclen;
+            size_t len = strlen(d->name);
+            if (!strcmp(d->name, ".") || !strcmp(d->name, "..") || !strcmp(d->name, "state.json"))
+                continue;
+            if (used + len + 1 > sizeof names) {
+                close(fd);
+                return PY;
+            }
+            memcpy(names + used, d->name, len + 1);
+            used += len + 1;
+        }
+    }
+    close(fd);
+    for (size_t at = 0; at < used; at += strlen(names + at) + 1)
+        if (unlinkat(c->dirfd, names + at, 0) < 0 && errno != ENOENT)
+            return PY;
+    if (unlinkat(c->dirfd, "state.json", 0) < 0 && errno != ENOENT)
+        return PY;
+    return rmdir(c->dir) == 0 || errno == ENOENT ? 0 : PY;
+}
+
+/* `delete [--force] ID` of a stopped container whose record says the door may (`delete=1`:
+ * no poststop hooks, every cgroup directory made by the container): container.delete's
+ * steps in its order, with its fault points.  Every other status — --force of a live init
+ * included —, a pid the record does not know (the socket inits), a frozen cgroup (destroy
+ * thaws it first) is Python's. */
+static int door_delete(const char *root, const char *id)
+{
+    struct container c;
+    if (open_container(root, id, LOCK_EX, &c))
+        return PY;
+    if (!c.rec.deletable || !c.rec.pid || status(c.dirfd, &c.rec) != STOPPED ||
+        frozen(&c.rec) != 0 || !cgroups_on_cgroupfs(&c.rec)) {
+        close(c.dirfd);
+        return PY;
+    }
+    fault_point("delete:locked");
+    fault_point("delete:killed");
+    int result = remove_cgroups(&c.rec);
+    if (result == 0) {
+        fault_point("delete:cgroups-removed");
+        result = remove_state_dir(&c);
+    }
+    if (result == 0)
+        fault_point("delete:state-removed");
+    close(c.dirfd);
+    return result;
+}
+
 /* ---- the command line (cli.py's parser, for the spellings served here) ------------------ */
 /* A global flag: 0 and *value for --root/--log/--log-format (or -root...), PY otherwise. */
 static int global_flag(char **argv, int argc, int *i, const char **name, const char **value)
@@ -655,6 +801,10 @@ int minirunc_door(int argc, char **argv)
     const char *positional[3];
     int npos = 0;
     for (; i < argc; i++) {
+        /* delete's --force changes nothing for the stopped container the door deletes */
+        if (!strcmp(command, "delete") && (!strcmp(argv[i], "--force") ||
+                                           !strcmp(argv[i], "-force") || !strcmp(argv[i], "-f")))
+            continue;
         if (argv[i][0] == '-' && argv[i][1] != '\0')
             return PY;             /* a command flag, `--`, --help...: Python's */
         if (npos == 3)
@@ -672,6 +822,8 @@ int minirunc_door(int argc, char **argv)
         return door_state(root, positional[0]);
     if (!strcmp(command, "start") && npos == 1)
         return door_start(root, positional[0]);
+    if (!strcmp(command, "delete") && npos == 1)
+        return door_delete(root, positional[0]);
     if (!strcmp(command, "kill") && npos <= 2)
         return door_kill(root, positional[0], npos == 2 ? positional[1] : "TERM");
     return PY;

@@ -1,7 +1,7 @@
 /* The C front door of the single binaries (docs/design.md, "The front door").
  *
  * minirunc_door() runs in the binary's main(), before CPython initializes.  It serves the
- * successful common case of `state`, `kill` and `start` from the door record Python writes beside
+ * successful common case of `state`, `kill`, `start` and `delete` from the door record Python writes beside
  * state.json and returns the exit code; in every other case it has changed nothing,
  * printed nothing, closed what it opened, and returns DOOR_PYTHON: main() then starts the
  * interpreter, which handles the command as if the door did not exist.  (One exception:

@@ -18,7 +18,8 @@ import tempfile
 import pytest
 
 from conftest import REPO, runtime_env, wait_for
-from host_leftovers import leftover_cgroups, leftover_processes, subreaper  # noqa: F401
+from host_leftovers import (leftover_cgroups, leftover_processes, own_cgroup_dirs,  # noqa: F401
+                            subreaper)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -429,6 +430,178 @@ def test_kill_reaches_the_init(door, make, tmp_path):
     assert served(door, tmp_path, "kill", cid, "USR1") == (0, True)
     assert wait_for(lambda: (out / "got").exists())
     assert (out / "got").read_text() == "usr1\n"
+
+
+# -- delete ----------------------------------------------------------------------------
+
+def alike(door, a, b, *args):
+    """`args` with container a through the door and with b through Python: the same exit
+    code, stdout and stderr (b's id written as a's), the same files left; the door's result."""
+    through_door = door(*[a if x == "ID" else x for x in args])
+    through_python = door(*[b if x == "ID" else x for x in args], python=True)
+    swap = lambda r: (r[0], r[1].replace(b.encode(), a.encode()), r[2].replace(b.encode(), a.encode()))
+    assert through_door == swap(through_python), (args, through_door, through_python)
+    left_a, left_b = snapshot(door, a), snapshot(door, b)
+    assert (left_a is None) == (left_b is None) and (left_a or {}).keys() == (left_b or {}).keys()
+    return through_door
+
+
+def stopped_pair(door, bundle):
+    pair = [door.create(bundle, start=True) for _ in range(2)]
+    assert wait_for(lambda: all(door.status(cid) == "stopped" for cid in pair))
+    return pair
+
+
+def sigint_caught(pid):
+    """The interpreter installs a SIGINT handler as it starts; the door never does."""
+    with open("/proc/%d/status" % pid) as f:
+        caught = next(l for l in f if l.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.parametrize("force", [[], ["--force"], ["-f"], ["-force"]])
+def test_delete_stopped(door, make, tmp_path, force):
+    a, b = stopped_pair(door, make(("true",)))
+    made = [d for d in own_cgroup_dirs(a) if os.path.isdir(d)]
+    assert made                                     # there are cgroups to remove
+    with open(os.path.join(door.root, a, "door")) as f:
+        lines = f.read().splitlines()
+    assert "delete=1" in lines
+    assert set(made) <= {l.split("=", 1)[1] for l in lines if l.startswith("cgroup_dir=")}
+    assert served(door, tmp_path, "delete", *force, a) == (0, True)
+    assert door("delete", *force, b, python=True) == (0, b"", b"")
+    for cid in (a, b):
+        assert not os.path.exists(os.path.join(door.root, cid))
+        assert not leftover_cgroups(cid)
+    code, out, err = same(door, "delete", a)            # gone: Python's words
+    assert code == 1 and b"does not exist" in err, err
+    assert same(door, "delete", "--force", a)[0] == 0   # runc: a forced delete of nothing
+
+
+def test_delete_not_stopped(door, sleeper, make, tmp_path):
+    """Created, running, paused: Python's (a kill, or an error) and the same end."""
+    pairs = [(door.create(sleeper), door.create(sleeper))]
+    pairs.append((door.create(sleeper, start=True), door.create(sleeper, start=True)))
+    pairs.append(tuple(door.create(sleeper, start=True) for _ in range(2)))
+    for cid in pairs[2]:
+        assert door("pause", cid, python=True)[0] == 0
+    for a, b in pairs:
+        status = door.status(a)
+        code = alike(door, a, b, "delete", "ID")[0]
+        assert served(door, tmp_path, "delete", a)[1] is False, status
+        assert code == (0 if status == "created" else 1), status
+        alike(door, a, b, "delete", "--force", "ID")
+        assert not os.path.exists(os.path.join(door.root, a)), status
+        assert not leftover_cgroups(a) and not leftover_cgroups(b)
+    os.makedirs(door.root, exist_ok=True)
+    for cid in ("nope", "..", "a/b", "x" * 1025):
+        code, out, err = same(door, "delete", cid)
+        assert code == 1 and err.startswith(b"minirunc: "), err
+    for line in (["delete"], ["delete", "a", "b"], ["delete", "--force=true", "nope"],
+                 ["delete", "--forcex", "nope"]):
+        same(door, *line)
+
+
+def cgroup_procs(cid):
+    pids = set()
+    for d in own_cgroup_dirs(cid):
+        if os.path.exists(os.path.join(d, "cgroup.procs")):
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids |= set(f.read().split())
+    return pids
+
+
+def test_delete_handed_to_python(door, make, tmp_path, subreaper):
+    """What the door leaves to Python, with Python's end: poststop hooks (run once), a
+    process left in the cgroup (rmdir says EBUSY: Python kills it), a damaged record."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def poststop(config):
+        config["hooks"] = {"poststop": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "cat > %s/$$" % marks]}]}
+
+    def leftover(config):   # no pid namespace: the sleep outlives the init
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                         if n["type"] != "pid"]
+        config["process"]["args"] = ["sh", "-c", "sleep 1000 >/dev/null 2>&1 & exit 0"]
+
+    for name, bundle in (("poststop", make(("true",), edit=poststop)),
+                         ("leftover", make(edit=leftover)), ("damaged", make(("true",)))):
+        a, b = stopped_pair(door, bundle)
+        if name == "leftover":
+            assert cgroup_procs(a) and cgroup_procs(b), "no leftover process to test with"
+        if name == "damaged":
+            for cid in (a, b):
+                with open(os.path.join(door.root, cid, "door"), "r+b") as f:
+                    f.truncate(100)
+        assert served(door, tmp_path, "delete", a) == (0, False), name
+        assert door("delete", b, python=True) == (0, b"", b""), name
+        for cid in (a, b):
+            assert not os.path.exists(os.path.join(door.root, cid)), name
+            assert not leftover_cgroups(cid), name
+    assert len(os.listdir(marks)) == 2          # each poststop hook ran once
+    assert not leftover_processes()
+
+
+def test_delete_keeps_a_cgroup_that_was_there(door, make, tmp_path):
+    """A cgroup directory that existed before the container is someone else's: the door
+    record does not offer the delete, Python's keeps that directory, as before."""
+    made = []
+    try:
+        cids = []
+        for _ in range(2):
+            name = "minirunc-door-kept-%s" % door.new_id()
+            base = [d for d in own_cgroup_dirs(name) if "/pids/" in d][0]
+            os.mkdir(base)
+            made.append(base)
+            cgroups_path = base.split("/pids", 1)[1]
+
+            def edit(config, path=cgroups_path):
+                config["linux"]["cgroupsPath"] = path
+            cids.append(door.create(make(("true",), edit=edit), start=True))
+        assert wait_for(lambda: all(door.status(cid) == "stopped" for cid in cids))
+        with open(os.path.join(door.root, cids[0], "door")) as f:
+            assert "delete=1" not in f.read().splitlines()
+        assert served(door, tmp_path, "delete", cids[0]) == (0, False)
+        assert door("delete", cids[1], python=True) == (0, b"", b"")
+        assert all(os.path.isdir(d) for d in made)
+    finally:
+        for d in made:
+            os.rmdir(d)
+
+
+@pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed",
+                                  "delete:state-removed"])
+def test_delete_by_the_door_killed(door, make, tmp_path, step):
+    """kill -9 of the door's own `delete` of a stopped container at each of Python's fault
+    points: `state` and `kill` through the door say what Python says, and `delete --force`
+    (or the plain delete) finishes the job; nothing is left."""
+    (cid,) = [door.create(make(("true",)), start=True)]
+    assert wait_for(lambda: door.status(cid) == "stopped")
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen(door.cmd("delete", cid), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=runtime_env({"MINIRUNC_TEST_STOP_AT": step,
+                                             "MINIRUNC_TEST_STOP_MARKER": str(marker)}))
+
+    def stopped():
+        if not marker.exists() or not marker.read_text().strip():
+            return False
+        with open("/proc/%d/stat" % proc.pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    assert wait_for(stopped, 30), step
+    assert marker.read_text() == "%d %s\n" % (proc.pid, step)
+    assert not sigint_caught(proc.pid)             # the door stopped there, not Python
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    same(door, "state", cid, cid=cid)
+    same(door, "kill", cid, "0", cid=cid)
+    code, _, err = door("delete", "--force", cid)
+    assert code == 0, err
+    assert not os.path.exists(os.path.join(door.root, cid))
+    assert not leftover_cgroups(cid)
 
 
 # -- delete killed by SIGKILL while the door is in front ------------------------------

@@ -358,9 +358,34 @@ def door_record_text(data, pidns, state_blob):
     hooks = data.get("hooks") or {}
     if "startContainer" in hooks or "poststart" in hooks:
         lines.append("starthooks=1")
+    lines += _door_delete_lines(data)
     text = "\n".join(lines) + "\n"
     return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
         text.encode("utf-8", "surrogateescape"))
+
+
+def _door_delete_lines(data):
+    """What the door's `delete` of a stopped container removes besides the state directory
+    (container.delete -> destroy_cgroup): ``delete=1`` when that is only rmdir of empty
+    directories this container made — its cgroup directories in the driver's order
+    (``cgroup_dir``: one that will not go sends the door to Python) and the parents made
+    for them (``cgroup_parent``: removed if empty, as the driver's destroy does).  Nothing
+    (Python's delete) with poststop hooks, or when a directory existed before the container
+    (kept, with its sub-cgroups: the driver's rules) or the record does not say what it made."""
+    if "poststop" in (data.get("hooks") or {}):
+        return []
+    record = data.get("cgroup")
+    if not record or record.get("driver") in (None, "none"):
+        return ["delete=1"]
+    remove = record.get("remove")
+    if not isinstance(remove, list):
+        return []
+    from .cgroups import driver_from_record
+    dirs = driver_from_record(record).dirs()
+    if not set(dirs) <= set(remove):
+        return []
+    return (["delete=1"] + ["cgroup_dir=" + _escape(d) for d in dirs] +
+            ["cgroup_parent=" + _escape(d) for d in remove if d not in dirs])
 
 
 def read_init_record(directory, container_id):
