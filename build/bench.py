@@ -12,6 +12,8 @@ One `hyperfine -N --warmup 3` session times, for each runtime:
   kill        `kill ID 0` of that created container (the null signal: nothing changes)
   start       `start` of a created container (create before, delete after: not timed)
   delete      `delete` of a stopped container (create + start + exit before: not timed)
+  list        `list` of the runtime's containers (the created one of `state`, the running
+              one of `exec`)
   exec        `exec ID true` in a running `sleep` container
   50 sleeps   50 detached `sleep` containers started (`run -d`), then `delete --force`d
 and `/usr/bin/time -v` gives the maximum RSS of one `run` and of one `state`.
@@ -111,6 +113,7 @@ def scenarios(rts, true_b, sleep_b):
         out.append(("delete", name, "%s delete bench-del" % r,
                     sh("%s create --bundle %s bench-del && %s start bench-del && sleep 0.2"
                        % (r, true_b, r)), None))
+        out.append(("list", name, "%s list" % r, None, None))
         out.append(("exec", name, "%s exec bench-exec true" % r, None, None))
         loop = ("for i in $(seq %d); do %s run -d --bundle %s bench-s$i </dev/null >/dev/null 2>&1 || exit 1; done; "
                 "for i in $(seq %d); do %s delete --force bench-s$i || exit 1; done"
@@ -223,9 +226,10 @@ def render(table, rss, rss_state, rts, seconds):
               "", "Maximum RSS of one `state`, kB: " +
               ", ".join("%s %s" % (n, rss_state[n]) for n in names) + ".",
               "", "minirunc-py = the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env):"
-              " the interpreter's path where native/door.c would answer (state, kill, start);"
-              " delete, create and run have no door, so minirunc and minirunc-py do the same"
-              " there.", "",
+              " the interpreter's path where native/door.c would answer (state, kill, start,"
+              " delete of a stopped container, list); create, run, exec and `delete --force` of"
+              " a live container have no door, so minirunc and minirunc-py do the same there.",
+              "",
               "Session time: %.0f s." % seconds, ""]
     return "\n".join(lines)
 

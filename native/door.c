@@ -18,6 +18,7 @@
  * - no heap: fixed buffers, one record of at most 1 MiB (Python's own reading limit).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -180,6 +181,9 @@ static int path_ok(const char *path, size_t n)
 struct record {
     const char *id, *freezer, *head, *tail;
     size_t id_len, freezer_len, head_len, tail_len;
+    /* list: the compact document around pid and status, and the table's columns */
+    const char *list_head, *list_tail, *list_col[3];
+    size_t list_head_len, list_tail_len, list_col_len[3];
     unsigned long long pid, pid_start, pidns, state_len;
     uint32_t state_sum;
     int has_pid_start, has_pidns, has_sum, starthooks, deletable;
@@ -261,6 +265,16 @@ static int read_record(int dirfd, const char *id, struct record *r)
         } else if (KEY("state_tail")) {
             r->tail = v;
             r->tail_len = unescape(v, vlen);
+        } else if (KEY("list_head")) {
+            r->list_head = v;
+            r->list_head_len = unescape(v, vlen);
+        } else if (KEY("list_tail")) {
+            r->list_tail = v;
+            r->list_tail_len = unescape(v, vlen);
+        } else if (KEY("list_bundle") || KEY("list_created") || KEY("list_owner")) {
+            int col = KEY("list_bundle") ? 0 : KEY("list_created") ? 1 : 2;
+            r->list_col[col] = v;
+            r->list_col_len[col] = unescape(v, vlen);
         } else if (KEY("starthooks")) {
             r->starthooks = 1;
         } else if (KEY("delete")) {
@@ -283,6 +297,8 @@ static int read_record(int dirfd, const char *id, struct record *r)
 }
 
 /* state.json must be the very file written with the record: its CRC-32 and length. */
+static char chunk[65536];
+
 static int check_state_file(int dirfd, const struct record *r)
 {
     int fd = openat(dirfd, "state.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -292,14 +308,14 @@ static int check_state_file(int dirfd, const struct record *r)
     unsigned long long len = 0;
     for (;;) {
         int failed;
-        size_t got = read_full(fd, out, sizeof out, &failed);
+        size_t got = read_full(fd, chunk, sizeof chunk, &failed);
         if (failed) {
             close(fd);
             return PY;
         }
-        crc = crc32_update(crc, (const unsigned char *)out, got);
+        crc = crc32_update(crc, (const unsigned char *)chunk, got);
         len += got;
-        if (got < sizeof out)
+        if (got < sizeof chunk)
             break;
     }
     close(fd);
@@ -401,6 +417,7 @@ struct container {
     struct record rec;
 };
 
+/* lock: LOCK_SH or LOCK_EX as Python takes it, or 0 (list, which takes none) */
 static int open_container(const char *root, const char *id, int lock, struct container *c)
 {
     char *dir = c->dir;
@@ -416,8 +433,9 @@ static int open_container(const char *root, const char *id, int lock, struct con
     if (c->dirfd < 0)
         return PY;
     struct stat st;
-    int rc;
-    do rc = flock(c->dirfd, lock); while (rc < 0 && errno == EINTR);
+    int rc = 0;
+    while (lock && (rc = flock(c->dirfd, lock)) < 0 && errno == EINTR)
+        ;
     if (rc < 0 || fstat(c->dirfd, &st) < 0 || st.st_nlink == 0 ||
         read_record(c->dirfd, id, &c->rec) || check_state_file(c->dirfd, &c->rec)) {
         close(c->dirfd);
@@ -629,6 +647,15 @@ static int door_start(const char *root, const char *id)
     return result;
 }
 
+/* What getdents64 returns (the libc's struct dirent differs between glibc and musl). */
+struct dirent64_raw {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+};
+
 /* ---- delete ----------------------------------------------------------------------------- */
 /* faults.point for the delete steps: with MINIRUNC_TEST_STOP_AT naming `step`, write
  * "<pid> <step>" to MINIRUNC_TEST_STOP_MARKER and SIGSTOP (the test kills us there). */
@@ -701,8 +728,7 @@ static int remove_state_dir(struct container *c)
         if (n == 0)
             break;
         for (long at = 0; at < n;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
-                *d = (void *)(buf + at);
+            const struct dirent64_raw *d = (const void *)(buf + at);
             at += d->reclen;
             size_t len = strlen(d->name);
             if (!strcmp(d->name, ".") || !strcmp(d->name, "..") || !strcmp(d->name, "state.json"))
@@ -752,6 +778,177 @@ static int door_delete(const char *root, const char *id)
     return result;
 }
 
+/* ---- list ------------------------------------------------------------------------------- */
+/* commands.cmd_list: every directory of the root in sorted order (state.list_ids), each
+ * loaded without a lock; a damaged or unverifiable one (Python warns and shows `unknown`),
+ * one being created (Python skips it after a busy check), any name that is not an id or an
+ * entry that is not plainly a directory sends the whole command to Python. */
+#define MAX_LIST 4096
+static char list_ids_text[1 << 20];
+static const char *list_id[MAX_LIST];
+static char row_text[RECORD_MAX];
+static struct { size_t at[6], len[6]; } rows[MAX_LIST];
+
+/* ids in list_id, sorted (bytes: ids are ASCII, so Python's str order); the count or PY */
+static int read_ids(const char *root)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : PY;      /* list_ids: no root, no containers */
+    int n = 0;
+    size_t used = 0;
+    char buf[8192];
+    for (;;) {
+        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            close(fd);
+            if (got < 0)
+                return PY;
+            break;
+        }
+        for (long at = 0; at < got;) {
+            const struct dirent64_raw *d = (const void *)(buf + at);
+            at += d->reclen;
+            if (!strcmp(d->name, ".") || !strcmp(d->name, ".."))
+                continue;
+            if (d->type != DT_DIR) {
+                if (d->type == DT_LNK || d->type == DT_UNKNOWN) {   /* isdir() follows */
+                    close(fd);
+                    return PY;
+                }
+                continue;                     /* a file: not a container (list_ids) */
+            }
+            size_t len = strlen(d->name);
+            if (!good_id(d->name) || n == MAX_LIST || used + len + 1 > sizeof list_ids_text) {
+                close(fd);
+                return PY;
+            }
+            list_id[n++] = memcpy(list_ids_text + used, d->name, len + 1);
+            used += len + 1;
+        }
+    }
+    for (int i = 1; i < n; i++) {             /* insertion sort: a few hundred at most */
+        const char *id = list_id[i];
+        int j = i;
+        for (; j > 0 && strcmp(list_id[j - 1], id) > 0; j--)
+            list_id[j] = list_id[j - 1];
+        list_id[j] = id;
+    }
+    return n;
+}
+
+static size_t row_used;
+
+static int keep_text(int row, int col, const char *text, size_t n)
+{
+    if (row_used + n > sizeof row_text)
+        return PY;
+    memcpy(row_text + row_used, text, n);
+    rows[row].at[col] = row_used;
+    rows[row].len[col] = n;
+    row_used += n;
+    return 0;
+}
+
+/* len() of the UTF-8 text: the bytes that do not continue a character */
+static size_t chars(const char *s, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return count;
+}
+
+static int door_list(const char *root, int json, int quiet)
+{
+    int n = read_ids(root);
+    if (n == PY)
+        return PY;
+    row_used = 0;
+    for (int i = 0; i < n; i++) {
+        struct container c;
+        if (open_container(root, list_id[i], 0, &c))
+            return PY;
+        const struct record *r = &c.rec;
+        int s = status(c.dirfd, r);
+        close(c.dirfd);
+        if (s == PY || !r->list_head || !r->list_tail || !r->list_col[0] || !r->list_col[1] ||
+            !r->list_col[2])
+            return PY;
+        char pid[24];
+        int pid_len = snprintf(pid, sizeof pid, "%llu", s == STOPPED ? 0 : r->pid);
+        if (json) {                            /* the compact document, whole */
+            size_t at = row_used;
+            if (keep_text(i, 0, r->list_head, r->list_head_len) ||
+                keep_text(i, 0, ",\"pid\":", 7) || keep_text(i, 0, pid, (size_t)pid_len) ||
+                keep_text(i, 0, ",\"status\":\"", 11) ||
+                keep_text(i, 0, STATUS[s], strlen(STATUS[s])) || keep_text(i, 0, "\"", 1) ||
+                keep_text(i, 0, r->list_tail, r->list_tail_len))
+                return PY;
+            rows[i].at[0] = at;
+            rows[i].len[0] = row_used - at;
+        } else if (keep_text(i, 0, r->id, r->id_len) || keep_text(i, 1, pid, (size_t)pid_len) ||
+                   keep_text(i, 2, STATUS[s], strlen(STATUS[s])) ||
+                   keep_text(i, 3, r->list_col[0], r->list_col_len[0]) ||
+                   keep_text(i, 4, r->list_col[1], r->list_col_len[1]) ||
+                   keep_text(i, 5, r->list_col[2], r->list_col_len[2])) {
+            return PY;
+        }
+    }
+#define ROOM(k) if (len + (k) > sizeof out) return PY
+    size_t len = 0;
+    if (quiet) {
+        for (int i = 0; i < n; i++) {
+            size_t idl = strlen(list_id[i]);
+            ROOM(idl + 1);
+            len = put(put(len, list_id[i], idl), "\n", 1);
+        }
+    } else if (json) {
+        if (n == 0)
+            len = put(0, "null", 4);           /* runc prints null for none */
+        for (int i = 0; i < n; i++) {
+            ROOM(rows[i].len[0] + 2);
+            len = put(len, i ? "," : "[", 1);
+            len = put(len, row_text + rows[i].at[0], rows[i].len[0]);
+        }
+        if (n)
+            len = put(len, "]", 1);
+        len = put(len, "\n", 1);
+    } else {
+        static const char *const header[6] = { "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER" };
+        size_t width[6];
+        for (int col = 0; col < 6; col++) {
+            width[col] = strlen(header[col]);
+            for (int i = 0; i < n; i++) {
+                size_t w = chars(row_text + rows[i].at[col], rows[i].len[col]);
+                width[col] = w > width[col] ? w : width[col];
+            }
+        }
+        for (int i = -1; i < n; i++) {         /* "   ".join(v.ljust(w)).rstrip() */
+            size_t start = len;
+            for (int col = 0; col < 6; col++) {
+                const char *v = i < 0 ? header[col] : row_text + rows[i].at[col];
+                size_t vl = i < 0 ? strlen(header[col]) : rows[i].len[col], w = chars(v, vl);
+                ROOM(vl + width[col] - w + 4);
+                if (col)
+                    len = put(len, "   ", 3);
+                len = put(len, v, vl);
+                for (; w < width[col]; w++)
+                    out[len++] = ' ';
+            }
+            while (len > start && strchr(" \t\n\r\v\f\x1c\x1d\x1e\x1f", out[len - 1]) && out[len - 1])
+                len--;
+            if (len > start && (unsigned char)out[len - 1] >= 0x80)
+                return PY;                     /* maybe a Unicode space rstrip() would take */
+            out[len++] = '\n';
+        }
+    }
+#undef ROOM
+    return write_out(len);
+}
+
 /* ---- the command line (cli.py's parser, for the spellings served here) ------------------ */
 /* A global flag: 0 and *value for --root/--log/--log-format (or -root...), PY otherwise. */
 static int global_flag(char **argv, int argc, int *i, const char **name, const char **value)
@@ -778,6 +975,32 @@ static int global_flag(char **argv, int argc, int *i, const char **name, const c
     return PY;
 }
 
+/* `list` [--format table|json | -f ... | --format=...] [--quiet | -q]: anything else,
+ * a positional included, is Python's. */
+static int list_command(const char *root, char **args, int n)
+{
+    const char *format = "table";
+    int quiet = 0;
+    for (int i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+            continue;
+        }
+        const char *f = !strncmp(a, "--format", 8) ? a + 8 : !strncmp(a, "-format", 7) ? a + 7 :
+                        !strncmp(a, "-f", 2) ? a + 2 : NULL;
+        if (f && *f == '=')
+            format = f + 1;
+        else if (f && !*f && i + 1 < n)
+            format = args[++i];
+        else
+            return PY;
+    }
+    if (strcmp(format, "table") && strcmp(format, "json"))
+        return PY;
+    return door_list(root, !strcmp(format, "json"), quiet);
+}
+
 int minirunc_door(int argc, char **argv)
 {
     const char *off = getenv(DOOR_OFF_ENV);
@@ -798,6 +1021,13 @@ int minirunc_door(int argc, char **argv)
     if (i >= argc)
         return PY;
     const char *command = argv[i++];
+    if (!root || !*root) {
+        root = getenv("MINIRUNC_ROOT");
+        if (!root || !*root)
+            root = "/run/minirunc";
+    }
+    if (!strcmp(command, "list"))
+        return list_command(root, argv + i, argc - i);
     const char *positional[3];
     int npos = 0;
     for (; i < argc; i++) {
@@ -810,11 +1040,6 @@ int minirunc_door(int argc, char **argv)
         if (npos == 3)
             return PY;
         positional[npos++] = argv[i];
-    }
-    if (!root || !*root) {
-        root = getenv("MINIRUNC_ROOT");
-        if (!root || !*root)
-            root = "/run/minirunc";
     }
     if (npos < 1 || !good_id(positional[0]))
         return PY;

@@ -63,8 +63,8 @@ class Door:
         self.ids.add(cid)
         return cid
 
-    def create(self, bundle, start=False):
-        cid = self.new_id()
+    def create(self, bundle, start=False, prefix="door"):
+        cid = self.new_id(prefix)
         r = self("create", "--bundle", bundle, cid, python=True)
         assert r[0] == 0, r
         if start:
@@ -430,6 +430,74 @@ def test_kill_reaches_the_init(door, make, tmp_path):
     assert served(door, tmp_path, "kill", cid, "USR1") == (0, True)
     assert wait_for(lambda: (out / "got").exists())
     assert (out / "got").read_text() == "usr1\n"
+
+
+# -- list ------------------------------------------------------------------------------
+
+LIST_LINES = [["list"], ["list", "-q"], ["list", "--quiet"], ["list", "-quiet"],
+              ["list", "--format", "json"], ["list", "-f", "json"], ["list", "--format=json"],
+              ["list", "-format", "table"], ["list", "-f=table"], ["list", "-q", "-f", "json"],
+              ["list", "--format", "xml"], ["list", "extra"], ["list", "--quiet=true"],
+              ["list", "--format"], ["list", "-h"]]
+
+
+def test_list_every_status(door, sleeper, make, tmp_path):
+    """Every status, ids that sort by case and digit, bundle paths with spaces and
+    non-ASCII letters (the table pads by characters), every spelling of the flags."""
+    odd = tmp_path / "bündel mit Leerzeichen"
+    odd.mkdir()
+    odd_bundle = make(("sleep", "1000"))
+    os.rename(odd_bundle, odd / "b")
+    made = one_of_each_status(door, sleeper, make)
+    for prefix in ("Z", "a", "0", "b.c+d_e"):
+        made[prefix] = door.create(odd / "b", prefix=prefix)
+    for argv in LIST_LINES:
+        code, out, err = same(door, *argv)
+        if argv in (["list"], ["list", "-q"], ["list", "--format", "json"]):
+            assert code == 0 and err == b"", (argv, err)
+            assert served(door, tmp_path, *argv) == (0, True), argv
+    listed = json.loads(door("list", "--format", "json")[1])
+    assert [c["id"] for c in listed] == sorted(made.values())
+    assert {c["id"]: c["status"] for c in listed}[made["paused"]] == "paused"
+    table = door("list")[1].decode().splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert any("bündel mit Leerzeichen" in line for line in table)
+
+
+def test_list_empty_missing_and_damaged(door, sleeper, tmp_path):
+    """No root, an empty root, a file in it; then a damaged container or one being created
+    (Python warns, or skips it): the whole list is Python's."""
+    for argv in (["list"], ["list", "-f", "json"], ["list", "-q"]):
+        assert same(door, *argv)[0] == 0           # no root yet
+        assert served(door, tmp_path, *argv) == (0, True)
+    os.makedirs(door.root)
+    open(os.path.join(door.root, "a-file"), "w").close()
+    for argv in (["list"], ["list", "-f", "json"]):
+        assert same(door, *argv)[0] == 0
+        assert served(door, tmp_path, *argv) == (0, True)
+    a = door.create(sleeper)
+    b = door.create(sleeper)
+    with open(os.path.join(door.root, b, "door"), "r+b") as f:
+        f.truncate(50)
+    code, out, err = same(door, "list")
+    assert code == 0 and b"minirunc: " not in err and b.encode() in out   # record only: fine
+    assert served(door, tmp_path, "list")[1] is False
+    with open(os.path.join(door.root, b, "state.json"), "r+b") as f:
+        f.truncate(20)
+    code, out, err = same(door, "list")
+    assert code == 0 and err.startswith(b"minirunc: ") and b"unknown" in out, err
+    os.unlink(os.path.join(door.root, b, "state.json"))
+    creating = os.open(os.path.join(door.root, b), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(creating, fcntl.LOCK_EX)     # as a create before state.json
+        code, out, err = same(door, "list", "-q")
+        assert (code, out, err) == (0, a.encode() + b"\n", b"")
+        assert served(door, tmp_path, "list", "-q")[1] is False
+    finally:
+        os.close(creating)
+    os.symlink(os.path.join(door.root, a), os.path.join(door.root, "link"))
+    same(door, "list")
+    assert served(door, tmp_path, "list")[1] is False
 
 
 # -- delete ----------------------------------------------------------------------------

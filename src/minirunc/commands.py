@@ -226,7 +226,7 @@ def cmd_delete(root, options, container_id):
 
 
 def cmd_list(root, options):
-    from .state import Container, DamagedStateError, list_ids
+    from .state import Container, DamagedStateError, list_ids, table_text as shown
     fmt = options.get("format", "table")
     if fmt not in ("table", "json"):
         raise UsageError("list: --format must be table or json, not %r" % fmt)
@@ -248,17 +248,12 @@ def cmd_list(root, options):
         sys.stdout.write(dumps(states or None) + "\n")  # runc prints null for none
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], _shown(s["bundle"]), _shown(s["created"]),
-                  _shown(s["owner"])) for s in states]
+        rows += [(s["id"], str(s["pid"]), s["status"], shown(s["bundle"]), shown(s["created"]),
+                  shown(s["owner"])) for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
     return 0
-
-
-def _shown(text):
-    """A field for the table: a path of undecodable bytes (lone surrogates) is escaped."""
-    return text.encode("utf-8", "backslashreplace").decode()
 
 
 def _unknown_state(c, error):

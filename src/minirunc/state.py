@@ -336,6 +336,9 @@ def _pid_lines(data, pidns):
 # The `state` document with these two placeholders is cut around them for the door: a
 # JSON string holds no raw newline, so this text can only be the document's own lines.
 _DOOR_CUT = '\n  "pid": 0,\n  "status": ""'
+# The same for `list --format json`'s compact documents: a quote inside a string is
+# escaped, and the annotations (the only object) come after pid and status.
+_DOOR_LIST_CUT = ',"pid":0,"status":""'
 
 
 def door_record_text(data, pidns, state_blob):
@@ -355,6 +358,12 @@ def door_record_text(data, pidns, state_blob):
     lines.append("state_sum=%08x:%d" % (binascii.crc32(state_blob), len(state_blob)))
     if cut:
         lines += ["state_head=" + _escape(head), "state_tail=" + _escape(tail)]
+    head, cut, tail = jsontext.dumps(state_document(data, 0, "")).partition(_DOOR_LIST_CUT)
+    if cut:
+        lines += ["list_head=" + _escape(head), "list_tail=" + _escape(tail)]
+    # `list`'s table columns as commands._shown makes them
+    lines += ["list_%s=%s" % (key, _escape(table_text(data.get(key, ""))))
+              for key in ("bundle", "created", "owner")]
     hooks = data.get("hooks") or {}
     if "startContainer" in hooks or "poststart" in hooks:
         lines.append("starthooks=1")
@@ -362,6 +371,11 @@ def door_record_text(data, pidns, state_blob):
     text = "\n".join(lines) + "\n"
     return text + "record_sum=%08x\nend=1\n" % binascii.crc32(
         text.encode("utf-8", "surrogateescape"))
+
+
+def table_text(text):
+    """A field of `list`'s table: a path of undecodable bytes (lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode()
 
 
 def _door_delete_lines(data):
