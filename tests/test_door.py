@@ -639,16 +639,11 @@ def test_delete_keeps_a_cgroup_that_was_there(door, make, tmp_path):
             os.rmdir(d)
 
 
-@pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed",
-                                  "delete:state-removed"])
-def test_delete_by_the_door_killed(door, make, tmp_path, step):
-    """kill -9 of the door's own `delete` of a stopped container at each of Python's fault
-    points: `state` and `kill` through the door say what Python says, and `delete --force`
-    (or the plain delete) finishes the job; nothing is left."""
-    (cid,) = [door.create(make(("true",)), start=True)]
-    assert wait_for(lambda: door.status(cid) == "stopped")
+def stop_and_kill(door, tmp_path, step, *args):
+    """Run `args` with MINIRUNC_TEST_STOP_AT=step, wait until it stops there, SIGKILL it;
+    whether it was the door (not the interpreter) that stopped."""
     marker = tmp_path / "marker"
-    proc = subprocess.Popen(door.cmd("delete", cid), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(door.cmd(*args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=runtime_env({"MINIRUNC_TEST_STOP_AT": step,
                                              "MINIRUNC_TEST_STOP_MARKER": str(marker)}))
@@ -661,9 +656,21 @@ def test_delete_by_the_door_killed(door, make, tmp_path, step):
 
     assert wait_for(stopped, 30), step
     assert marker.read_text() == "%d %s\n" % (proc.pid, step)
-    assert not sigint_caught(proc.pid)             # the door stopped there, not Python
+    by_the_door = not sigint_caught(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    return by_the_door
+
+
+@pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed",
+                                  "delete:state-removed"])
+def test_delete_by_the_door_killed(door, make, tmp_path, step):
+    """kill -9 of the door's own `delete` of a stopped container at each of Python's fault
+    points: `state` and `kill` through the door say what Python says, and `delete --force`
+    removes what is left."""
+    cid = door.create(make(("true",)), start=True)
+    assert wait_for(lambda: door.status(cid) == "stopped")
+    assert stop_and_kill(door, tmp_path, step, "delete", cid)
     same(door, "state", cid, cid=cid)
     same(door, "kill", cid, "0", cid=cid)
     code, _, err = door("delete", "--force", cid)
@@ -672,31 +679,15 @@ def test_delete_by_the_door_killed(door, make, tmp_path, step):
     assert not leftover_cgroups(cid)
 
 
-# -- delete killed by SIGKILL while the door is in front ------------------------------
-
 @pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed"])
 def test_delete_killed_then_forced(door, sleeper, tmp_path, subreaper, step):
-    """kill -9 of `delete` at each step (the door hands delete to Python), then `state`
-    through the door says what Python says, and `delete --force` removes everything."""
+    """kill -9 of `delete --force` of a running container at each step (the door hands it
+    to Python), then `state` through the door says what Python says, and `delete --force`
+    removes everything."""
     cid = door.create(sleeper, start=True)
     with open(os.path.join(door.root, cid, "state.json")) as f:
         data = json.load(f)
-    marker = tmp_path / "marker"
-    proc = subprocess.Popen(door.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=runtime_env({"MINIRUNC_TEST_STOP_AT": step,
-                                             "MINIRUNC_TEST_STOP_MARKER": str(marker)}))
-
-    def stopped():
-        if not marker.exists() or not marker.read_text().strip():
-            return False
-        pid = int(marker.read_text().split()[0])
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
-
-    assert wait_for(stopped, 30), step
-    os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert not stop_and_kill(door, tmp_path, step, "delete", "--force", cid)
     same(door, "state", cid, cid=cid)
     same(door, "kill", cid, "0", cid=cid)
     code, _, err = door("delete", "--force", cid)
