@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -950,22 +951,31 @@ static int door_list(const char *root, int json, int quiet)
 }
 
 /* ---- the command line (cli.py's parser, for the spellings served here) ------------------ */
-/* A global flag: 0 and *value for --root/--log/--log-format (or -root...), PY otherwise. */
+/* A global flag: 0 and *name, *value for those that change nothing the door serves or
+ * that it reads (cli.GLOBAL_FLAGS: --root, --log, --log-format; --systemd-cgroup,
+ * --rootless and --criu only matter to create, run, restore and checkpoint, and containerd's
+ * go-runc passes them to every command), also as -flag and --flag=value; PY otherwise. */
 static int global_flag(char **argv, int argc, int *i, const char **name, const char **value)
 {
     const char *arg = argv[*i];
     const char *flag = arg[1] == '-' ? arg + 2 : arg + 1;
-    static const char *const known[] = { "root", "log", "log-format" };
-    for (int k = 0; k < 3; k++) {
+    static const char *const known[] = { "root", "log", "log-format", "rootless", "criu",
+                                         "systemd-cgroup" };
+    for (int k = 0; k < 6; k++) {
         size_t n = strlen(known[k]);
+        int takes_value = k < 5;
         if (strncmp(flag, known[k], n))
             continue;
         if (flag[n] == '=') {
             *value = flag + n + 1;
-        } else if (flag[n] == '\0') {
-            if (*i + 1 >= argc)
+            /* a bool's value: one cli.py takes (true, false, 1, 0 in any case) */
+            if (!takes_value && strcasecmp(*value, "true") && strcasecmp(*value, "false") &&
+                strcmp(*value, "1") && strcmp(*value, "0"))
                 return PY;
-            *value = argv[++*i];
+        } else if (flag[n] == '\0') {
+            if (takes_value && *i + 1 >= argc)
+                return PY;
+            *value = takes_value ? argv[++*i] : "true";
         } else {
             continue;
         }
@@ -1016,7 +1026,7 @@ int minirunc_door(int argc, char **argv)
             root = value;
         else if (!strcmp(name, "log-format") && strcmp(value, "text") && strcmp(value, "json"))
             return PY;             /* Python's error */
-        /* --log: nothing is logged on the paths served here */
+        /* --log: nothing is logged on the paths served here; the rest change nothing */
     }
     if (i >= argc)
         return PY;

@@ -177,11 +177,19 @@ def test_state_command_lines(door, sleeper, tmp_path):
         ["--root", door.root, "state", "-h"], ["--root", door.root, "--help"],
         ["--root", door.root], ["--root"], ["--root", door.root, "statex", cid],
         ["--root", "", "state", cid],
+        # go-runc (containerd) passes these to every command
+        ["--root", door.root, "--log", str(log), "--log-format", "json", "--systemd-cgroup",
+         "state", cid], ["--systemd-cgroup=TRUE", "--root", door.root, "state", cid],
+        ["--systemd-cgroup=maybe", "--root", door.root, "state", cid],
+        ["--rootless=true", "-rootless", "auto", "--root", door.root, "state", cid],
+        ["--criu", "/nonexistent", "--root", door.root, "state", cid],
+        ["--root", door.root, "--systemd-cgroup", "--criu"],
     ]
     for argv in lines:
         same(door, *argv, cid=cid, env=env_root, root=False)
     assert not log.exists() or log.read_text() == ""  # a served `state` logs nothing
     assert served(door, tmp_path, "state", cid)[1]
+    assert served(door, tmp_path, "--systemd-cgroup", "--rootless=false", "state", cid)[1]
     # an empty --root means MINIRUNC_ROOT (cli.py), which the door reads the same way
     code, out, _ = door("--root", "", "state", cid, env=env_root, root=False)
     assert code == 0 and json.loads(out)["id"] == cid
