@@ -61,8 +61,9 @@ TARGETS = {
     # glibc >= 2.17 (CentOS 7, Debian 8, Ubuntu 14.04 and everything later)
     "gnu": {"triple": "x86_64-linux-gnu.2.17", "output": "minirunc", "static": False,
             "glibc_floor": (2, 17), "configure": [],   # + glibc_compat()
-            # position-independent, like the gcc-built binary before it (ASLR for its image)
-            "pie": True},
+            # position-dependent, like the static twin: no relative relocations for ld.so to
+            # apply before main() (docs/binary.md, "Position-dependent")
+            "pie": False},
     # no C library needed on the host: musl linked in, no ELF interpreter, no DT_NEEDED
     "musl": {"triple": "x86_64-linux-musl", "output": "minirunc-static", "static": True,
              "glibc_floor": None, "configure": ["LDFLAGS=-static"],
@@ -324,6 +325,11 @@ class Toolchain:
         env = "export ZIG_GLOBAL_CACHE_DIR='%s' ZIG_LOCAL_CACHE_DIR='%s'\n" % (ZIG_CACHE, ZIG_CACHE)
         # `-dumpversion`/`--version` with a glibc-versioned triple is an error in zig 0.17
         # ("version '.2.17' in target triple is invalid"): asked without the target.
+        # Nuitka links with -Wl,--export-dynamic (for extension modules that a dlopen() would
+        # bind to the executable's libpython): every module is built in and nothing is
+        # dlopen()ed, and the ~1,800 exported symbols cost ld.so lookups and page-ins at every
+        # start (docs/binary.md, "Start-up of the gnu binary").  zig has no
+        # --no-export-dynamic, so Nuitka's wrapper drops the flag.
         scripts = {
             "zig-cc": '#!/bin/sh\n%scase "$1" in -dumpversion|--version) exec "%s" cc "$@";; esac\n'
                       'exec "%s" cc -target %s "$@"\n' % (env, self.zig, self.zig, self.triple),
@@ -331,6 +337,7 @@ class Toolchain:
             "zig-ranlib": '#!/bin/sh\n%sexec "%s" ranlib "$@"\n' % (env, self.zig),
             "zig": '#!/bin/sh\n%scase "$1" in\n'
                    '  cc|c++) tool=$1; shift; case "$1" in -dumpversion|--version) exec "%s" "$tool" "$@";; esac\n'
+                   '          for a do shift; [ "$a" = -Wl,--export-dynamic ] || set -- "$@" "$a"; done\n'
                    '          exec "%s" "$tool" -target %s "$@";;\n'
                    'esac\nexec "%s" "$@"\n' % (env, self.zig, self.zig, self.triple, self.zig),
         }
@@ -922,7 +929,9 @@ def nuitka_pylib():
     target = local.path(nuitka.__file__).dirname
     PYLIB.mkdir()
     if not link.is_symlink() or os.readlink(str(link)) != str(target):
-        if link.exists() or link.is_symlink():
+        if link.is_symlink():
+            os.unlink(str(link))   # plumbum's delete() would rmtree() it, and refuses a link
+        elif link.exists():
             link.delete()
         os.symlink(str(target), str(link))
     return PYLIB
