@@ -922,7 +922,9 @@ def nuitka_pylib():
     target = local.path(nuitka.__file__).dirname
     PYLIB.mkdir()
     if not link.is_symlink() or os.readlink(str(link)) != str(target):
-        if link.exists() or link.is_symlink():
+        if link.is_symlink():
+            os.unlink(str(link))   # plumbum's delete() would rmtree it, which refuses links
+        elif link.exists():
             link.delete()
         os.symlink(str(target), str(link))
     return PYLIB
