@@ -58,6 +58,12 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 /* ------------------------------------------------------------------ plan */
 
@@ -72,7 +78,7 @@ enum {
     T_HOOK = 29, T_HOOK_ARG = 30, T_HOOK_ENV = 31, T_SESSION_KEYRING = 32,
     T_TIME_OFFSET = 33, T_SCHEDULER = 34, T_IO_PRIORITY = 35, T_MOUNT_IDMAP = 36,
     T_CPU_AFFINITY = 37, T_LSM_LABEL = 40, T_MOUNT_COPYUP = 41, T_SHARED_MOUNT_NS = 42,
-    T_MAX = 43
+    T_CGROUP_JOIN = 43, T_MAX = 44
 };
 
 /* Field kinds per tag: u = u64, i = i64, s = string, L = list of u64. */
@@ -89,6 +95,7 @@ static const char *const KINDS[T_MAX] = {
     [T_TIME_OFFSET] = "siu", [T_SCHEDULER] = "uuiuuuu", [T_IO_PRIORITY] = "uu",
     [T_MOUNT_IDMAP] = "uss", [T_CPU_AFFINITY] = "uL",
     [T_LSM_LABEL] = "us", [T_MOUNT_COPYUP] = "u", [T_SHARED_MOUNT_NS] = "u",
+    [T_CGROUP_JOIN] = "us",
 };
 
 #define MAXF 10
@@ -2189,8 +2196,74 @@ static void join_session_keyring(void)
 }
 
 /* Stage 2: the container's pid 1, inside the new namespaces. */
+/* ------------------------------------------------------------ cgroups */
+
+/* The container's cgroups (CGROUP_JOIN records), opened by stage 1 before it joins any
+ * namespace (the paths are the host's): v1 `tasks` files and one cgroup2 directory. */
+#define MAX_TASKS_FILES 64
+static int tasks_fd[MAX_TASKS_FILES];
+static const char *tasks_path[MAX_TASKS_FILES];
+static int ntasks;
+static int cgroup2_fd = -1;
+
+static void open_cgroups(void)
+{
+    FOR_EACH(r, T_CGROUP_JOIN) {
+        if (r->f[0].u == 2) {
+            if (cgroup2_fd >= 0)
+                fail(EINVAL, "plan", "more than one cgroup2 directory to clone into", NULL);
+            if ((cgroup2_fd = open(r->f[1].s, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                fail(errno, "cgroup", "open the cgroup directory ", r->f[1].s, NULL);
+            continue;
+        }
+        if (ntasks == MAX_TASKS_FILES)
+            fail(E2BIG, "plan", "too many cgroup tasks files", NULL);
+        tasks_path[ntasks] = r->f[1].s;
+        if ((tasks_fd[ntasks] = open(r->f[1].s, O_WRONLY | O_CLOEXEC)) < 0)
+            fail(errno, "join cgroup", r->f[1].s, NULL);
+        ntasks++;
+    }
+}
+
+/* Stage 2, first thing: move this process (one thread) into each v1 cgroup.  "0" names
+ * the writer's own thread, for which the kernel skips cgroup_threadgroup_rwsem, the lock
+ * whose first writer waits for an RCU grace period (5-15 ms here). */
+static void join_cgroups(void)
+{
+    if (cgroup2_fd >= 0)
+        close(cgroup2_fd);
+    for (int i = 0; i < ntasks; i++) {
+        if (write(tasks_fd[i], "0", 1) != 1)
+            fail(errno, "join cgroup", tasks_path[i], NULL);
+        close(tasks_fd[i]);
+    }
+}
+
+/* clone stage 2; into the cgroup2 directory when there is one and the kernel can
+ * (clone3 with CLONE_INTO_CGROUP, 5.7).  *into says whether it did: if not (ENOSYS,
+ * EINVAL, E2BIG from older kernels, or any refusal), a plain clone, and the runtime
+ * moves the init, with its own error message should that fail too. */
+static long clone_stage2(unsigned long flags, int *into)
+{
+    *into = 0;
+    if (cgroup2_fd >= 0) {
+        /* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2).  exit_signal stays 0:
+         * clone3 refuses one with CLONE_PARENT; the child gets the parent's (SIGCHLD). */
+        uint64_t args[11] = { 0 };
+        args[0] = CLONE_PARENT | flags | CLONE_INTO_CGROUP;
+        args[10] = (uint64_t)cgroup2_fd;
+        long pid = syscall(SYS_clone3, args, sizeof args);
+        if (pid >= 0) {
+            *into = 1;
+            return pid;
+        }
+    }
+    return syscall(SYS_clone, SIGCHLD | CLONE_PARENT | flags, 0, NULL, NULL, 0);
+}
+
 static void __attribute__((noreturn)) stage2(int listen_fd, int join_user)
 {
+    join_cgroups();
     char c = 0;
     if (new_userns) {
         if (send_packet(sync_fd, "U", 1, -1) < 0)
@@ -2410,6 +2483,7 @@ int main(int argc, char **argv)
         last_cap = atoi(cl);
 
     remember_host_namespaces();
+    open_cgroups();
     /* Open every namespace first (paths may live in a namespace we leave),
      * then join: user first (it grants the rights for the rest), mount last. */
     int join_fd[64], join_flag[64], nj = 0, join_user = 0;
@@ -2452,7 +2526,8 @@ int main(int argc, char **argv)
     int p_sent[2];
     if (pipe2(p_sent, O_CLOEXEC) < 0)
         fail(errno, "pipe", "pipe2 for the stage order", NULL);
-    long pid = syscall(SYS_clone, SIGCHLD | CLONE_PARENT | flags, 0, NULL, NULL, 0);
+    int into;
+    long pid = clone_stage2(flags, &into);
     if (pid < 0)
         fail(errno, "clone", "clone the container init (flags 0x", hex(nb, flags), ")", NULL);
     if (pid == 0) {
@@ -2466,6 +2541,8 @@ int main(int argc, char **argv)
     struct msg m = { .n = 0 };
     m_chr(&m, 'P');
     m_num(&m, pid);
+    m_chr(&m, '\0');
+    m_chr(&m, into ? '1' : '0');   /* born in the cgroup2 directory */
     if (send_packet(sync_fd, m.b, m.n, -1) == 0)
         (void)!write(p_sent[1], "p", 1);
     _exit(0);

@@ -6,6 +6,11 @@ kernel switches cgroup_threadgroup_rwsem to writer mode; writes within the next 
 a no-op migration of this process into the cgroup it is already in, started in a thread as
 the command begins, lets that wait overlap with the work. It is only an optimization:
 every failure is ignored.
+
+From Linux 5.7 on there is nothing to start: the init joins its cgroups itself without
+that lock (native/init.c: "0" into v1 `tasks` files, clone3 CLONE_INTO_CGROUP for
+cgroup2), and a no-op migration would only hold cgroup_mutex, which the mkdirs need,
+through a grace period.
 """
 
 import _thread
@@ -52,6 +57,9 @@ def start():
     """Begin the no-op migration in a thread (once per process)."""
     global _done
     if _done is not None:
+        return
+    from .kernelfloor import release
+    if (release() or (0, 0)) >= (5, 7):
         return
     path = _own_procs_file()
     if path is None:

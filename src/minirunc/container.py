@@ -102,6 +102,12 @@ def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None, on_
     returns the state JSON for the init's.  On any failure the init is killed and reaped."""
     from . import native
     native.set_dumpable(False)
+    joins = []
+    if cgroup is not None:
+        from .cgroups.base import self_join_records
+        joins = self_join_records(cgroup.dirs())
+        for kind, path in joins:
+            plan.add("CGROUP_JOIN", kind, path)
     fds = []
     sock = None
     try:
@@ -126,13 +132,16 @@ def _launch_init(plan, listen_path, cgroup, on_pid=None, spawn_wrapper=None, on_
         for fd in fds:
             os.close(fd)
     try:
-        return _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks)
+        return _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks, joins)
     finally:
         os.close(sock)
 
 
-def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
+def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None, joins=()):
     """Read the init's messages until it is ready; returns (pid, pty master or None).
+
+    ``joins``: the CGROUP_JOIN records of the plan.  Stage 2 joins the v1 ones itself; the
+    cgroup2 one only when `P` says it was born there; this process moves it into the rest.
 
     Stage 2 sends a `K` marker before each step; when the init dies without an `E`
     (the OOM killer of its cgroup, a signal), the message names that step and how it died."""
@@ -166,8 +175,12 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
                 # The init cannot exec the user's process before `S`: joining here is
                 # in time for everything the process will run.
                 if cgroup is not None:
-                    cgroupwarm.wait()
-                    cgroup.add_pid(pid)
+                    born_in = len(fields) > 1 and fields[1] == "1"
+                    joined = [path if kind == 2 else os.path.dirname(path)
+                              for kind, path in joins if kind == 1 or born_in]
+                    if any(d not in joined for d in cgroup.dirs()):
+                        cgroupwarm.wait()
+                        cgroup.add_pid(pid, skip=joined)
             elif kind == "K":
                 doing = fields[0] if fields else doing
             elif kind == "U":
@@ -186,6 +199,9 @@ def _follow_init(plan, sock, helper_pid, cgroup, on_pid, on_hooks=None):
                 return pid, master
             elif kind == "E":
                 err, step, detail = int(fields[0] or 0), fields[1], fields[2]
+                if step == "join cgroup":   # stage 2 writing "0" to a `tasks` file
+                    from .cgroups.base import join_error
+                    raise join_error(pid, detail, err)
                 if err == EACCES and plan.new_userns and plan.uid_mappings:
                     detail += (" [in the user namespace, root is host uid %d: it must be able to "
                                "reach this path]" % _host_root(plan.uid_mappings))

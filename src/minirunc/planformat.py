@@ -77,6 +77,12 @@ RECORDS = {
     # nothing in it (no propagation, binds, mounts, devices, pivot_root) and only
     # chroots into the ROOTFS path.
     42: ("SHARED_MOUNT_NS", "u", ("enabled",)),
+    # A cgroup the init joins by itself, opened by stage 1 before it joins any namespace:
+    # kind 1, a cgroup v1 `tasks` file stage 2 writes "0" to first thing (a thread moving
+    # itself: the kernel takes no global lock, so no RCU grace period); kind 2, a cgroup2
+    # directory stage 1 clones stage 2 into (clone3 CLONE_INTO_CGROUP, Linux 5.7; the
+    # `P` message says whether it did, else the runtime moves the init there).
+    43: ("CGROUP_JOIN", "us", ("kind", "path")),
 }
 TAGS = {name: tag for tag, (name, _, _) in RECORDS.items()}
 

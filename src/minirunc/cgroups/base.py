@@ -70,8 +70,44 @@ def join(dirs, pid):
         try:
             write_value(path, str(pid))
         except HostError as e:
-            raise HostError("move process %d into cgroup" % pid, path, e.errno,
-                            _join_hint(d, e.errno)) from None
+            raise join_error(pid, path, e.errno) from None
+
+
+def join_error(pid, path, err):
+    """The error of a refused move of ``pid`` through ``path`` (cgroup.procs or tasks)."""
+    return HostError("move process %d into cgroup" % pid, path, err,
+                     _join_hint(os.path.dirname(path), err))
+
+
+def move_self(dirs):
+    """Move this process into ``dirs``.  In v1, "0" written to `tasks` moves the calling
+    thread, the one that spawns the init (the runtime's only one, but for a finished
+    cgroupwarm thread), and for that the kernel takes no global lock, so it waits for no
+    RCU grace period; cgroup2 has only cgroup.procs."""
+    for d in dirs:
+        tasks = os.path.join(d, "tasks")
+        if os.path.exists(tasks):
+            try:
+                write_file(tasks, b"0")
+            except OSError as e:
+                raise join_error(os.getpid(), tasks, e.errno) from None
+        else:
+            join([d], os.getpid())
+
+
+def self_join_records(dirs):
+    """CGROUP_JOIN plan records (kind, path) with which the init joins ``dirs`` itself,
+    without the runtime's migration (planformat.py): 1 and the `tasks` file of each v1
+    directory, 2 and the first cgroup2 directory (a host has one cgroup2 hierarchy)."""
+    records, cgroup2 = [], False
+    for d in dirs:
+        tasks = os.path.join(d, "tasks")
+        if os.path.exists(tasks):
+            records.append((1, tasks))
+        elif not cgroup2:
+            records.append((2, d))
+            cgroup2 = True
+    return records
 
 
 def _join_hint(directory, err):
@@ -178,8 +214,8 @@ class Driver:
         """Write the resources; returns warnings.  ``current``: the resources applied before."""
         return []
 
-    def add_pid(self, pid):
-        """Move ``pid`` into the container's cgroups."""
+    def add_pid(self, pid, skip=()):
+        """Move ``pid`` into the container's cgroups (but not those in ``skip``)."""
 
     def visit(self):
         """Move this process into the container's cgroups until ``leave``."""
@@ -272,8 +308,8 @@ class FileDriver(Driver):
         for d in self.dirs():
             make_dirs(d)
 
-    def add_pid(self, pid):
-        join(self.dirs(), pid)
+    def add_pid(self, pid, skip=()):
+        join([d for d in self.dirs() if d not in skip], pid)
 
     def pids(self):
         return read_procs(self.dirs()[0]) if self.dirs() else []
@@ -307,11 +343,10 @@ class FileDriver(Driver):
         """Move this process into the container's cgroups, so that what it forks (the init,
         its new cgroup namespace) starts there; ``leave`` comes back."""
         if self.home:
-            self.add_pid(os.getpid())
+            move_self(self.dirs())
 
     def leave(self):
-        for home in self.home:
-            write_value(os.path.join(home, "cgroup.procs"), str(os.getpid()))
+        move_self(self.home)
 
     def destroy(self):
         if self.can_freeze() and self.frozen():

@@ -64,10 +64,13 @@ def target_dirs(record, specs):
 
 
 class SubgroupJoiner:
-    """What exec's launch needs of a driver: add_pid into the chosen directories."""
+    """What exec's launch needs of a driver: dirs and add_pid, the chosen directories."""
 
     def __init__(self, dirs):
-        self.dirs = dirs
+        self.targets = dirs
 
-    def add_pid(self, pid):
-        join(self.dirs, pid)
+    def dirs(self):
+        return self.targets
+
+    def add_pid(self, pid, skip=()):
+        join([d for d in self.targets if d not in skip], pid)

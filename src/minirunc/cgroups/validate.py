@@ -6,15 +6,31 @@ Unknown keys are errors here (unlike elsewhere in config.json): a misspelt limit
 silently dropped is a limit that is not there.
 """
 
-import re
-
 from ..errors import ConfigError, shown
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
 U32_MAX = (1 << 32) - 1
-_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-_PAGE = re.compile(r"^\d+(KB|MB|GB|TB|PB)$")
+_PAGE_UNITS = ("KB", "MB", "GB", "TB", "PB")
+
+
+# Plain string checks, not `re`: it (and the enum it imports) costs ~1.5 ms on every create.
+def _number(text):
+    return text.isascii() and text.isdigit()
+
+
+def _is_list(text):
+    """``0-2,4``: numbers and ranges, comma-separated."""
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not _number(low) or (dash and not _number(high)):
+            return False
+    return True
+
+
+def _is_page_size(text):
+    """``2MB``: a number and a unit."""
+    return text[-2:] in _PAGE_UNITS and _number(text[:-2])
 
 
 def _at(path, key):
@@ -61,7 +77,7 @@ def _string(value, path):
 
 def _cpu_list(value, path):
     _string(value, path)
-    if value and not _LIST.match(value.replace(" ", "")):
+    if value and not _is_list(value.replace(" ", "")):
         raise ConfigError(path, '"%s" is not a list like "0-2,4"' % shown(value))
     return value
 
@@ -149,7 +165,7 @@ def _device_number(value, path):
 
 def _page_size(value, path):
     _string(value, path)
-    if not _PAGE.match(value):
+    if not _is_page_size(value):
         raise ConfigError(path, '"%s" is not a page size like "2MB" or "1GB"' % shown(value))
     return value
 
