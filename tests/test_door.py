@@ -670,6 +670,17 @@ def stop_and_kill(door, tmp_path, step, *args):
     return by_the_door
 
 
+def after_the_kill(door, cid):
+    """What a killed delete left: `state` and `kill` through the door say what Python says,
+    `delete --force` removes it all."""
+    same(door, "state", cid, cid=cid)
+    same(door, "kill", cid, "0", cid=cid)
+    code, _, err = door("delete", "--force", cid)
+    assert code == 0, err
+    assert not os.path.exists(os.path.join(door.root, cid))
+    assert not leftover_cgroups(cid)
+
+
 @pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed",
                                   "delete:state-removed"])
 def test_delete_by_the_door_killed(door, make, tmp_path, step):
@@ -679,12 +690,7 @@ def test_delete_by_the_door_killed(door, make, tmp_path, step):
     cid = door.create(make(("true",)), start=True)
     assert wait_for(lambda: door.status(cid) == "stopped")
     assert stop_and_kill(door, tmp_path, step, "delete", cid)
-    same(door, "state", cid, cid=cid)
-    same(door, "kill", cid, "0", cid=cid)
-    code, _, err = door("delete", "--force", cid)
-    assert code == 0, err
-    assert not os.path.exists(os.path.join(door.root, cid))
-    assert not leftover_cgroups(cid)
+    after_the_kill(door, cid)
 
 
 @pytest.mark.parametrize("step", ["delete:locked", "delete:killed", "delete:cgroups-removed"])
@@ -696,12 +702,7 @@ def test_delete_killed_then_forced(door, sleeper, tmp_path, subreaper, step):
     with open(os.path.join(door.root, cid, "state.json")) as f:
         data = json.load(f)
     assert not stop_and_kill(door, tmp_path, step, "delete", "--force", cid)
-    same(door, "state", cid, cid=cid)
-    same(door, "kill", cid, "0", cid=cid)
-    code, _, err = door("delete", "--force", cid)
-    assert code == 0, err
-    assert not os.path.exists(os.path.join(door.root, cid))
-    assert not leftover_cgroups(cid)
+    after_the_kill(door, cid)
     assert not leftover_processes()
     assert wait_for(lambda: start_time(data["pid"]) != data["pid_start"]), "the init survived"
 
