@@ -852,7 +852,7 @@ def stage_sources(tc):
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", "_commit.py"))
     (pkg / "_commit.py").write('COMMIT = "%s"\n' % commit_id(), "utf-8")
     entry = STAGE / "minirunc_main.py"
-    entry.write("import sys\n\nfrom minirunc.cli import main\n\nsys.exit(main())\n", "utf-8")
+    entry.write("from minirunc.cli import main_exit\n\nmain_exit()\n", "utf-8")
     return entry
 
 

@@ -145,7 +145,9 @@ def relay_terminal(master, pid, forwarder):
     is hung up (see _Relay._hang_up), so that it never hangs on a full pty either; the
     exit code is the container's.
     """
+    import gc
     import termios
+    gc.enable()     # a session can last for days (cli.main_exit turned it off)
     saved_mode = None
     if os.isatty(0):
         try:
