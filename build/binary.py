@@ -168,6 +168,12 @@ TRIMMED_STDLIB = [
 ]
 # The CJK codecs' Python halves: their C halves (_codecs_jp, _multibytecodec...) are not
 # built in, so these could only fail.
+# Modules CPython 3.11 deep-freezes into libpython (Tools/scripts/freeze_modules.py), left out
+# of Nuitka's bytecode table so that the interpreter's own frozen copies answer the import
+# (nuitka_builtins.FROZEN_STDLIB_ON): no unmarshalling or interning at every start.
+FROZEN_STDLIB = ["os", "posixpath", "genericpath", "stat", "_collections_abc", "abc", "codecs",
+                 "io", "importlib.util", "importlib.machinery"]
+
 CJK_ENCODINGS = ["encodings." + n for n in (
     "big5", "big5hkscs", "cp932", "cp949", "cp950", "euc_jis_2004", "euc_jisx0213", "euc_jp",
     "euc_kr", "gb18030", "gb2312", "gbk", "hz", "iso2022_jp", "iso2022_jp_1", "iso2022_jp_2",
@@ -946,7 +952,7 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     excluded = sorted({name for name, _ in NUITKA_ONLY} | set(builtin_names))
     config = json.loads(config_path.read("utf-8"))
     # built-in ones too (they must not be copied either), and the trimmed stdlib modules
-    config["excluded"] = excluded + TRIMMED_STDLIB + CJK_ENCODINGS
+    config["excluded"] = excluded + TRIMMED_STDLIB + CJK_ENCODINGS + FROZEN_STDLIB
     config["bytecode"] = BYTECODE
     config_path.write(json.dumps(config, indent=1), "utf-8")
     nuitka_out = tc.dir / "nuitka"
@@ -964,7 +970,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
         # Nuitka refuses an argv holding "-c" (a fork bomb guard for programs that run
         # sys.executable -c); `minirunc exec ID sh -c ...` and `exec -c CAP` need it.
         "--no-deployment-flag=self-execution",
-    ] + ["--nofollow-import-to=%s" % m for m in excluded + TRIMMED_STDLIB + CJK_ENCODINGS] + [entry]
+    ] + ["--nofollow-import-to=%s" % m
+         for m in excluded + TRIMMED_STDLIB + CJK_ENCODINGS + FROZEN_STDLIB] + [entry]
     # build/exe_guard.ld goes after .interp; a static binary has none, and lld puts the
     # read-only data first: there, before .rodata.
     guard_ld = tc.dir / "exe_guard.ld"
@@ -975,6 +982,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     ldflags = ["-Wl,--wrap=patchInspectModule",   # the plugin's no-op replacement
                # the plugin's __wrap_main: the C front door, then Nuitka's main()
                "-Wl,--wrap=main",
+               # the plugin's: CPython's frozen stdlib back on (FROZEN_STDLIB)
+               "-Wl,--wrap=Py_InitializeFromConfig",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
     if tc.target["static"]:

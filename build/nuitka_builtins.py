@@ -78,6 +78,22 @@ __attribute__((constructor)) static void minirunc_unavailable_locale(void)
 """
 
 
+# Linked with -Wl,--wrap=Py_InitializeFromConfig (build/binary.py).  Nuitka's standalone
+# main() turns off CPython's frozen standard library (config.use_frozen_modules = 0) and ships
+# its own bytecode of every module instead; build/binary.py leaves the ones CPython 3.11
+# deep-freezes (os, posixpath, stat, _collections_abc...: FROZEN_STDLIB) out of Nuitka's
+# table, so that they come, already unmarshalled and interned, from libpython itself.
+FROZEN_STDLIB_ON = r"""
+PyStatus __real_Py_InitializeFromConfig(const PyConfig *config);
+
+PyStatus __wrap_Py_InitializeFromConfig(const PyConfig *config)
+{
+    ((PyConfig *)config)->use_frozen_modules = 1;   /* Nuitka's own PyConfig, not shared */
+    return __real_Py_InitializeFromConfig(config);
+}
+"""
+
+
 # Linked with -Wl,--wrap=main (build/binary.py): the C start code calls this instead of
 # Nuitka's main().  native/door.c serves the common `state` and `kill` before the
 # interpreter exists, or returns -1 having done nothing (docs/design.md, "The front door").
@@ -131,6 +147,7 @@ class MiniruncBuiltins(NuitkaPluginBase):
             " * generators and coroutines.  minirunc has neither, and never imports inspect. */\n"
             "void __wrap_patchInspectModule(PyThreadState *tstate) { (void)tstate; }\n"
             + FRONT_DOOR
+            + FROZEN_STDLIB_ON
             + LOCALE_CHECK
         )
         return {"minirunc_inittab.c": code}
