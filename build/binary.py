@@ -166,14 +166,14 @@ TRIMMED_STDLIB = [
     # ~120 kB of bytecode.
     "typing",
 ]
-# The CJK codecs' Python halves: their C halves (_codecs_jp, _multibytecodec...) are not
-# built in, so these could only fail.
 # Modules CPython 3.11 deep-freezes into libpython (Tools/scripts/freeze_modules.py), left out
 # of Nuitka's bytecode table so that the interpreter's own frozen copies answer the import
 # (nuitka_builtins.FROZEN_STDLIB_ON): no unmarshalling or interning at every start.
 FROZEN_STDLIB = ["os", "posixpath", "genericpath", "stat", "_collections_abc", "abc", "codecs",
                  "io", "importlib.util", "importlib.machinery"]
 
+# The CJK codecs' Python halves: their C halves (_codecs_jp, _multibytecodec...) are not
+# built in, so these could only fail.
 CJK_ENCODINGS = ["encodings." + n for n in (
     "big5", "big5hkscs", "cp932", "cp949", "cp950", "euc_jis_2004", "euc_jisx0213", "euc_jp",
     "euc_kr", "gb18030", "gb2312", "gbk", "hz", "iso2022_jp", "iso2022_jp_1", "iso2022_jp_2",
