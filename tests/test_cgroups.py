@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import runtime_env, wait_for
+from minirunc.kernelfloor import release
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup"),
                                 reason="needs root and a cgroup filesystem")
@@ -571,11 +572,6 @@ def test_pure_v1_layout(rt, make):
     assert not any(os.path.exists(d) for d in dirs)
 
 
-def _release(text):
-    major, minor = text.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
-
-
 def _strace_calls(lines):
     """[pid, call] for each traced call of `strace -f` output, the halves of a call that
     another process's line interrupted (`<unfinished ...>`, `<... NAME resumed>`) joined."""
@@ -625,8 +621,9 @@ def test_the_init_joins_its_cgroups_itself(rt, make, tmp_path):
             strace.send_signal(signal.SIGINT)
             strace.wait(30)
     lines = trace.read_text().splitlines()
-    assert rt.state(cid)["status"] == "created", (tmp_path / "out").read_text()
-    pid = rt.state(cid)["pid"]
+    state = rt.state(cid)
+    assert state["status"] == "created", (tmp_path / "out").read_text()
+    pid = state["pid"]
     record, _ = cgroup_dirs(rt, cid)
     unified = record.get("unified")
     v1 = sorted({os.path.realpath(d) for d in (record.get("paths") or {}).values()}
@@ -641,13 +638,12 @@ def test_the_init_joins_its_cgroups_itself(rt, make, tmp_path):
         assert str(pid) in read(os.path.join(d, "tasks")).split()
     procs_writes = [call for _, call in calls if 'cgroup.procs>, "%d", ' % pid in call]
     if unified:
-        kernel = _release(os.uname().release)
+        kernel = release()
         emulated = os.environ.get("MINIRUNC_KERNEL")
-        if emulated:
-            # tests/oldkernel.py refuses syscalls by number only: from "5.3" on, clone3 is
-            # there and the real kernel honours CLONE_INTO_CGROUP.
-            kernel = min(kernel, max(_release(emulated), (5, 7)) if _release(emulated) >= (5, 3)
-                         else _release(emulated))
+        # tests/oldkernel.py refuses syscalls by number only: from "5.3" on, clone3 is there
+        # and the real kernel decides about CLONE_INTO_CGROUP.
+        if emulated and release(emulated) < (5, 3):
+            kernel = release(emulated)
         clone3 = [call for _, call in calls if call.startswith("clone3(")]
         if kernel >= (5, 7):
             # (the cgroup= fd is not decoded to a path: that it is the container's
