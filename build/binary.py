@@ -984,6 +984,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                "-Wl,--wrap=main",
                # the plugin's: CPython's frozen stdlib back on (FROZEN_STDLIB)
                "-Wl,--wrap=Py_InitializeFromConfig",
+               # the plugin's: setlocale(LC_ALL, "") loads LC_CTYPE only (SETLOCALE_CTYPE_ONLY)
+               "-Wl,--wrap=setlocale",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
     if tc.target["static"]:

@@ -7,9 +7,9 @@ $MINIRUNC_BUILTINS:
 
     {"libdir": "...", "libs": ["mrbuiltins", ...], "modules": [["_struct", "PyInit__struct"], ...]}
 
-This plugin adds a C file that registers those modules in CPython's inittab before main()
-(so `import _struct` is answered by BuiltinImporter from inside the executable, never from a
-file) and adds the archive to the link line.
+This plugin adds a C file that registers those modules in CPython's inittab before Nuitka's
+main() runs (so `import _struct` is answered by BuiltinImporter from inside the executable,
+never from a file) and adds the archive to the link line.
 """
 
 import json
@@ -65,7 +65,7 @@ LOCALE_CHECK = r"""
  * message when none exists: LANG=C.UTF-8 in a chroot without /usr/lib/locale is enough.
  * When the environment names a locale this host lacks, the process would run in the C
  * locale anyway: say so in the environment (LC_ALL or LC_CTYPE=C) before Nuitka looks. */
-__attribute__((constructor)) static void minirunc_unavailable_locale(void)
+static void minirunc_unavailable_locale(void)
 {
     locale_t env_locale = newlocale(LC_CTYPE_MASK, "", (locale_t)0);
     if (env_locale != (locale_t)0) {
@@ -94,9 +94,30 @@ PyStatus __wrap_Py_InitializeFromConfig(const PyConfig *config)
 """
 
 
+# Linked with -Wl,--wrap=setlocale (build/binary.py).  Nuitka's main() decodes argv between
+# setlocale(LC_ALL, "") and a setlocale(LC_ALL, <the previous one, "C">): with LANG set, glibc
+# then loads all twelve categories of that locale (a dozen opens and mmaps, ~0.4 ms per
+# start) when the decoding reads LC_CTYPE alone.  So a request for every category from the
+# environment loads LC_CTYPE only; minirunc never asks for one itself (no `locale` module),
+# and CPython's own start sets LC_CTYPE alone.
+SETLOCALE_CTYPE_ONLY = r"""
+char *__real_setlocale(int category, const char *locale);
+
+char *__wrap_setlocale(int category, const char *locale)
+{
+    if (category == LC_ALL && locale != NULL && locale[0] == '\0')
+        return __real_setlocale(LC_CTYPE, locale);
+    return __real_setlocale(category, locale);
+}
+"""
+
+
 # Linked with -Wl,--wrap=main (build/binary.py): the C start code calls this instead of
-# Nuitka's main().  native/door.c serves the common `state` and `kill` before the
-# interpreter exists, or returns -1 having done nothing (docs/design.md, "The front door").
+# Nuitka's main().  native/door.c serves the common `state`, `start`, `kill`, `delete` and
+# `list` before the interpreter exists, or returns -1 having done nothing (docs/design.md,
+# "The front door").  What only the interpreter needs (its inittab, a locale it can load) is
+# done after the door declined, not in constructors: a door command then touches none of
+# libpython's pages (docs/binary.md, "Start-up of the gnu binary").
 FRONT_DOOR = r"""
 int minirunc_door(int argc, char **argv);
 int __real_main(int argc, char **argv);
@@ -104,7 +125,11 @@ int __real_main(int argc, char **argv);
 int __wrap_main(int argc, char **argv)
 {
     int code = minirunc_door(argc, argv);
-    return code >= 0 ? code : __real_main(argc, argv);
+    if (code >= 0)
+        return code;
+    minirunc_unavailable_locale();
+    minirunc_register_builtins();
+    return __real_main(argc, argv);
 }
 """
 
@@ -136,8 +161,9 @@ class MiniruncBuiltins(NuitkaPluginBase):
             + "\nstatic struct _inittab minirunc_inittab[] = {\n"
             + rows
             + "    {NULL, NULL}\n};\n\n"
-            "/* Before main(), hence before Py_Initialize(): the only time the inittab may grow. */\n"
-            "__attribute__((constructor)) static void minirunc_register_builtins(void)\n{\n"
+            "/* Called by __wrap_main() before Nuitka's main(), hence before Py_Initialize(): the\n"
+            " * only time the inittab may grow. */\n"
+            "static void minirunc_register_builtins(void)\n{\n"
             "    if (PyImport_ExtendInittab(minirunc_inittab) != 0) {\n"
             '        fputs("minirunc: cannot register built-in modules\\n", stderr);\n'
             "        abort();\n    }\n}\n\n"
@@ -146,9 +172,10 @@ class MiniruncBuiltins(NuitkaPluginBase):
             " * inspect.getgeneratorstate/getcoroutinestate and types.coroutine about compiled\n"
             " * generators and coroutines.  minirunc has neither, and never imports inspect. */\n"
             "void __wrap_patchInspectModule(PyThreadState *tstate) { (void)tstate; }\n"
+            + LOCALE_CHECK
+            + SETLOCALE_CTYPE_ONLY
             + FRONT_DOOR
             + FROZEN_STDLIB_ON
-            + LOCALE_CHECK
         )
         return {"minirunc_inittab.c": code}
 

@@ -250,3 +250,24 @@ def test_started_through_the_dynamic_loader(binary):
     r = run(["/lib64/ld-linux-x86-64.so.2", binary, "--version"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("minirunc version ")
+
+
+def test_what_the_door_runs_lies_at_the_front(binary):
+    """build/exe_guard.ld: the start code, __wrap_main and the door's code and read-only data
+    lie in the file's first 64 KB (read anyway as the program starts), and nothing runs
+    before main() (no .init_array, .ctors or .preinit_array: a constructor would run before
+    the door on every command)."""
+    sections = {}
+    for m in re.finditer(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)",
+                         run(["readelf", "-SW", binary]).stdout, re.M):
+        sections[m.group(1)] = (int(m.group(3), 16), int(m.group(4), 16))
+    for name in (".minirunc_guard", ".minirunc_door", ".minirunc_door_rodata"):
+        assert name in sections, sorted(sections)
+        offset, size = sections[name]
+        assert size > 0 and offset + size <= 64 * 1024, (name, sections[name])
+    assert sections[".minirunc_door"][1] > 8192, "the door's code is not in its section"
+    offset, size = sections[".minirunc_door_rodata"]
+    with open(binary, "rb") as f:
+        f.seek(offset)
+        assert b"/proc/%llu/stat" in f.read(size), "native/door.c's strings are elsewhere"
+    assert not {".init_array", ".ctors", ".preinit_array"} & set(sections), sorted(sections)

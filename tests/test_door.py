@@ -140,6 +140,58 @@ def one_of_each_status(door, sleeper, make):
     return made
 
 
+# -- what runs before the door ------------------------------------------------------
+
+def opened(door, tmp_path, *args, env=None, python=False):
+    """(exit code, paths the command opened), from strace."""
+    trace = tmp_path / "opens"
+    cmd = [STRACE, "-f", "-e", "trace=open,openat", "-o", str(trace)] + door.cmd(*args)
+    extra = dict(env or {})
+    if python:
+        extra["MINIRUNC_NO_DOOR"] = "1"
+    code = subprocess.run(cmd, env=runtime_env(extra), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60).returncode
+    text = trace.read_text()
+    assert "+++ exited with %d +++" % code in text, text[-300:]
+    return code, [line.split('"')[1] for line in text.splitlines() if '"' in line]
+
+
+def glibc_binary():
+    out = subprocess.run(["readelf", "-dW", BINARY], capture_output=True, text=True).stdout
+    return "libc.so.6" in out
+
+
+def test_the_interpreter_s_set_up_waits_for_the_door(door, sleeper, tmp_path):
+    """The interpreter's inittab and its locale check run only once the door has declined
+    (build/nuitka_builtins.py __wrap_main, no constructors): a `state` the door serves with
+    LANG=C.UTF-8 loads no locale; the same command forced to Python does, and works."""
+    cid = door.create(sleeper)
+    env = {"LANG": "C.UTF-8"}
+    assert served(door, tmp_path, "state", cid, env=env) == (0, True)
+    code, paths = opened(door, tmp_path, "state", cid, env=env)
+    assert code == 0
+    assert not [p for p in paths if "locale" in p or "gconv" in p], paths
+    code, paths = opened(door, tmp_path, "state", cid, env=env, python=True)
+    assert code == 0
+    if glibc_binary():
+        assert [p for p in paths if p.endswith("/LC_CTYPE")], paths
+
+
+def test_setlocale_from_the_environment_loads_lc_ctype_only(door, tmp_path):
+    """setlocale(LC_ALL, "") is wrapped to set LC_CTYPE alone (Nuitka decodes argv between
+    it and a reset to "C"): the Python path opens no other category of the locale LANG
+    names, and a non-ASCII argument still decodes (it comes back in the error)."""
+    if not glibc_binary():
+        pytest.skip("musl's setlocale reads no locale files")
+    code, paths = opened(door, tmp_path, "state", "d\u00e9j\u00e0-vu", env={"LANG": "C.UTF-8"},
+                         python=True)
+    assert code == 1
+    categories = {os.path.basename(p) for p in paths if "/locale/" in p and "/LC_" in p}
+    assert categories == {"LC_CTYPE"}, paths
+    r = door("state", "d\u00e9j\u00e0-vu", python=True, env={"LANG": "C.UTF-8"})
+    assert r[0] == 1 and "d\u00e9j\u00e0-vu".encode() in r[2], r
+
+
 # -- state ---------------------------------------------------------------------------
 
 def test_state_every_status(door, sleeper, make, tmp_path):
