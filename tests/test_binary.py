@@ -9,9 +9,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import time
 import uuid
+import warnings
 
 import pytest
 
@@ -271,3 +273,53 @@ def test_what_the_door_runs_lies_at_the_front(binary):
         f.seek(offset)
         assert b"/proc/%llu/stat" in f.read(size), "native/door.c's strings are elsewhere"
     assert not {".init_array", ".ctors", ".preinit_array"} & set(sections), sorted(sections)
+
+
+def plugin_module():
+    """build/nuitka_builtins.py (it needs Nuitka, which `make binary` installed)."""
+    pytest.importorskip("nuitka")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "nuitka_builtins", os.path.join(REPO, "build", "nuitka_builtins.py"))
+    module = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # Nuitka's own `import imp`
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_bytecode_offsets_of_a_blob():
+    """The parser of the constants blob's ".bytecode" entry: two modules (one whose size
+    takes two bytes of variable length), then the end tag; a damaged entry is an error."""
+    plugin = plugin_module()
+    items = b"X\x03abc" + b"X\x81\x01" + b"m" * 129
+    body = struct.pack("<H", 2) + items + b"."
+    blob = b".bytecode\0" + struct.pack("<I", len(body)) + body + b"rest"
+    assert plugin.bytecode_offsets(blob) == (len(body), [18, 24])
+    assert blob[18:21] == b"abc" and blob[24:24 + 129] == b"m" * 129
+    for damaged in (blob.replace(b"X\x81", b"Y\x81"), blob.replace(b"m.", b"mm"),
+                    b".constants\0" + blob[10:]):
+        with pytest.raises(RuntimeError):
+            plugin.bytecode_offsets(damaged)
+
+
+def test_the_bytecode_index_is_the_shipped_blob_s(binary):
+    """The table the loader uses instead of walking the blob (nuitka_builtins.
+    bytecode_index_source) was made from the very blob inside the binary."""
+    plugin = plugin_module()
+    target = "musl" if os.path.basename(binary).endswith("-static") else "gnu"
+    build = os.path.join(REPO, "build", "binary", target, "nuitka", "minirunc_main.build")
+    index = os.path.join(build, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
+    if not os.path.exists(index) or os.path.realpath(binary) != os.path.realpath(
+            os.path.join(REPO, "dist", os.path.basename(binary))):
+        pytest.skip("not the binary of this tree's build directory")
+    with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
+        blob = f.read()
+    size, offsets = plugin.bytecode_offsets(blob)
+    with open(index) as f:
+        assert f.read() == plugin.bytecode_index_source(size, offsets)
+    with open(binary, "rb") as f:
+        data = f.read()
+    at = data.find(blob[:16])   # the name, the size and the count
+    assert at > 0 and data[at:at + len(blob)] == blob
+    assert len(offsets) > 100
