@@ -56,7 +56,7 @@ CONTAINER_TESTS := tests/test_lifecycle.py tests/test_isolation.py tests/test_se
 	tests/test_fidelity_mounts.py tests/test_bundle_convert.py tests/test_spec_flags.py \
 	tests/test_check.py tests/test_import.py tests/test_faults.py tests/test_concurrency.py \
 	tests/test_fuzz_config.py tests/test_clients_checkpoint.py tests/test_door.py \
-	tests/test_exit.py
+	tests/test_exit.py tests/test_init_copy.py
 # The core cases again as on kernels 4.14 and 5.4 (tests/oldkernel.py: every newer syscall
 # fails with ENOSYS): 4.14 through the static binary (the one for small old hosts), 5.4
 # through the glibc one.  tests/test_oldkernel.py (both releases) runs in the first pass.

@@ -47,7 +47,9 @@ def _check(result, step, path=None):
     return result
 
 
-def _sealed_memfd(name, data, step):
+def _sealed_memfd(name, data, step, source=None):
+    """A sealed memfd holding data; source=(fd, offset) names a file holding the same bytes,
+    which the kernel then copies (sendfile) without this process reading them."""
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         fd = os.memfd_create(name, flags | _MFD_EXEC)
@@ -59,9 +61,12 @@ def _sealed_memfd(name, data, step):
         except OSError as e2:
             raise HostError(step, "memfd_create " + name, e2.errno) from None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        if source is None or not _sendfile_all(fd, source[0], source[1], len(data)):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     except OSError as e:
         os.close(fd)
@@ -69,11 +74,53 @@ def _sealed_memfd(name, data, step):
     return fd
 
 
+def _sendfile_all(fd, source, offset, size):
+    """Copies size bytes of source at offset into fd; False when the kernel would not."""
+    done = 0
+    try:
+        while done < size:
+            n = os.sendfile(fd, source, offset + done, size - done)
+            if n <= 0:
+                return False
+            done += n
+    except OSError:
+        return False
+    return True
+
+
+def _mapped_file(address, size):
+    """(fd, offset): the file whose mapping holds [address, address + size), opened through
+    /proc/self/map_files (the very file mapped, even if replaced since), or None."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            for line in f:
+                fields = line.split()
+                start, _, end = fields[0].partition(b"-")
+                start, end = int(start, 16), int(end, 16)
+                if start <= address < end:
+                    if address + size > end or len(fields) < 6 or not fields[5].startswith(b"/"):
+                        return None
+                    fd = os.open("/proc/self/map_files/%x-%x" % (start, end),
+                                 os.O_RDONLY | os.O_CLOEXEC)
+                    return fd, int(fields[2], 16) + address - start
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def init_memfd():
-    """A sealed, close-on-exec memfd holding the init helper binary."""
+    """A sealed, close-on-exec memfd holding the init helper binary.  The kernel copies the
+    init's bytes from the file that holds them (the binary, or the extension module), so
+    its ~850 KB never become resident in the runtime; where it cannot, they are written."""
     ffi, lib = _lib()
-    blob = ffi.buffer(lib.mr_init_data(), lib.mr_init_size())
-    return _sealed_memfd("minirunc-init", blob, "copy the init helper into")
+    address, size = int(ffi.cast("uintptr_t", lib.mr_init_data())), lib.mr_init_size()
+    blob = ffi.buffer(lib.mr_init_data(), size)
+    source = _mapped_file(address, size)
+    try:
+        return _sealed_memfd("minirunc-init", blob, "copy the init helper into", source)
+    finally:
+        if source is not None:
+            os.close(source[0])
 
 
 def plan_memfd(data):
