@@ -982,8 +982,9 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     ldflags = ["-Wl,--wrap=patchInspectModule",   # the plugin's no-op replacement
                # the plugin's __wrap_main: the C front door, then Nuitka's main()
                "-Wl,--wrap=main",
-               # the plugin's: CPython's frozen stdlib back on (FROZEN_STDLIB)
-               "-Wl,--wrap=Py_InitializeFromConfig",
+               # the plugin's: CPython's frozen stdlib back on (FROZEN_STDLIB), and no
+               # PYTHON* environment (FROZEN_STDLIB_ON)
+               "-Wl,--wrap=Py_InitializeFromConfig", "-Wl,--wrap=Py_PreInitialize",
                # the plugin's: setlocale(LC_ALL, "") loads LC_CTYPE only (SETLOCALE_CTYPE_ONLY)
                "-Wl,--wrap=setlocale",
                # the plugin's: the bytecode index (nuitka_builtins.bytecode_offsets)

@@ -79,17 +79,32 @@ static void minirunc_unavailable_locale(void)
 """
 
 
-# Linked with -Wl,--wrap=Py_InitializeFromConfig (build/binary.py).  Nuitka's standalone
-# main() turns off CPython's frozen standard library (config.use_frozen_modules = 0) and ships
-# its own bytecode of every module instead; build/binary.py leaves the ones CPython 3.11
-# deep-freezes (os, posixpath, stat, _collections_abc...: FROZEN_STDLIB) out of Nuitka's
-# table, so that they come, already unmarshalled and interned, from libpython itself.
+# Linked with -Wl,--wrap=Py_InitializeFromConfig and -Wl,--wrap=Py_PreInitialize
+# (build/binary.py).  Nuitka's standalone main() turns off CPython's frozen standard library
+# (config.use_frozen_modules = 0) and ships its own bytecode of every module instead;
+# build/binary.py leaves the ones CPython 3.11 deep-freezes (os, posixpath, stat,
+# _collections_abc...: FROZEN_STDLIB) out of Nuitka's table, so that they come, already
+# unmarshalled and interned, from libpython itself.
+# And the interpreter inside minirunc is not the user's Python: it ignores the PYTHON*
+# environment (as `python -E`), which would otherwise reach it from any shell profile:
+# PYTHONDEVMODE=1 or PYTHONMALLOC=debug crashed every command (SIGSEGV), a bad
+# PYTHONIOENCODING stopped it with a fatal error, PYTHONWARNINGS=error or PYTHONPATH changed
+# what it does.
 FROZEN_STDLIB_ON = r"""
+PyStatus __real_Py_PreInitialize(const PyPreConfig *config);
+
+PyStatus __wrap_Py_PreInitialize(const PyPreConfig *config)
+{
+    ((PyPreConfig *)config)->use_environment = 0;   /* Nuitka's own PyPreConfig */
+    return __real_Py_PreInitialize(config);
+}
+
 PyStatus __real_Py_InitializeFromConfig(const PyConfig *config);
 
 PyStatus __wrap_Py_InitializeFromConfig(const PyConfig *config)
 {
     ((PyConfig *)config)->use_frozen_modules = 1;   /* Nuitka's own PyConfig, not shared */
+    ((PyConfig *)config)->use_environment = 0;
     return __real_Py_InitializeFromConfig(config);
 }
 """

@@ -323,3 +323,28 @@ def test_the_bytecode_index_is_the_shipped_blob_s(binary):
     at = data.find(blob[:16])   # the name, the size and the count
     assert at > 0 and data[at:at + len(blob)] == blob
     assert len(offsets) > 100
+
+
+PYTHON_ENVIRONMENT = {"PYTHONDEVMODE": "1", "PYTHONMALLOC": "debug", "PYTHONIOENCODING": "bogus",
+                      "PYTHONWARNINGS": "error", "PYTHONVERBOSE": "1", "PYTHONPATH": "/nonexistent",
+                      "PYTHONHOME": "/nonexistent", "PYTHONPROFILEIMPORTTIME": "1",
+                      "PYTHONOPTIMIZE": "2", "PYTHONINSPECT": "1"}
+
+
+@pytest.mark.parametrize("name", sorted(PYTHON_ENVIRONMENT))
+def test_the_python_environment_does_not_reach_the_interpreter(binary, tmp_path, name):
+    """The interpreter inside the binary ignores PYTHON* (build/nuitka_builtins.py
+    FROZEN_STDLIB_ON): PYTHONDEVMODE=1 and PYTHONMALLOC=debug used to crash every command,
+    a bad PYTHONIOENCODING to stop it with a fatal error.  The interpreter's path gives what
+    it gives without the variable."""
+    args = [binary, "--root", str(tmp_path / "state"), "state", "nosuch"]
+    plain = run(args, env=clean_env(MINIRUNC_NO_DOOR="1"))
+    assert plain.returncode == 1 and "does not exist" in plain.stderr, plain
+    r = run(args, env=clean_env(MINIRUNC_NO_DOOR="1", **{name: PYTHON_ENVIRONMENT[name]}))
+    assert (r.returncode, r.stdout, r.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_a_container_runs_whatever_the_python_environment(binary, tmp_path, hello_bundle):
+    r = run([binary, "--root", str(tmp_path / "state"), "run", "--bundle", str(hello_bundle),
+             "pyenv"], env=clean_env(**PYTHON_ENVIRONMENT))
+    assert r.returncode == 0 and r.stdout.startswith("hello from "), r
