@@ -268,6 +268,8 @@ class MiniruncBuiltins(NuitkaPluginBase):
         with open(blob_filename, "rb") as f:
             size, offsets = bytecode_offsets(f.read())
         source_dir = os.path.dirname(os.path.dirname(os.path.abspath(blob_filename)))
+        # Nuitka writes the plugins' C files (and makes this directory) only after this hook.
+        os.makedirs(os.path.join(source_dir, "plugins"), exist_ok=True)
         path = os.path.join(source_dir, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
         text = bytecode_index_source(size, offsets)
         if not os.path.exists(path) or open(path).read() != text:
