@@ -18,8 +18,8 @@ import tempfile
 import pytest
 
 from conftest import REPO, runtime_env, wait_for
-from host_leftovers import (leftover_cgroups, leftover_processes, own_cgroup_dirs,  # noqa: F401
-                            subreaper)
+from host_leftovers import (describe, leftover_cgroups, leftover_processes,  # noqa: F401
+                            own_cgroup_dirs, subreaper)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -753,6 +753,7 @@ def test_delete_killed_then_forced(door, sleeper, tmp_path, subreaper, step):
     cid = door.create(sleeper, start=True)
     with open(os.path.join(door.root, cid, "state.json")) as f:
         data = json.load(f)
+    assert door.status(cid) == "running", describe(data["pid"])
     assert not stop_and_kill(door, tmp_path, step, "delete", "--force", cid)
     after_the_kill(door, cid)
     assert not leftover_processes()
