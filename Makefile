@@ -84,7 +84,7 @@ $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 	touch $@
 
 BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py \
-	build/exe_guard.c build/exe_guard.ld native/door.c native/door.h
+	build/exe_guard.c build/exe_guard.ld build/hot_functions.txt native/door.c native/door.h
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
 	$(PY) build/binary.py --target gnu
 
@@ -101,6 +101,11 @@ $(STAMP)/bullseye-libc: build/bullseye_libc.sh build/debian_apt.sh
 	mkdir -p $(STAMP)
 	sh build/bullseye_libc.sh
 	touch $@
+
+# The functions the hot commands call (traced through the gnu build), for the binary's layout
+.PHONY: hot-functions
+hot-functions: binary
+	$(PY) build/hot_functions.py
 
 # Side-by-side timings of minirunc (binary and source), runc and crun -> docs/benchmarks.md
 bench: binary binary-static

@@ -144,7 +144,7 @@ SETUP_PY_MODULES = ["readline", "_curses", "_curses_panel", "_dbm", "_tkinter"]
 # uses none of them).
 CPYTHON_CONFIGURE = [
     "--disable-shared", "--without-ensurepip", "--disable-test-modules", "--with-pkg-config=no",
-    "OPT=-DNDEBUG -fwrapv -O3 -Wall",   # + CFLAGS (build_cpython())
+    "OPT=-DNDEBUG -fwrapv -O3 -Wall -ffunction-sections",   # + CFLAGS (build_cpython())
     "ac_cv_func_openpty=no", "ac_cv_lib_util_openpty=no", "ac_cv_lib_bsd_openpty=no",
     "ac_cv_func_forkpty=no", "ac_cv_lib_util_forkpty=no", "ac_cv_lib_bsd_forkpty=no",
     "ac_cv_search_login_tty=no",
@@ -184,6 +184,22 @@ CJK_ENCODINGS = ["encodings." + n for n in (
 # Nuitka: Nuitka's C for minirunc is ~1.3 MB of machine code, its bytecode ~0.2 MB, and
 # starting up costs the same either way (see docs/benchmarks.md).
 BYTECODE = ["minirunc"]
+# The modules shipped as bytecode that a `run` imports, in the order it imports them: laid
+# out first and together in the binary (nuitka_builtins.lay_out_bytecode), their pages are
+# the few 64 KB fault-around windows a start maps.  On cgroup v2 and hybrid hosts the v2
+# and hybrid modules stand in for v1.  tests/test_binary.py checks the list against what a
+# `run` imports; a module missing here only costs memory.
+RUN_PATH_MODULES = [
+    "encodings", "encodings.aliases", "encodings.utf_8", "warnings", "importlib",
+    "minirunc", "minirunc.errors", "minirunc.cli", "minirunc.log", "minirunc.commands",
+    "minirunc.procfs", "minirunc.cgroupwarm", "minirunc.kernelfloor", "minirunc.faults",
+    "minirunc.jsontext", "minirunc.state", "minirunc.container", "minirunc.foreground",
+    "minirunc.caps", "minirunc.mountopts", "minirunc.config", "struct", "minirunc.planformat",
+    "minirunc.plan", "minirunc.mountcheck", "minirunc.cgroups", "minirunc.cgroups.paths",
+    "minirunc.cgroups.validate", "minirunc.cgroups.translate", "minirunc.cgroups.base",
+    "minirunc.cgroups.v1", "minirunc.cgroups.v2", "minirunc.cgroups.hybrid",
+    "minirunc.cgroups.owner", "minirunc.native",
+]
 # gcc: the entry guard (freestanding, no libc); make: CPython's build.
 APT_PACKAGES = ["gcc", "make", "patchelf", "libffi-dev"]
 GLIBC_LIBS = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6",
@@ -335,7 +351,8 @@ class Toolchain:
         # bind to the executable's libpython): every module is built in and nothing is
         # dlopen()ed, and the ~1,800 exported symbols cost ld.so lookups and page-ins at every
         # start (docs/binary.md, "Start-up of the gnu binary").  zig has no
-        # --no-export-dynamic, so Nuitka's wrapper drops the flag.
+        # --no-export-dynamic, so Nuitka's wrapper drops the flag.  It drops -s too: main()
+        # strips what it ships and keeps a copy with symbols (symbols_copy()).
         scripts = {
             "zig-cc": '#!/bin/sh\n%scase "$1" in -dumpversion|--version) exec "%s" cc "$@";; esac\n'
                       'exec "%s" cc -target %s "$@"\n' % (env, self.zig, self.zig, self.triple),
@@ -343,7 +360,7 @@ class Toolchain:
             "zig-ranlib": '#!/bin/sh\n%sexec "%s" ranlib "$@"\n' % (env, self.zig),
             "zig": '#!/bin/sh\n%scase "$1" in\n'
                    '  cc|c++) tool=$1; shift; case "$1" in -dumpversion|--version) exec "%s" "$tool" "$@";; esac\n'
-                   '          for a do shift; [ "$a" = -Wl,--export-dynamic ] || set -- "$@" "$a"; done\n'
+                   '          for a do shift; case "$a" in -Wl,--export-dynamic|-s) ;; *) set -- "$@" "$a";; esac; done\n'
                    '          exec "%s" "$tool" -target %s "$@";;\n'
                    'esac\nexec "%s" "$@"\n' % (env, self.zig, self.zig, self.triple, self.zig),
         }
@@ -524,7 +541,8 @@ def core_config(tc, src, build, interp):
 
 
 COMMON_FLAGS = ["-O2", "-g0", "-fPIE",   # linked into the PIE executable only
-                "-fwrapv", "-DNDEBUG", "-std=c11", "-w"]
+                "-fwrapv", "-DNDEBUG", "-std=c11", "-w",
+                "-ffunction-sections"]   # for the hot text (hot_text_script())
 
 
 def build_native_source(tc):
@@ -943,6 +961,19 @@ def nuitka_pylib():
     return PYLIB
 
 
+def hot_text_script():
+    """The functions build/hot_functions.txt lists (those a `run` calls, in the order it first
+    calls them), in a section of their own ahead of the rest of .text.  Scattered as the
+    compiler left them, the 0.8 MB a `run` executes lay in 41 of the 44 64 KB windows of .text
+    that the kernel maps on a page fault; together they fill 13.  A name the build does not
+    have matches nothing; a function missing from the list stays in .text."""
+    names = [line.strip() for line in (ROOT / "build" / "hot_functions.txt").read("utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    rows = "".join("    *(.text.%s)\n" % name for name in names)
+    return ("/* build/binary.py hot_text_script(): build/hot_functions.txt */\n"
+            "SECTIONS\n{\n  .text.minirunc_hot : {\n%s  }\n}\nINSERT BEFORE .text;\n" % rows)
+
+
 def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj):
     """Nuitka compiles against interp (headers, libpython3.11.a: its sys.prefix) and runs on
     runner: for musl, the gnu interpreter with PYTHONHOME pointing at the musl one (a static
@@ -954,6 +985,7 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     # built-in ones too (they must not be copied either), and the trimmed stdlib modules
     config["excluded"] = excluded + TRIMMED_STDLIB + CJK_ENCODINGS + FROZEN_STDLIB
     config["bytecode"] = BYTECODE
+    config["bytecode_first"] = RUN_PATH_MODULES
     config_path.write(json.dumps(config, indent=1), "utf-8")
     nuitka_out = tc.dir / "nuitka"
     args = [
@@ -978,7 +1010,7 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     text = (ROOT / "build" / "exe_guard.ld").read("utf-8")
     if tc.target["static"]:
         text = text.replace("INSERT AFTER .interp;", "INSERT BEFORE .rodata;")
-    guard_ld.write(text, "utf-8")
+    guard_ld.write(text + hot_text_script(), "utf-8")
     ldflags = ["-Wl,--wrap=patchInspectModule",   # the plugin's no-op replacement
                # the plugin's __wrap_main: the C front door, then Nuitka's main()
                "-Wl,--wrap=main",
@@ -1002,8 +1034,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                CC=str(tc.bin / "zig"),
                NUITKA_CACHE_DIR=str(tc.dir / "nuitka-cache"),
                LDFLAGS=" ".join(ldflags))
-    if tc.target["pie"]:
-        env["CCFLAGS"] = "-fPIE"
+    # a section per function, which exe_guard.ld's hot text can pick out (hot_text_script())
+    env["CCFLAGS"] = "-ffunction-sections" + (" -fPIE" if tc.target["pie"] else "")
     dist = nuitka_out / (entry.stem + ".dist")
     if dist.exists():
         dist.delete()   # left-overs of an earlier build would hide what this one copied
@@ -1052,6 +1084,26 @@ def check(binary, target):
     return report, out
 
 
+def symbols_copy(target):
+    """The finished executable of `target` that keeps its symbols (finish(), --strip-debug)."""
+    return WORK / target / "minirunc-symbols"
+
+
+def finish(built, tmp, output, tc, strip):
+    """Nuitka's executable, stripped (`strip`: the strip option), made safe and sealed, to
+    output (atomically)."""
+    shutil.copy2(str(built), str(tmp))
+    local["strip"](strip, tmp)
+    # Nuitka's standalone RPATH $ORIGIN would make ld.so load a libc.so.6 lying beside
+    # the binary (a root-run program in a writable directory: code execution). Nothing
+    # is loaded from there: every module is built in.
+    if "PATH" in local["readelf"]("-dW", tmp):
+        local["patchelf"]("--remove-rpath", tmp)
+    seal(str(tmp), static=tc.target["static"])
+    tmp.chmod(0o755)
+    os.replace(str(tmp), str(output))
+
+
 def main():
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -1077,17 +1129,9 @@ def main():
     built = run_nuitka(tc, interp, runner, entry, config_path, names, build_guard(tc))
     DIST.mkdir()
     output = DIST / tc.target["output"]
-    tmp = DIST / (".%s.tmp" % tc.target["output"])
-    shutil.copy2(str(built), str(tmp))
-    local["strip"]("--strip-unneeded", tmp)
-    # Nuitka's standalone RPATH $ORIGIN would make ld.so load a libc.so.6 lying beside
-    # the binary (a root-run program in a writable directory: code execution). Nothing
-    # is loaded from there: every module is built in.
-    if "PATH" in local["readelf"]("-dW", tmp):
-        local["patchelf"]("--remove-rpath", tmp)
-    seal(str(tmp), static=tc.target["static"])
-    tmp.chmod(0o755)
-    os.replace(str(tmp), str(output))
+    finish(built, DIST / (".%s.tmp" % tc.target["output"]), output, tc, "--strip-unneeded")
+    # The same executable with its symbol table, for build/hot_functions.py and the tests
+    finish(built, tc.dir / ".symbols.tmp", symbols_copy(tc.name), tc, "--strip-debug")
     try:
         report, version = check(output, tc.target)
     except ProcessExecutionError as e:

@@ -14,6 +14,7 @@ never from a file) and adds the archive to the link line.
 
 import json
 import os
+import re
 import struct
 
 from nuitka.plugins.PluginBase import NuitkaPluginBase
@@ -157,22 +158,30 @@ int __wrap_main(int argc, char **argv)
 # map nearly all of the 2.1 MB (64 KB fault-around windows), whatever the command imports.
 # The offsets are known once the blob is composed (onDataComposerResult); linked with
 # -Wl,--wrap=loadConstantsBlob (build/binary.py), the table below answers that call, and the
-# bytecode of a module is read only when it is imported.  A blob that is not the one the
-# table was made from (another size or count) is walked as before.
+# bytecode of a module is read only when it is imported.
+#
+# The same hook lays the modules a `run` imports (build/binary.py RUN_PATH_MODULES) out
+# first, one after the other: in name order they were spread over 1.1 MB of 64 KB windows for
+# 0.5 MB of bytecode.  A module's index (its slot in Nuitka's table) does not change, only
+# where its bytes lie, so the walk of Nuitka's own loader would no longer find them: a blob
+# that is not the one the table was made from stops the binary instead of being walked.
 # Nuitka's constants_blob_spec.h: NUITKA_CONSTANT_BLOB_TAG_BLOB_DATA and _END
 BLOB_TAG_BLOB_DATA, BLOB_TAG_END = 0x58, 0x2E
+BYTECODE_NAME = b".bytecode\0"
 
 
-def bytecode_offsets(blob):
-    """(size, [offset of each module's bytecode]) of the blob's leading ".bytecode" entry."""
-    name = b".bytecode\0"
-    if not blob.startswith(name):
+def bytecode_items(blob):
+    """(size, [(start, data, end) of each module's item]) of the blob's leading ".bytecode"
+    entry: an item is its tag at `start`, its length (7 bits a byte), its bytecode from
+    `data` to `end`."""
+    if not blob.startswith(BYTECODE_NAME):
         raise RuntimeError("minirunc-builtins: the constants blob does not start with .bytecode")
-    size, count = struct.unpack_from("<IH", blob, len(name))
-    at, end, offsets = len(name) + 6, len(name) + 4 + size, []
+    size, count = struct.unpack_from("<IH", blob, len(BYTECODE_NAME))
+    at, end, items = len(BYTECODE_NAME) + 6, len(BYTECODE_NAME) + 4 + size, []
     for _ in range(count):
+        start = at
         if blob[at] != BLOB_TAG_BLOB_DATA:
-            raise RuntimeError("minirunc-builtins: item %d of .bytecode is not blob data" % len(offsets))
+            raise RuntimeError("minirunc-builtins: item %d of .bytecode is not blob data" % len(items))
         at += 1
         length, factor = 0, 1
         while True:
@@ -182,19 +191,60 @@ def bytecode_offsets(blob):
             if value < 128:
                 break
             factor <<= 7
-        offsets.append(at)
+        items.append((start, at, at + length))
         at += length
     if at + 1 != end or blob[at] != BLOB_TAG_END:
-        raise RuntimeError("minirunc-builtins: .bytecode is %d bytes, its items %d" % (size, at - len(name) - 4))
-    return size, offsets
+        raise RuntimeError("minirunc-builtins: .bytecode is %d bytes, its items %d" % (size, at - len(BYTECODE_NAME) - 4))
+    return size, items
 
 
-def bytecode_index_source(size, offsets):
+# One entry of Nuitka's __loader.c table for a module shipped as bytecode: its name, ... its
+# index in the .bytecode entry, its size.
+LOADER_BYTECODE_ENTRY = re.compile(r'^\s*"([\w.]+)", [^\n]*?, (\d+), (\d+), NUITKA_BYTECODE_FLAG', re.M)
+
+
+def bytecode_modules(loader_source, items):
+    """{module name: index} from Nuitka's __loader.c, or None unless it names each item of
+    the blob once with the item's very size (another Nuitka would be laid out as it is)."""
+    found = {}
+    for name, index, size in LOADER_BYTECODE_ENTRY.findall(loader_source):
+        index, size = int(index), int(size)
+        if index >= len(items) or index in found.values() or name in found:
+            return None
+        start, data, end = items[index]
+        if end - data != size:
+            return None
+        found[name] = index
+    return found if len(found) == len(items) else None
+
+
+def lay_out_bytecode(blob, items, first):
+    """The blob with the items of indices `first` (in that order) ahead of all the others
+    (in index order), and where each index's bytecode now begins."""
+    first = list(dict.fromkeys(first))
+    rest = set(range(len(items))) - set(first)
+    order = first + sorted(rest)
+    head = len(BYTECODE_NAME) + 6
+    body, offsets, at = [], [0] * len(items), head
+    for i in order:
+        start, data, end = items[i]
+        body.append(blob[start:end])
+        offsets[i] = at + (data - start)
+        at += end - start
+    return blob[:head] + b"".join(body) + blob[at:], offsets
+
+
+def bytecode_index_source(size, offsets, moved):
+    """The C of __wrap_loadConstantsBlob: the table, and what a blob it does not fit gets
+    (`moved`: the items are not where Nuitka's walk would look, so the binary stops)."""
     rows = "".join("    %d,\n" % o for o in offsets)
+    mismatch = ('        fputs("minirunc: the bytecode table does not fit the constants blob "\n'
+                '              "(a broken build)\\n", stderr);\n'
+                "        abort();\n" if moved else "")
     return (
-        "/* Generated by build/nuitka_builtins.py (bytecode_offsets): where each module's bytecode\n"
+        "/* Generated by build/nuitka_builtins.py (bytecode_items): where each module's bytecode\n"
         " * begins in Nuitka's constants blob, so that the loader need not walk them all. */\n"
-        "#include <stdint.h>\n#include <string.h>\n\n"
+        "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
         "struct _ts;\n"
         "extern const unsigned char *getconstant_binData(void);\n"
         "void __real_loadConstantsBlob(struct _ts *tstate, void *output, char const *name);\n\n"
@@ -211,9 +261,9 @@ def bytecode_index_source(size, offsets):
         "            const unsigned char **out = output;\n"
         "            for (unsigned i = 0; i < %d; i++)\n"
         "                out[i] = bin + minirunc_bytecode_offsets[i];\n"
-        "            return;\n        }\n    }\n"
+        "            return;\n        }\n%s    }\n"
         "    __real_loadConstantsBlob(tstate, output, name);\n}\n"
-        % (size, len(offsets), rows, len(offsets), BLOB_TAG_BLOB_DATA, len(offsets)))
+        % (size, len(offsets), rows, len(offsets), BLOB_TAG_BLOB_DATA, len(offsets), mismatch))
 
 
 class MiniruncBuiltins(NuitkaPluginBase):
@@ -262,16 +312,30 @@ class MiniruncBuiltins(NuitkaPluginBase):
         return {"minirunc_inittab.c": code}
 
     def onDataComposerResult(self, blob_filenames):
-        """Writes the bytecode index (bytecode_index_source) beside the plugin's other C file;
-        scons, which runs next, compiles every C file it finds there."""
+        """Lays the run path's modules out first in the blob (lay_out_bytecode) and writes the
+        bytecode index (bytecode_index_source) beside the plugin's other C file; scons, which
+        runs next, embeds the blob and compiles every C file it finds there."""
         (blob_filename,) = blob_filenames
         with open(blob_filename, "rb") as f:
-            size, offsets = bytecode_offsets(f.read())
+            blob = f.read()
+        size, items = bytecode_items(blob)
         source_dir = os.path.dirname(os.path.dirname(os.path.abspath(blob_filename)))
+        with open(os.path.join(source_dir, "__loader.c")) as f:
+            modules = bytecode_modules(f.read(), items)
+        if modules is None:
+            # another Nuitka (build/requirements.txt pins it), or a blob laid out already
+            raise RuntimeError("minirunc-builtins: __loader.c's bytecode modules do not match "
+                               "the .bytecode entry of %s" % blob_filename)
+        first = [modules[m] for m in self.config.get("bytecode_first", ()) if m in modules]
+        laid_out, offsets = lay_out_bytecode(blob, items, first)
+        moved = laid_out != blob
+        if moved:
+            with open(blob_filename, "wb") as f:
+                f.write(laid_out)
         # Nuitka writes the plugins' C files (and makes this directory) only after this hook.
         os.makedirs(os.path.join(source_dir, "plugins"), exist_ok=True)
         path = os.path.join(source_dir, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
-        text = bytecode_index_source(size, offsets)
+        text = bytecode_index_source(size, offsets, moved)
         if not os.path.exists(path) or open(path).read() != text:
             with open(path, "w") as f:
                 f.write(text)

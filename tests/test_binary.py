@@ -288,41 +288,186 @@ def plugin_module():
     return module
 
 
-def test_bytecode_offsets_of_a_blob():
+def test_bytecode_items_of_a_blob():
     """The parser of the constants blob's ".bytecode" entry: two modules (one whose size
     takes two bytes of variable length), then the end tag; a damaged entry is an error."""
     plugin = plugin_module()
     items = b"X\x03abc" + b"X\x81\x01" + b"m" * 129
     body = struct.pack("<H", 2) + items + b"."
     blob = b".bytecode\0" + struct.pack("<I", len(body)) + body + b"rest"
-    assert plugin.bytecode_offsets(blob) == (len(body), [18, 24])
+    assert plugin.bytecode_items(blob) == (len(body), [(16, 18, 21), (21, 24, 24 + 129)])
     assert blob[18:21] == b"abc" and blob[24:24 + 129] == b"m" * 129
     for damaged in (blob.replace(b"X\x81", b"Y\x81"), blob.replace(b"m.", b"mm"),
                     b".constants\0" + blob[10:]):
         with pytest.raises(RuntimeError):
-            plugin.bytecode_offsets(damaged)
+            plugin.bytecode_items(damaged)
 
 
-def test_the_bytecode_index_is_the_shipped_blob_s(binary):
-    """The table the loader uses instead of walking the blob (nuitka_builtins.
-    bytecode_index_source) was made from the very blob inside the binary."""
+LOADER_ROWS = """
+    "alpha", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 3, NUITKA_BYTECODE_FLAG
+    "beta.gamma", NULL, NULL, NULL, NULL, NULL, &entry_x, NULL, NULL, NULL, NULL, 1, 129, NUITKA_BYTECODE_FLAG | NUITKA_PACKAGE_FLAG
+    "os", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NUITKA_EXCLUDED_MODULE_FLAG
+"""
+
+
+def test_modules_laid_out_first_keep_their_index():
+    """lay_out_bytecode: the named module's item moves to the front, every index still finds
+    its own bytes, the entry keeps its size and stays parseable; a loader table that does
+    not fit the blob (a size or a count off) lays nothing out."""
     plugin = plugin_module()
+    body = struct.pack("<H", 2) + b"X\x03abc" + b"X\x81\x01" + b"m" * 129 + b"."
+    blob = b".bytecode\0" + struct.pack("<I", len(body)) + body + b"rest"
+    size, items = plugin.bytecode_items(blob)
+    modules = plugin.bytecode_modules(LOADER_ROWS, items)
+    assert modules == {"alpha": 0, "beta.gamma": 1}
+    laid_out, offsets = plugin.lay_out_bytecode(blob, items, [modules["beta.gamma"]])
+    assert len(laid_out) == len(blob) and laid_out.endswith(b".rest")
+    assert laid_out[offsets[0]:offsets[0] + 3] == b"abc"
+    assert laid_out[offsets[1]:offsets[1] + 129] == b"m" * 129
+    assert offsets[1] < offsets[0]
+    assert plugin.bytecode_items(laid_out)[0] == size
+    assert plugin.lay_out_bytecode(blob, items, []) == (blob, [18, 24])
+    assert plugin.bytecode_modules(LOADER_ROWS.replace(", 129,", ", 128,"), items) is None
+    assert plugin.bytecode_modules(LOADER_ROWS.replace('"alpha"', '"beta.gamma"'), items) is None
+    assert plugin.bytecode_modules(LOADER_ROWS, items + [(0, 0, 0)]) is None
+
+
+def build_dir(binary):
+    """build/binary/<target> of the tree that built `binary`, or skip."""
     target = "musl" if os.path.basename(binary).endswith("-static") else "gnu"
-    build = os.path.join(REPO, "build", "binary", target, "nuitka", "minirunc_main.build")
-    index = os.path.join(build, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
-    if not os.path.exists(index) or os.path.realpath(binary) != os.path.realpath(
-            os.path.join(REPO, "dist", os.path.basename(binary))):
+    if os.path.realpath(binary) != os.path.realpath(os.path.join(REPO, "dist", os.path.basename(binary))):
         pytest.skip("not the binary of this tree's build directory")
+    return os.path.join(REPO, "build", "binary", target)
+
+
+def test_each_module_finds_its_own_bytecode(binary):
+    """The table the loader uses instead of walking the blob (nuitka_builtins.
+    bytecode_index_source) was made from the very blob inside the binary, and each module's
+    entry points at bytecode that unmarshals to that module's code (the blob is laid out
+    run path first, so a wrong entry would run another module); the run path's modules lie
+    at the front, one after the other."""
+    import marshal
+    plugin = plugin_module()
+    build = os.path.join(build_dir(binary), "nuitka", "minirunc_main.build")
+    index = os.path.join(build, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
     with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
         blob = f.read()
-    size, offsets = plugin.bytecode_offsets(blob)
+    with open(os.path.join(build, "__loader.c")) as f:
+        loader = f.read()
+    size, items = plugin.bytecode_items(blob)
     with open(index) as f:
-        assert f.read() == plugin.bytecode_index_source(size, offsets)
+        table = [int(n) for n in re.search(r"offsets\[\d+\] = \{([^}]*)\}", f.read()).group(1).split(",")
+                 if n.strip()]
+    assert len(table) == len(items) > 100
+    sizes = {}
+    for name, i, n in plugin.LOADER_BYTECODE_ENTRY.findall(loader):
+        sizes[name] = (int(i), int(n))
+    assert len(sizes) == len(items)
+    for name, (i, n) in sizes.items():
+        code = marshal.loads(blob[table[i]:table[i] + n])
+        path = name.replace(".", "/")
+        assert code.co_filename.endswith((path + ".py", path + "/__init__.py")), (name, code.co_filename)
+    with open(index) as f:
+        assert f.read() == plugin.bytecode_index_source(size, table, True)
+    from_front = sorted((table[sizes[m][0]], m) for m in sizes)
+    first = [m for _, m in from_front[:12]]
+    assert first[0] == "encodings" and "minirunc.cli" in first, first
     with open(binary, "rb") as f:
         data = f.read()
     at = data.find(blob[:16])   # the name, the size and the count
     assert at > 0 and data[at:at + len(blob)] == blob
-    assert len(offsets) > 100
+
+
+def test_the_run_path_modules_are_what_a_run_imports(tmp_path):
+    """build/binary.py RUN_PATH_MODULES (laid out first in the blob) names every minirunc
+    module a `run` imports from source."""
+    import ast
+    with open(os.path.join(REPO, "build", "binary.py")) as f:
+        tree = ast.parse(f.read())
+    listed = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], "id", None) == "RUN_PATH_MODULES")
+    bundle = tmp_path / "bundle"
+    make_bundle(str(bundle), ["true"])
+    r = run([os.path.join(REPO, ".venv", "bin", "python"), "-X", "importtime", "-m", "minirunc",
+             "--root", str(tmp_path / "state"), "run", "--bundle", str(bundle), "imports"],
+            env=clean_env(PYTHONPATH=os.path.join(REPO, "src")))
+    assert r.returncode == 0, r.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    imported = {m for m in imported if m.startswith("minirunc")} - {"minirunc.__main__",
+                                                                    "minirunc._native"}
+    assert "minirunc.container" in imported
+    assert imported <= set(listed), sorted(imported - set(listed))
+
+
+def hot_functions_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "hot_functions", os.path.join(REPO, "build", "hot_functions.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sections_of(path):
+    """{name: (address, size)} of an ELF file's sections."""
+    out = {}
+    for m in re.finditer(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)",
+                         run(["readelf", "-SW", path]).stdout, re.M):
+        out[m.group(1)] = (int(m.group(2), 16), int(m.group(3), 16))
+    return out
+
+
+@pytest.fixture(scope="module")
+def with_symbols(binary):
+    """The build's copy of `binary` that keeps its symbols (build/binary.py symbols_copy()):
+    the very same sections."""
+    path = os.path.join(build_dir(binary), "minirunc-symbols")
+    assert os.path.exists(path), path
+    ours, theirs = sections_of(binary), sections_of(path)
+    for name in (".text", ".text.minirunc_hot", ".rodata", ".data"):
+        assert ours[name] == theirs[name], name
+    return path
+
+
+def test_the_hot_functions_lie_together_at_the_front_of_text(with_symbols):
+    """build/hot_functions.txt's functions fill .text.minirunc_hot, right before .text."""
+    hot = hot_functions_module()
+    sections = sections_of(with_symbols)
+    start, size = sections[".text.minirunc_hot"]
+    assert sections[".text"][0] - (start + size) < 64, "the hot text is not right before .text"
+    with open(hot.LIST) as f:
+        listed = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    door = [sections[n] for n in (".minirunc_guard", ".minirunc_door")]
+    inside = outside = 0
+    for address, (name, length) in hot.function_symbols(with_symbols).items():
+        in_hot = start <= address < start + size
+        in_door = any(a <= address < a + n for a, n in door)
+        if name in listed and not in_door:
+            inside += in_hot
+            outside += not in_hot
+        elif in_hot:
+            pytest.fail("%s is in the hot text but not in the list" % name)
+    assert inside > 1000 and outside <= inside // 50, (inside, outside)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the traced commands run containers")
+def test_the_hot_functions_are_what_the_hot_commands_call(binary, with_symbols):
+    """What `run`, `exec`, `state` and `delete` call (traced: build/trace_calls.c) lies in the
+    hot text, nearly all of it: else the list is stale (`make hot-functions`)."""
+    if os.path.basename(binary).endswith("-static"):
+        pytest.skip("the list is the gnu binary's (musl's libc functions are not in it)")
+    hot = hot_functions_module()
+    start, size = sections_of(with_symbols)[".text.minirunc_hot"]
+    text_start, text_size = sections_of(with_symbols)[".text"]
+    functions = hot.function_symbols(with_symbols)
+    names = set(hot.called_functions(with_symbols))
+    called = [(a, n) for a, (name, n) in functions.items() if name in names]
+    hot_bytes = sum(n for a, n in called if start <= a < start + size)
+    cold_bytes = sum(n for a, n in called if text_start <= a < text_start + text_size)
+    assert hot_bytes > 500 * 1024, hot_bytes
+    assert cold_bytes <= hot_bytes // 20, ("%d bytes of called code outside the hot text: "
+                                           "run `make hot-functions`" % cold_bytes)
 
 
 PYTHON_ENVIRONMENT = {"PYTHONDEVMODE": "1", "PYTHONMALLOC": "debug", "PYTHONIOENCODING": "bogus",
