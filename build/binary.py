@@ -1019,7 +1019,7 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                "-Wl,--wrap=Py_InitializeFromConfig", "-Wl,--wrap=Py_PreInitialize",
                # the plugin's: setlocale(LC_ALL, "") loads LC_CTYPE only (SETLOCALE_CTYPE_ONLY)
                "-Wl,--wrap=setlocale",
-               # the plugin's: the bytecode index (nuitka_builtins.bytecode_offsets)
+               # the plugin's: the bytecode index (nuitka_builtins.bytecode_items)
                "-Wl,--wrap=loadConstantsBlob",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
