@@ -29,6 +29,8 @@ symbol set, `x86_64-linux-musl` against musl, statically.  Steps:
 5. Check that the standalone folder holds the executable alone, strip it, seal it (seal(): the
    entry guard that refuses a damaged copy, build/exe_guard.c), copy it to dist/, and check
    it (ldd/readelf: the glibc floor, or no interpreter and no DT_NEEDED) and a `--version` run.
+   A copy that keeps its symbols goes to build/binary/<target>/minirunc-symbols
+   (build/hot_functions.py traces it; the functions it lists lead .text, hot_text_script()).
 
 Rebuilds are fast: CPython is rebuilt only when its recipe changes (a stamp), C objects only
 when missing or older than their sources; zig's cache lives in build/binary/zig-cache.
@@ -962,11 +964,11 @@ def nuitka_pylib():
 
 
 def hot_text_script():
-    """The functions build/hot_functions.txt lists (those a `run` calls, in the order it first
-    calls them), in a section of their own ahead of the rest of .text.  Scattered as the
-    compiler left them, the 0.8 MB a `run` executes lay in 41 of the 44 64 KB windows of .text
-    that the kernel maps on a page fault; together they fill 13.  A name the build does not
-    have matches nothing; a function missing from the list stays in .text."""
+    """The functions build/hot_functions.txt lists (those the hot commands call, in the order
+    they first call them), in a section of their own ahead of the rest of .text.  Scattered
+    as the compiler left them, the 0.8 MB a `run` executes lay in 41 of the 44 64 KB windows
+    of .text that the kernel maps on a page fault; together, a `run` touches 15.  A name the
+    build does not have matches nothing; a function missing from the list stays in .text."""
     names = [line.strip() for line in (ROOT / "build" / "hot_functions.txt").read("utf-8").splitlines()
              if line.strip() and not line.startswith("#")]
     rows = "".join("    *(.text.%s)\n" % name for name in names)

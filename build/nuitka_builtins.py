@@ -205,7 +205,7 @@ LOADER_BYTECODE_ENTRY = re.compile(r'^\s*"([\w.]+)", [^\n]*?, (\d+), (\d+), NUIT
 
 def bytecode_modules(loader_source, items):
     """{module name: index} from Nuitka's __loader.c, or None unless it names each item of
-    the blob once with the item's very size (another Nuitka would be laid out as it is)."""
+    the blob once with the item's very size (then nothing may be moved)."""
     found = {}
     for name, index, size in LOADER_BYTECODE_ENTRY.findall(loader_source):
         index, size = int(index), int(size)
