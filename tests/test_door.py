@@ -580,8 +580,15 @@ def stopped_pair(door, bundle):
     return pair
 
 
+def default_sigint():
+    """SIGINT as a terminal's shell leaves it: started from a background job (`nohup cmd &`)
+    the tests inherit it ignored, and the interpreter leaves an ignored SIGINT alone."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def sigint_caught(pid):
-    """The interpreter installs a SIGINT handler as it starts; the door never does."""
+    """The interpreter installs a SIGINT handler as it starts (unless SIGINT is ignored:
+    default_sigint()); the door never does."""
     with open("/proc/%d/status" % pid) as f:
         caught = next(l for l in f if l.startswith("SigCgt:")).split()[1]
     return bool(int(caught, 16) & (1 << (signal.SIGINT - 1)))
@@ -706,7 +713,8 @@ def stop_and_kill(door, tmp_path, step, *args):
     proc = subprocess.Popen(door.cmd(*args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=runtime_env({"MINIRUNC_TEST_STOP_AT": step,
-                                             "MINIRUNC_TEST_STOP_MARKER": str(marker)}))
+                                             "MINIRUNC_TEST_STOP_MARKER": str(marker)}),
+                            preexec_fn=default_sigint)
 
     def stopped():
         if not marker.exists() or not marker.read_text().strip():
