@@ -16,7 +16,8 @@ One `hyperfine -N --warmup 3` session times, for each runtime:
               one of `exec`)
   exec        `exec ID true` in a running `sleep` container
   50 sleeps   50 detached `sleep` containers started (`run -d`), then `delete --force`d
-and `/usr/bin/time -v` gives the maximum RSS of one `run` and of one `state`.
+and `/usr/bin/time -v` gives the maximum RSS of one `run` and of one `state` (the median of
+five runs).
 minirunc-py is the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env): the
 interpreter's path for the verbs native/door.c serves.
 
@@ -129,10 +130,19 @@ def quiet(argv, env):
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
 
 
+RSS_RUNS = 5
+
+
 def max_rss_kb(rt, *args):
-    out = local["/usr/bin/time"].run(["-v"] + rt + list(args), retcode=None)
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out[2])
-    return int(m.group(1)) if m else None
+    """The median of RSS_RUNS maximum RSS (`/usr/bin/time -v`, kB), and their range."""
+    values = []
+    for _ in range(RSS_RUNS):
+        out = local["/usr/bin/time"].run(["-v"] + rt + list(args), retcode=None)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out[2])
+        if not m:
+            return None
+        values.append(int(m.group(1)))
+    return "%d (%d-%d)" % (statistics.median_low(values), min(values), max(values))
 
 
 def main():
@@ -221,9 +231,10 @@ def render(table, rss, rss_state, rts, seconds):
             label, " | ".join("%.1f" % v if v is not None else "-" for v in row),
             "%.2f" % (mine / runc) if mine and runc else "-",
             "%.2f" % (mine / crun) if mine and crun else "-"))
-    lines += ["", "Maximum RSS of one `run` (`/usr/bin/time -v`), kB: " +
+    lines += ["", "Maximum RSS of one `run` (`/usr/bin/time -v`, median (range) of %d), kB: "
+              % RSS_RUNS +
               ", ".join("%s %s" % (n, rss[n]) for n in names) + ".",
-              "", "Maximum RSS of one `state`, kB: " +
+              "", "Maximum RSS of one `state`, likewise, kB: " +
               ", ".join("%s %s" % (n, rss_state[n]) for n in names) + ".",
               "", "minirunc-py = the same binary with MINIRUNC_NO_DOOR=1 (through /usr/bin/env):"
               " the interpreter's path where native/door.c would answer (state, kill, start,"
