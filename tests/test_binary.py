@@ -313,7 +313,7 @@ LOADER_ROWS = """
 def test_modules_laid_out_first_keep_their_index():
     """lay_out_bytecode: the named module's item moves to the front, every index still finds
     its own bytes, the entry keeps its size and stays parseable; a loader table that does
-    not fit the blob (a size or a count off) lays nothing out."""
+    not fit the blob (a size, a name or a count off) is refused (the build then stops)."""
     plugin = plugin_module()
     body = struct.pack("<H", 2) + b"X\x03abc" + b"X\x81\x01" + b"m" * 129 + b"."
     blob = b".bytecode\0" + struct.pack("<I", len(body)) + body + b"rest"
