@@ -84,7 +84,7 @@ $(STAMP)/build-tools: build/requirements.txt $(STAMP)/venv
 	touch $@
 
 BINARY_INPUTS := $(shell find src/minirunc -name '*.py' 2>/dev/null) build/binary.py build/nuitka_builtins.py \
-	build/exe_guard.c build/exe_guard.ld build/hot_functions.txt native/door.c native/door.h
+	build/exe_guard.c build/exe_guard.ld build/hot_functions.txt build/math_fixes.c native/door.c native/door.h
 dist/minirunc: $(STAMP)/native $(STAMP)/build-tools $(BINARY_INPUTS)
 	$(PY) build/binary.py --target gnu
 

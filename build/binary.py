@@ -203,8 +203,10 @@ RUN_PATH_MODULES = [
     "minirunc.cgroups.owner", "minirunc.native",
 ]
 # gcc: the entry guard (freestanding, no libc); make: CPython's build.
-APT_PACKAGES = ["gcc", "make", "patchelf", "libffi-dev"]
-GLIBC_LIBS = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6",
+# musl-dev: both binaries' math functions (musl_math()).
+APT_PACKAGES = ["gcc", "make", "patchelf", "libffi-dev", "musl-dev"]
+# What the gnu binary may load: glibc without its libm (musl_math()).
+GLIBC_LIBS = ("linux-vdso.so", "libc.so.6", "libpthread.so.0", "libdl.so.2",
               "ld-linux-x86-64.so.2")
 
 
@@ -680,6 +682,100 @@ def zlib_parts(tc):
     return {"include": inc, "archive": archive}
 
 
+# Both binaries' math functions (sin, pow, fmod, ... : the 37 that CPython and Nuitka's code
+# call) are musl's, linked in from Debian's musl-dev, and the gnu binary loads no libm.so.6:
+# libm cost every gnu command ~0.3 MB of memory and its IFUNC resolvers at each start, math or
+# not (docs/binary.md, "libm").  The static twin takes the same objects rather than zig's
+# compiler-rt versions (whose log2 and log10 are off by up to 6e5 ulp for subnormal
+# arguments): one math in both, held to glibc's results by tests/test_math.py, mended where it
+# differs (build/math_fixes.c).  musl's libm sets no errno; CPython's math module and float
+# operations check the results themselves.
+MUSL_LIBC_A = "/usr/lib/x86_64-linux-musl/libc.a"
+GLIBC_LIBM = "/lib/x86_64-linux-gnu/libm.so.6"
+# What musl's math objects may refer to outside themselves: glibc's stack-protector failure
+# (both keep the canary at %fs:0x28), the linker's GOT symbol and compiler-rt's complex
+# multiplications (zig links compiler-rt into every executable).
+MUSL_MATH_EXTERNAL = {"__stack_chk_fail", "_GLOBAL_OFFSET_TABLE_", "__muldc3", "__mulsc3",
+                      "__mulxc3"}
+
+
+# The math functions build/math_fixes.c wraps (its __wrap_<name>), in both binaries.
+MATH_FIXES = ["acosh"]
+
+
+def dynamic_symbols(library):
+    """Names a shared library defines, without their versions."""
+    out = local["nm"]("-D", "--defined-only", library)
+    return {line.split()[-1].split("@")[0] for line in out.splitlines() if len(line.split()) == 3}
+
+
+def archive_symbols(archive):
+    """-> ({symbol: the first member defining it}, {member: symbols it refers to}), from nm."""
+    defined, undefined = {}, {}
+    for line in local["nm"]("-A", archive).splitlines():
+        where, _, rest = line.rpartition(":")
+        member, fields = where.rpartition(":")[2], rest.split()
+        undefined.setdefault(member, set())
+        if len(fields) == 2 and fields[0] in ("U", "w"):
+            undefined[member].add(fields[1])
+        elif len(fields) == 3 and fields[1] in "TDRBWVCi":
+            defined.setdefault(fields[2], member)
+    return defined, undefined
+
+
+def musl_math_members(libc_a):
+    """The members of musl's libc.a that define what glibc's libm.so.6 has (frexp and ldexp
+    too, which glibc's libc.so.6 has as well: libm comes first on the link line), with every
+    member they need; build errors if one needs more than MUSL_MATH_EXTERNAL or two members
+    have one name (`ar x` could not tell them apart)."""
+    defined, undefined = archive_symbols(libc_a)
+    wanted = dynamic_symbols(GLIBC_LIBM) & set(defined)
+    members, todo = set(), sorted(wanted)
+    while todo:
+        symbol = todo.pop()
+        if symbol in MUSL_MATH_EXTERNAL:
+            continue
+        if symbol not in defined:
+            users = sorted(m for m in members if symbol in undefined[m])
+            die("musl's math in %s refers to %s (in %s), which is neither in it nor in "
+                "MUSL_MATH_EXTERNAL (build/binary.py)" % (libc_a, symbol, ", ".join(users)))
+        if defined[symbol] not in members:
+            members.add(defined[symbol])
+            todo.extend(undefined[defined[symbol]])
+    names = local["ar"]("t", libc_a).split()
+    twice = sorted(m for m in members if names.count(m) > 1)
+    if twice:
+        die("%s holds more than one member named %s" % (libc_a, ", ".join(twice)))
+    return sorted(members)
+
+
+def musl_math(tc):
+    """-> build/binary/<target>/lib/libmrm.a: the math objects of Debian's musl libc.a (see
+    MUSL_LIBC_A), named on the link line before libm and the C library, so that the linker
+    takes every math function from it (and, --as-needed, drops libm.so.6 from the gnu binary;
+    check() makes sure it did)."""
+    libc_a = local.path(MUSL_LIBC_A)
+    if not libc_a.exists():
+        die("%s missing (install musl-dev)" % libc_a)
+    archive = tc.dir / "lib" / "libmrm.a"
+    if archive.exists() and archive.stat().st_mtime >= libc_a.stat().st_mtime and \
+            archive.stat().st_mtime >= local.path(__file__).stat().st_mtime:
+        return archive
+    members = musl_math_members(libc_a)
+    obj_dir = tc.dir / "obj" / "musl-math"
+    if obj_dir.exists():
+        obj_dir.delete()
+    obj_dir.mkdir()
+    with local.cwd(obj_dir):
+        local["ar"]("x", libc_a, *members)
+    archive.dirname.mkdir()
+    if archive.exists():
+        archive.delete()
+    tc.ar("rcs", archive, *[obj_dir / m for m in members])
+    say("musl's math: %d objects from %s" % (len(members), libc_a))
+    return archive
+
+
 def glibc_strerror_source():
     """musl words many errno messages differently from glibc ("Filename too long", "Resource
     busy"...), and minirunc's messages (and runc's, which it matches) use glibc's: the static
@@ -720,6 +816,8 @@ def build_archive(tc, interp):
             strerror_c.write(text, "utf-8")
         jobs.append((strerror_c, obj_dir / "glibc_strerror.o", COMMON_FLAGS))
     inits.append(("minirunc._native", "PyInit__native"))
+    # musl's math functions, in both binaries, mended where they differ from glibc's
+    jobs.append((ROOT / "build" / "math_fixes.c", obj_dir / "math_fixes.o", COMMON_FLAGS))
     # The front door (native/door.c): main() is wrapped (run_nuitka()) to try it first.
     door_obj = obj_dir / "door.o"
     if door_obj.exists() and door_obj.stat().st_mtime < (ROOT / "native" / "door.h").stat().st_mtime:
@@ -750,7 +848,8 @@ def build_archive(tc, interp):
         link.delete()
     os.symlink(str(interp.libpython), str(link))
     zlib_parts(tc)   # lib/libmrz.a, for the zlib and binascii objects of libpython
-    config = {"libdir": str(lib), "libs": ["mrbuiltins", "mrpython", "mrz", "m"],
+    musl_math(tc)    # lib/libmrm.a
+    config = {"libdir": str(lib), "libs": ["mrbuiltins", "mrpython", "mrz", "mrm", "m"],
               "modules": inits, "cffi": cffi_version}
     config_path = tc.dir / "builtins.json"
     config_path.write(json.dumps(config, indent=1), "utf-8")
@@ -1025,6 +1124,7 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                "-Wl,--wrap=loadConstantsBlob",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
+    ldflags += ["-Wl,--wrap=%s" % name for name in MATH_FIXES]   # build/math_fixes.c
     if tc.target["static"]:
         ldflags += ["-static", "-Wl,--wrap=strerror"]   # glibc's messages (build_archive())
     if tc.target["pie"]:
@@ -1068,6 +1168,12 @@ def check(binary, target):
             die("%s is not fully static:\n%s\n%s" % (binary, readelf_l, readelf_d))
         report = "static: no ELF interpreter, no DT_NEEDED\n"
     else:
+        if "libm.so.6" in needed:
+            undefined = {line.split()[-1] for line in local["objdump"]("-T", binary).splitlines()
+                         if "*UND*" in line}
+            libm = sorted(undefined & dynamic_symbols(GLIBC_LIBM))
+            die("%s still loads libm.so.6, for %s: musl's libc.a (%s) lacks them; the gnu "
+                "binary takes its math from there (musl_math())" % (binary, ", ".join(libm), MUSL_LIBC_A))
         ldd = local["ldd"](binary)
         bad = [line.strip() for line in ldd.splitlines()
                if line.strip() and not any(ok in line for ok in GLIBC_LIBS)]

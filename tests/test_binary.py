@@ -21,9 +21,10 @@ from make_bundle import make_bundle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("MINIRUNC_BINARY") or os.path.join(REPO, "dist", "minirunc")
-ALLOWED_LIBS = ("linux-vdso.so.1", "libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6",
+# no libm.so.6: the math functions are built in (build/binary.py musl_math(), tests/test_math.py)
+ALLOWED_LIBS = ("linux-vdso.so.1", "libc.so.6", "libpthread.so.0", "libdl.so.2",
                 "ld-linux-x86-64.so.2")
-GLIBC_CORE = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2")
+GLIBC_CORE = ("libc.so.6", "libpthread.so.0", "libdl.so.2")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_needs_nothing_but_glibc(binary):
     assert libs and all(os.path.basename(lib) in ALLOWED_LIBS for lib in libs), ldd.stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
                         run(["readelf", "-d", binary]).stdout)
-    assert set(needed) <= {"libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6",
+    assert set(needed) <= {"libc.so.6", "libpthread.so.0", "libdl.so.2",
                            "ld-linux-x86-64.so.2"}, needed
     symbols = run(["objdump", "-T", binary]).stdout
     assert "GLIBC_PRIVATE" not in symbols

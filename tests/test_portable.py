@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GNU = os.path.join(REPO, "dist", "minirunc")
 STATIC = os.path.join(REPO, "dist", "minirunc-static")
 BULLSEYE = os.path.join(REPO, "build", "bullseye", "root")
-GLIBC_LIBS = {"libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6", "ld-linux-x86-64.so.2"}
+GLIBC_LIBS = {"libc.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2"}   # no libm
 
 
 def need(path, what):
