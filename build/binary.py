@@ -13,7 +13,8 @@ symbol set, `x86_64-linux-musl` against musl, statically.  Steps:
 
 1. Sources: Debian's python3.11 and zlib orig tarballs (`apt-get source --download-only`,
    checked by sha256) and the sdist of the installed cffi (for _cffi_backend) from PyPI.
-   zlib is compiled with zig for the target into a static archive (zlib_parts()).
+   zlib is compiled with zig for the target into a static archive (zlib_parts()); both
+   binaries' math functions are musl's, from Debian's musl-dev (musl_math()).
 2. CPython 3.11.2 built with zig for the target (configure + make, -O3; build_cpython()):
    the stdlib C modules the runtime needs (BUILTINS) and those Nuitka needs to run
    (NUITKA_ONLY) are built in (Modules/Setup.local), everything else is disabled.  This
@@ -697,8 +698,6 @@ GLIBC_LIBM = "/lib/x86_64-linux-gnu/libm.so.6"
 # multiplications (zig links compiler-rt into every executable).
 MUSL_MATH_EXTERNAL = {"__stack_chk_fail", "_GLOBAL_OFFSET_TABLE_", "__muldc3", "__mulsc3",
                       "__mulxc3"}
-
-
 # The math functions build/math_fixes.c wraps (its __wrap_<name>), in both binaries.
 MATH_FIXES = ["acosh"]
 
@@ -1172,8 +1171,9 @@ def check(binary, target):
             undefined = {line.split()[-1] for line in local["objdump"]("-T", binary).splitlines()
                          if "*UND*" in line}
             libm = sorted(undefined & dynamic_symbols(GLIBC_LIBM))
-            die("%s still loads libm.so.6, for %s: musl's libc.a (%s) lacks them; the gnu "
-                "binary takes its math from there (musl_math())" % (binary, ", ".join(libm), MUSL_LIBC_A))
+            die("%s still loads libm.so.6, for %s: the gnu binary takes its math from musl's "
+                "libc.a (%s, musl_math())" % (binary, ", ".join(libm) or "no symbol of libm's",
+                                               MUSL_LIBC_A))
         ldd = local["ldd"](binary)
         bad = [line.strip() for line in ldd.splitlines()
                if line.strip() and not any(ok in line for ok in GLIBC_LIBS)]
