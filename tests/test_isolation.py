@@ -67,7 +67,7 @@ def test_time_namespace_with_offsets(rt, make):
     assert ten_days - 60 < float(uptime) - host_uptime < ten_days + 60
 
 
-def test_time_namespace_on_a_kernel_without_one(rt, make, tmp_path):
+def test_time_namespace_on_a_kernel_without_one(rt, make):
     """Where /proc/self/ns/time is missing (Linux < 5.6), a time namespace is refused in one
     line naming the field, before anything is set up.  Such a kernel is made here by an
     empty tmpfs over the runtime's own /proc/<pid>/ns, in a mount namespace of its own."""
