@@ -381,6 +381,13 @@ class Toolchain:
     def version(self):
         return local[self.zig]("version").strip()
 
+    def archive(self, path, objects):
+        """A new static archive of `objects` at `path` (`ar r` would add to an old one)."""
+        path.dirname.mkdir()
+        if path.exists():
+            path.delete()
+        self.ar("rcs", path, *objects)
+
 
 def compile_all(cc, jobs):
     """jobs: [(source, object, [flags])] -> compile what is out of date, in parallel."""
@@ -628,10 +635,7 @@ def glibc_compat(tc):
         obj.delete()
     archive = tc.dir / "lib" / "libmrcompat.a"
     if compile_all(tc.cc, [(gen / "glibc_compat.c", obj, COMMON_FLAGS)]) or not archive.exists():
-        archive.dirname.mkdir()
-        if archive.exists():
-            archive.delete()
-        tc.ar("rcs", archive, obj)
+        tc.archive(archive, [obj])
     return gen / "glibc_compat.h", obj, archive
 
 
@@ -676,10 +680,7 @@ def zlib_parts(tc):
                                for name, obj in zip(ZLIB_SOURCES, objs)])
     archive = tc.dir / "lib" / "libmrz.a"
     if done or not archive.exists():
-        archive.dirname.mkdir()
-        if archive.exists():
-            archive.delete()
-        tc.ar("rcs", archive, *objs)
+        tc.archive(archive, objs)
     return {"include": inc, "archive": archive}
 
 
@@ -767,10 +768,7 @@ def musl_math(tc):
     obj_dir.mkdir()
     with local.cwd(obj_dir):
         local["ar"]("x", libc_a, *members)
-    archive.dirname.mkdir()
-    if archive.exists():
-        archive.delete()
-    tc.ar("rcs", archive, *[obj_dir / m for m in members])
+    tc.archive(archive, [obj_dir / m for m in members])
     say("musl's math: %d objects from %s" % (len(members), libc_a))
     return archive
 
@@ -838,9 +836,7 @@ def build_archive(tc, interp):
             local["ar"]("x", libffi_a)
     objs = [j[1] for j in jobs] + ([ffi["compat"][1]] if ffi["compat"] else []) + \
         sorted(ffi_dir // "*.o")
-    if archive.exists():
-        archive.delete()
-    tc.ar("rcs", archive, *objs)
+    tc.archive(archive, objs)
     # The static libpython again after our archive, for symbols only our modules use.
     link = lib / "libmrpython.a"
     if link.exists() or link.is_symlink():

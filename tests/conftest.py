@@ -20,6 +20,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(REPO, "src")
 
 
+def build_constant(name):
+    """The value of a top-level constant of build/binary.py (read, not imported: importing it
+    needs plumbum and sets up the build)."""
+    import ast
+    with open(os.path.join(REPO, "build", "binary.py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return ast.literal_eval(node.value)
+    raise AssertionError("build/binary.py has no %s" % name)
+
+
 def wait_for(predicate, timeout=10.0):
     """Poll ``predicate`` every 50 ms until it is true (True) or ``timeout`` passes (False)."""
     end = time.monotonic() + timeout

@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 
+from conftest import build_constant
 from make_bundle import make_bundle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -388,11 +389,7 @@ def test_each_module_finds_its_own_bytecode(binary):
 def test_the_run_path_modules_are_what_a_run_imports(tmp_path):
     """build/binary.py RUN_PATH_MODULES (laid out first in the blob) names every minirunc
     module a `run` imports from source."""
-    import ast
-    with open(os.path.join(REPO, "build", "binary.py")) as f:
-        tree = ast.parse(f.read())
-    listed = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                  and getattr(node.targets[0], "id", None) == "RUN_PATH_MODULES")
+    listed = build_constant("RUN_PATH_MODULES")
     bundle = tmp_path / "bundle"
     make_bundle(str(bundle), ["true"])
     r = run([os.path.join(REPO, ".venv", "bin", "python"), "-X", "importtime", "-m", "minirunc",

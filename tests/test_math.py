@@ -10,7 +10,6 @@ and its sign) must be glibc's, since CPython's math module tells a domain or ran
 (musl sets no errno); the exact functions must agree bit for bit, the others within 4 ulp.
 That the probe runs the binary's own code is checked by the size of each function in both."""
 
-import ast
 import math
 import os
 import random
@@ -18,6 +17,8 @@ import struct
 import subprocess
 
 import pytest
+
+from conftest import build_constant
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = os.path.join(REPO, "tests", "math_probe.c")
@@ -58,16 +59,6 @@ def ulps(a, b):
     return abs(ordered(a) - ordered(b))
 
 
-def math_fixes():
-    """build/binary.py MATH_FIXES: the functions both binaries link wrapped."""
-    with open(os.path.join(REPO, "build", "binary.py")) as f:
-        tree = ast.parse(f.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "MATH_FIXES":
-            return ast.literal_eval(node.value)
-    raise AssertionError("build/binary.py has no MATH_FIXES")
-
-
 def function_sizes(path):
     """{name: [size of each function of that name]} from the symbol table."""
     sizes = {}
@@ -103,7 +94,8 @@ def probes(build, tmp_path_factory):
     ours, glibc = str(out / "ours"), str(out / "glibc")
     cmd = [os.path.join(work, "toolchain", "zig-cc"), "-O1", "-fno-builtin", PROBE,
            os.path.join(work, "obj", "math_fixes.o"), os.path.join(work, "lib", "libmrm.a"),
-           "-lm", "-o", ours] + ["-Wl,--wrap=%s" % name for name in math_fixes()]
+           "-lm", "-o", ours]
+    cmd += ["-Wl,--wrap=%s" % name for name in build_constant("MATH_FIXES")]
     if target == "musl":
         cmd.append("-static")
     for argv in (cmd, ["gcc", "-O1", "-fno-builtin", PROBE, "-lm", "-o", glibc]):
@@ -145,7 +137,7 @@ def test_the_probe_runs_the_binaries_own_math(build, probes):
     for name in FUNCTIONS:
         assert len(ours.get(name, ())) == 1 and binary.get(name) == ours[name], \
             (name, binary.get(name), ours.get(name))
-    for name in math_fixes():
+    for name in build_constant("MATH_FIXES"):
         assert binary.get("__wrap_" + name) == ours.get("__wrap_" + name), name
     if target == "gnu":
         out = subprocess.run(["nm", "-D", "--defined-only", GLIBC_LIBM], capture_output=True,
