@@ -4,7 +4,7 @@
 PYTHON_REAL := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
 VENV        := .venv
 PY          := $(VENV)/bin/python
-APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2 strace
+APT_PACKAGES := busybox-static libseccomp-dev gcc make runc crun hyperfine iproute2 strace gdb
 STAMP       := build/.stamps
 
 .PHONY: all deps venv native bytecode demo test unit clean

@@ -305,14 +305,51 @@ BUILTIN_SUBMODULE_PATCH = ("""    def find_spec(cls, fullname, path=None, target
         if _imp.is_builtin(fullname):""")
 
 
+# CPython's deep-frozen stdlib (Tools/scripts/deepfreeze.py, which makes
+# Python/deepfreeze/deepfreeze.c) interns the strings of all 27 frozen modules in
+# _Py_Deepfreeze_Init, at every start (0.9 ms here), though a command imports about half of
+# them (never site, runpy, ntpath, _sitebuiltins, __hello__...).  Patched: each module's
+# strings are interned when it is first fetched (its _Py_get_<name>_toplevel), as
+# nuitka_builtins.deepfreeze_source does for minirunc's own modules.
+DEEPFREEZE_LAZY_PATCHES = [("""        module = module.replace(".", "_")
+        self.generate(f"{module}_toplevel", code)
+        with self.block(f"static void {module}_do_patchups(void)"):
+            for p in self.patchups:
+                self.write(p)
+        self.patchups.clear()""", """        module = module.replace(".", "_")
+        interns = len(self.interns)
+        self.generate(f"{module}_toplevel", code)
+        with self.block(f"static void {module}_do_patchups(void)"):
+            for p in self.patchups:
+                self.write(p)
+            for p in self.interns[interns:]:   # minirunc: interned when first imported
+                self.write(f'if ({p} < 0) Py_FatalError("cannot intern a frozen string");')
+        del self.interns[interns:]
+        self.patchups.clear()"""), ("""{
+    %%NAME%%_do_patchups();
+    return""", """{
+    static int done;
+    if (!done) {
+        %%NAME%%_do_patchups();
+        done = 1;
+    }
+    return""")]
+
+
 def patch_cpython(src):
-    bootstrap = src / "Lib" / "importlib" / "_bootstrap.py"
-    text = bootstrap.read("utf-8")
-    old, new = BUILTIN_SUBMODULE_PATCH
-    if old in text:
-        bootstrap.write(text.replace(old, new), "utf-8")
-    elif new not in text:
-        die("%s: BuiltinImporter.find_spec is not as expected" % bootstrap)
+    for path, patches, what in (
+            (src / "Lib" / "importlib" / "_bootstrap.py", [BUILTIN_SUBMODULE_PATCH],
+             "BuiltinImporter.find_spec"),
+            (src / "Tools" / "scripts" / "deepfreeze.py", DEEPFREEZE_LAZY_PATCHES,
+             "Printer.generate_file and EPILOGUE")):
+        text = path.read("utf-8")
+        for old, new in patches:
+            if old in text:
+                text = text.replace(old, new)
+            elif new not in text:
+                die("%s: %s is not as expected" % (path, what))
+        if text != path.read("utf-8"):
+            path.write(text, "utf-8")
 
 
 def fetch_cffi():
@@ -484,7 +521,8 @@ def build_cpython(tc, src):
                             indent=1)
     recipe = json.dumps({"configured": configured, "setup": setup,
                          "zlib": [ZLIB_SHA256] + ZLIB_FLAGS,
-                         "core_config": CORE_CONFIG_VERSION, "patch": BUILTIN_SUBMODULE_PATCH},
+                         "core_config": CORE_CONFIG_VERSION,
+                         "patch": [BUILTIN_SUBMODULE_PATCH] + DEEPFREEZE_LAZY_PATCHES},
                         indent=1)
     stamp, configure_stamp = tc.dir / "python.stamp", tc.dir / "configure.stamp"
     interp = Interpreter(prefix)
@@ -1070,7 +1108,7 @@ def hot_text_script():
             "SECTIONS\n{\n  .text.minirunc_hot : {\n%s  }\n}\nINSERT BEFORE .text;\n" % rows)
 
 
-def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj):
+def run_nuitka(tc, src, interp, runner, entry, config_path, builtin_names, guard_obj):
     """Nuitka compiles against interp (headers, libpython3.11.a: its sys.prefix) and runs on
     runner: for musl, the gnu interpreter with PYTHONHOME pointing at the musl one (a static
     interpreter cannot dlopen(), and Nuitka calls libc through ctypes).  Both are the same
@@ -1082,6 +1120,9 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
     config["excluded"] = excluded + TRIMMED_STDLIB + CJK_ENCODINGS + FROZEN_STDLIB
     config["bytecode"] = BYTECODE
     config["bytecode_first"] = RUN_PATH_MODULES
+    # ... and deep-frozen (nuitka_builtins.deepfreeze_source), by the interpreter's own tool
+    config["deepfreeze"] = RUN_PATH_MODULES
+    config["deepfreeze_tools"] = str(src / "Tools" / "scripts")
     config_path.write(json.dumps(config, indent=1), "utf-8")
     nuitka_out = tc.dir / "nuitka"
     args = [
@@ -1117,6 +1158,8 @@ def run_nuitka(tc, interp, runner, entry, config_path, builtin_names, guard_obj)
                "-Wl,--wrap=setlocale",
                # the plugin's: the bytecode index (nuitka_builtins.bytecode_items)
                "-Wl,--wrap=loadConstantsBlob",
+               # the plugin's: the run path's modules deep-frozen (DEEPFREEZE_WRAP)
+               "-Wl,--wrap=PyMarshal_ReadObjectFromString",
                # the entry guard: first in the file, first to run (see seal())
                str(guard_obj), "-Wl,-T,%s" % guard_ld, "-Wl,-e,minirunc_guard_entry"]
     ldflags += ["-Wl,--wrap=%s" % name for name in MATH_FIXES]   # build/math_fixes.c
@@ -1230,7 +1273,7 @@ def main():
     check_trimmed_imports()
     config_path, names = build_archive(tc, interp)
     entry = stage_sources(tc)
-    built = run_nuitka(tc, interp, runner, entry, config_path, names, build_guard(tc))
+    built = run_nuitka(tc, src, interp, runner, entry, config_path, names, build_guard(tc))
     DIST.mkdir()
     output = DIST / tc.target["output"]
     finish(built, DIST / (".%s.tmp" % tc.target["output"]), output, tc, "--strip-unneeded")

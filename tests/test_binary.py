@@ -386,6 +386,70 @@ def test_each_module_finds_its_own_bytecode(binary):
     assert at > 0 and data[at:at + len(blob)] == blob
 
 
+FROZEN_ROW = re.compile(r"^    \{(\d+), (\d+), \(PyObject \*\)[^,]+, minirunc_frozen_\d+_intern, 0\},$", re.M)
+
+
+def test_the_run_path_is_deep_frozen_from_its_own_bytecode(binary):
+    """nuitka_builtins.deepfreeze_source: every module of RUN_PATH_MODULES that the binary
+    ships as bytecode has a static code object, keyed by where its bytecode lies in the
+    laid-out blob and its size, and the C the binary was built from is what CPython's
+    deepfreeze.py makes of exactly those bytes."""
+    plugin = plugin_module()
+    build = os.path.join(build_dir(binary), "nuitka", "minirunc_main.build")
+    plugins = os.path.join(build, "plugins")
+    with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
+        blob = f.read()
+    with open(os.path.join(build, "__loader.c")) as f:
+        loader = f.read()
+    with open(os.path.join(plugins, "plugin.minirunc-builtins.bytecode_index.c")) as f:
+        table = [int(n) for n in re.search(r"offsets\[\d+\] = \{([^}]*)\}", f.read()).group(1).split(",")
+                 if n.strip()]
+    sizes = {name: (int(i), int(n)) for name, i, n in plugin.LOADER_BYTECODE_ENTRY.findall(loader)}
+    listed = [m for m in build_constant("RUN_PATH_MODULES") if m in sizes]
+    assert "minirunc.container" in listed and "encodings" in listed
+    with open(os.path.join(plugins, "plugin.minirunc-builtins.deepfreeze.c")) as f:
+        source = f.read()
+    rows = [(int(o), int(n)) for o, n in FROZEN_ROW.findall(source)]
+    assert rows == [(table[sizes[m][0]], sizes[m][1]) for m in listed]
+    frozen = [(m, table[sizes[m][0]], blob[table[sizes[m][0]]:table[sizes[m][0]] + sizes[m][1]])
+              for m in listed]
+    tools = os.path.join(REPO, "build", "binary", "sources", "Python-3.11.2", "Tools", "scripts")
+    assert plugin.deepfreeze_source(tools, frozen) == source
+
+
+def gdb_callers(program, args, functions, tmp_path):
+    """{function: [the caller of each call]} of `program` for one run under gdb."""
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb is not installed (make deps installs it)")
+    script = tmp_path / "count.gdb"
+    lines = ["set pagination off", "set breakpoint pending off"]
+    for f in functions:
+        lines += ["break %s" % f, "commands", "silent", 'printf "CALLED %s\\n"' % f, "bt 2",
+                  "continue", "end"]
+    script.write_text("\n".join(lines + ["run", "quit"]) + "\n")
+    r = run(["gdb", "-q", "-batch", "-x", str(script), "--args", program] + args, timeout=120)
+    assert "Breakpoint %d at" % len(functions) in r.stdout, r.stdout + r.stderr
+    calls = re.findall(r"^CALLED (\S+)\n#0 [^\n]*\n#1 +(?:0x[0-9a-f]+ in )?(\w+)", r.stdout, re.M)
+    assert len(calls) == r.stdout.count("CALLED "), r.stdout
+    return {f: [caller for name, caller in calls if name == f] for f in functions}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs a container")
+def test_a_run_unmarshals_none_of_its_modules(binary, with_symbols, tmp_path):
+    """Nuitka's loader (and CPython's, for the modules Nuitka lists as frozen) asks
+    PyMarshal_ReadObjectFromString for each module it imports; in a `run` each such call
+    is answered with the deep-frozen code object (the wrap), so the real unmarshaller is
+    entered only for CPython's own getpath (in libpython, run once at start-up)."""
+    bundle = tmp_path / "bundle"
+    make_bundle(str(bundle), ["true"])
+    calls = gdb_callers(with_symbols, ["--root", str(tmp_path / "state"), "run", "--bundle",
+                                       str(bundle), "frozen-%s" % uuid.uuid4().hex[:8]],
+                        ["__wrap_PyMarshal_ReadObjectFromString", "PyMarshal_ReadObjectFromString"],
+                        tmp_path)
+    assert len(calls["__wrap_PyMarshal_ReadObjectFromString"]) >= 25, calls
+    assert calls["PyMarshal_ReadObjectFromString"] == ["_PyConfig_InitPathConfig"], calls
+
+
 def test_the_run_path_modules_are_what_a_run_imports(tmp_path):
     """build/binary.py RUN_PATH_MODULES (laid out first in the blob) names every minirunc
     module a `run` imports from source."""

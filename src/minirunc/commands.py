@@ -65,20 +65,23 @@ def cmd_run(root, options, container_id):
     # made); afterwards signals are queued for the container's process.  A detached run
     # has no process to pass them to: they abort it until start returns (see below).
     forwarder = SignalForwarder(abort=True, forward=not detach)
-    _, pid, master = container.create(
+    # Still locked when it returns: no other command can come between create and start,
+    # so start need not read back what create has just written.
+    created, pid, master = container.create(
         root, container_id, options.get("bundle") or ".", console_socket=console_socket,
         pid_file=options.get("pid-file"), no_pivot=options.get("no-pivot", False),
         preserve_fds=_int_option(options, "preserve-fds"), keep_terminal=not detach,
         systemd_cgroup=options.get("systemd-cgroup", False),
-        no_new_keyring=options.get("no-new-keyring", False))
+        no_new_keyring=options.get("no-new-keyring", False), keep_locked=True)
     if not detach:
         forwarder.created()
     if master is not None and os.isatty(0):
         from .foreground import copy_window_size
         copy_window_size(0, master)  # before start, so the process sees its size at once
     try:
-        container.start(root, container_id)
+        container.start(root, container_id, created=created)
     except BaseException:
+        created.unlock()
         if master is not None:
             os.close(master)
         container.delete(root, container_id, force=True)

@@ -346,11 +346,13 @@ def _check_terminal(plan, console_socket, keep_terminal, exec_flags=False):
 
 
 def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
-           preserve_fds=0, keep_terminal=False, systemd_cgroup=False, no_new_keyring=False):
+           preserve_fds=0, keep_terminal=False, systemd_cgroup=False, no_new_keyring=False,
+           keep_locked=False):
     """Create a container whose init waits for `start`.
 
     Returns (Container, pid, pty master fd or None); the master is returned only when
-    `keep_terminal` (a foreground `run` relays it) and no console socket was given.
+    `keep_terminal` (a foreground `run` relays it) and no console socket was given.  With
+    `keep_locked` (`run`) the Container comes back still locked, for start(created=...).
     """
     from .config import load_bundle
     from .plan import build_plan
@@ -439,14 +441,17 @@ def create(root, container_id, bundle, console_socket=None, pid_file=None, no_pi
             _kill_and_reap(pid)
             raise
     except BaseException:
-        if cgroup is not None:
-            cgroup.destroy()
-        elif state.get("cgroup"):
-            destroy_cgroup(container)
-        _run_poststop(state)
-        container.remove_dir()
+        try:
+            if cgroup is not None:
+                cgroup.destroy()
+            elif state.get("cgroup"):
+                destroy_cgroup(container)
+            _run_poststop(state)
+            container.remove_dir()
+        finally:
+            container.unlock()
         raise
-    finally:
+    if not keep_locked:
         container.unlock()
     log.debug("container %s created: init pid %d" % (container_id, pid))
     return container, pid, master
@@ -464,14 +469,16 @@ def _send_console(path, master):
         raise HostError("send the terminal to --console-socket", path, e.errno) from None
 
 
-def start(root, container_id):
-    """Let a created container's init exec the user process."""
+def start(root, container_id, created=None):
+    """Let a created container's init exec the user process.  `created`: the Container
+    that create(keep_locked=True) returned, still locked; its state is the one it saved."""
     from . import native
     check_id(container_id)
     handed = _door_start(container_id)
-    with Container(root, container_id).lock() as c:
+    with created or Container(root, container_id).lock() as c:
         faults.point("start:locked")
-        c.load()
+        if created is None:
+            c.load()
         if handed is not None:
             # The C front door checked the status and sent `S` (its init has acted on
             # it since): only its answer is left to report, in the words below.

@@ -170,6 +170,16 @@ def remove_tree(path, owns, kept=lambda d: False, timeout=2.0, stayed=None):
     remove the sub-cgroups and the cgroup itself, deepest first, except those ``kept``
     (they existed before the container: someone else's).  A foreign process is never
     signalled; the cgroup holding one stays.  False if one stays (appended to ``stayed``)."""
+    if not kept(path):
+        # Mostly the container's processes are gone and it made no sub-cgroups: then one
+        # rmdir does it.  A cgroup with either refuses (EBUSY): the walk below.
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
     removed = [remove_tree(child, owns, kept, timeout, stayed) for child in sub_cgroups(path)]
     if kept(path):
         kill_owned(path, owns)
