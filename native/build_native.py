@@ -36,6 +36,7 @@ ssize_t mr_send(int sock, const void *buf, size_t len, int fd_or_minus1);
 ssize_t mr_recv(int sock, void *buf, size_t len, int *fd_out);
 int mr_set_dumpable(int flag);
 int mr_syscall_missing(long nr);
+int mr_rename_exchange(const char *a, const char *b);
 struct mr_dev_rule {
     int type;
     int64_t major;

@@ -310,6 +310,18 @@ int mr_set_dumpable(int flag)
     return prctl(PR_SET_DUMPABLE, flag, 0, 0, 0) < 0 ? -errno : 0;
 }
 
+#ifndef SYS_renameat2
+#define SYS_renameat2 316
+#endif
+#define MR_RENAME_EXCHANGE 2   /* <linux/fs.h>; glibc 2.17 has no renameat2() */
+
+/* Swap two existing paths atomically (renameat2 RENAME_EXCHANGE, Linux 3.15; not every
+ * filesystem has it): 0, or -errno with nothing changed. */
+int mr_rename_exchange(const char *a, const char *b)
+{
+    return syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, MR_RENAME_EXCHANGE) < 0 ? -errno : 0;
+}
+
 /* 1 if the kernel lacks syscall `nr` (ENOSYS), 0 if it has it.  The arguments (-1 fds,
  * NULL pointers, zero sizes) are ones every syscall probed this way refuses. */
 int mr_syscall_missing(long nr)

@@ -1,9 +1,10 @@
 """Run a command as if on an older kernel: every syscall newer than RELEASE fails with ENOSYS.
 
-Usage: ``python tests/oldkernel.py [--tomoyo] RELEASE -- COMMAND [ARG...]`` (RELEASE such as
-4.14 or 5.4).  ``--tomoyo`` also answers ENOENT to execveat(fd, "", AT_EMPTY_PATH), as
-TOMOYO does on kernels without upstream ada1986d0797 (Debian 11's 5.10.223) where /dev/fd
-does not exist.
+Usage: ``python tests/oldkernel.py [--tomoyo] [--refuse NR=ERRNO]... RELEASE -- COMMAND
+[ARG...]`` (RELEASE such as 4.14 or 5.4).  ``--tomoyo`` also answers ENOENT to
+execveat(fd, "", AT_EMPTY_PATH), as TOMOYO does on kernels without upstream ada1986d0797
+(Debian 11's 5.10.223) where /dev/fd does not exist.  ``--refuse 316=22`` answers syscall
+316 (renameat2) with EINVAL, as a filesystem without RENAME_EXCHANGE does.
 
 A classic seccomp filter (raw BPF, installed with prctl through ctypes) is put on this
 process and then COMMAND is exec'd, so everything it starts inherits the filter, as a
@@ -65,8 +66,10 @@ def allowed_numbers(release):
     return sorted(nr for nr, added in ADDED.items() if added <= release)
 
 
-def program(release, tomoyo=False):
-    """The filter as a list of (code, jt, jf, k); a jump goes to pc + 1 + offset."""
+def program(release, tomoyo=False, refuse=()):
+    """The filter as a list of (code, jt, jf, k); a jump goes to pc + 1 + offset.
+    ``refuse``: (number, errno) pairs answered with that errno whatever the release (what a
+    filesystem or a seccomp profile may answer)."""
     allowed = allowed_numbers(release)
     prog = [
         (LD_ABS, 0, 0, 4),                        # arch
@@ -74,6 +77,8 @@ def program(release, tomoyo=False):
         (RET, 0, 0, SECCOMP_RET_ALLOW),           # other arches (i386 compat) untouched
         (LD_ABS, 0, 0, 0),                        # the syscall number
     ]
+    for nr, err in refuse:
+        prog += [(JEQ, 0, 1, nr), (RET, 0, 0, SECCOMP_RET_ERRNO | err)]
     if tomoyo:
         prog += [
             (JEQ, 0, 4, SYS_EXECVEAT),            # not execveat -> on with the number
@@ -97,8 +102,8 @@ def program(release, tomoyo=False):
     return prog
 
 
-def install(release, tomoyo=False):
-    prog = program(release, tomoyo)
+def install(release, tomoyo=False, refuse=()):
+    prog = program(release, tomoyo, refuse)
     raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
     buf = ctypes.create_string_buffer(raw, len(raw))
 
@@ -117,9 +122,17 @@ def install(release, tomoyo=False):
 def main(argv):
     tomoyo = argv[:1] == ["--tomoyo"]
     argv = argv[1:] if tomoyo else argv
+    refuse = []
+    while argv[:1] == ["--refuse"] and len(argv) > 1:
+        nr, _, err = argv[1].partition("=")
+        if not (nr.isdigit() and err.isdigit()):
+            raise SystemExit("oldkernel: --refuse takes NUMBER=ERRNO, not %r" % argv[1])
+        refuse.append((int(nr), int(err)))
+        argv = argv[2:]
     if len(argv) < 3 or argv[1] != "--":
-        raise SystemExit("usage: oldkernel.py [--tomoyo] RELEASE -- COMMAND [ARG...]")
-    install(parse_release(argv[0]), tomoyo)
+        raise SystemExit("usage: oldkernel.py [--tomoyo] [--refuse NR=ERRNO]... RELEASE -- "
+                         "COMMAND [ARG...]")
+    install(parse_release(argv[0]), tomoyo, refuse)
     try:
         os.execvp(argv[2], argv[2:])
     except OSError as e:

@@ -1,17 +1,20 @@
 """Damaged state (issue 8, item 4): a container whose state.json is truncated, garbage,
 gone or of the wrong shape gets one clear line from every command, `list` still shows it
 (status unknown) and its neighbours, and `delete --force` still kills its init and
-removes its cgroups and state directory.  The standing state.json fuzzer is at the end.
+removes its cgroups and state directory.  The standing state.json fuzzer is near the end;
+last, how a state file is replaced (an exchange, or a rename where that is refused).
 """
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
-from conftest import Runtime, wait_for
+from conftest import OLDKERNEL, SRC, Runtime, runtime_env, wait_for
 
 
 def start_time(pid):
@@ -639,3 +642,81 @@ def test_creator_died_before_the_pid(rt, sleeper):
     assert r.returncode == 0, r.stderr
     assert "killed init pid %d found by its socket" % h.pid in r.stderr, r.stderr
     h.assert_removed()
+
+
+# ------------------------------------------------ how a state file is replaced
+
+WRITE_TWICE = """
+import sys
+from minirunc.state import write_atomic
+write_atomic(sys.argv[1], b"one", "write")
+write_atomic(sys.argv[1], b"two", "write")
+"""
+
+
+def test_a_state_file_is_replaced_by_exchange(tmp_path):
+    """write_atomic over an existing file swaps the two (renameat2 RENAME_EXCHANGE: ext4
+    flushes a file renamed over another, not one exchanged with it) and unlinks the old
+    one; the first write, with nothing there yet, is a plain rename."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (make deps installs it)")
+    path = tmp_path / "state.json"
+    r = subprocess.run(["strace", "-f", "-e", "trace=rename,renameat,renameat2", sys.executable,
+                        "-c", WRITE_TWICE, str(path)], capture_output=True, text=True,
+                       timeout=60, env=runtime_env())
+    assert r.returncode == 0, r.stderr
+    calls = [line for line in r.stderr.splitlines() if "rename" in line]
+    assert len(calls) == 2, calls
+    assert calls[0].startswith("rename(") and calls[0].endswith("= 0"), calls
+    assert "RENAME_EXCHANGE) = 0" in calls[1], calls
+    assert path.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["state.json"]   # no temp file left
+
+
+def test_replacing_keeps_rename_semantics(tmp_path):
+    """A directory where state.json belongs (damage) stays an error naming the file; a
+    symlink there is replaced itself, its target untouched (as rename does)."""
+    sys.path.insert(0, SRC)
+    from minirunc.errors import HostError
+    from minirunc.state import write_atomic
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(HostError) as e:
+        write_atomic(str(tmp_path / "dir"), b"x", "write state file")
+    assert "write state file" in str(e.value) and str(tmp_path / "dir") in str(e.value)
+    assert (tmp_path / "dir").is_dir() and sorted(os.listdir(tmp_path)) == ["dir"]
+    (tmp_path / "target").write_bytes(b"kept")
+    os.symlink("target", tmp_path / "link")
+    write_atomic(str(tmp_path / "link"), b"new", "write")
+    assert not os.path.islink(tmp_path / "link") and (tmp_path / "link").read_bytes() == b"new"
+    assert (tmp_path / "target").read_bytes() == b"kept"
+
+
+class NoExchangeRuntime(Runtime):
+    """Every command under tests/oldkernel.py answering renameat2 with EINVAL, as a
+    filesystem without RENAME_EXCHANGE does (at the running kernel's own release)."""
+
+    def cmd(self, *args):
+        release = ".".join(os.uname().release.split(".")[:2]).split("-")[0]
+        return [sys.executable, OLDKERNEL, "--refuse", "316=22", release, "--"] + \
+            super().cmd(*args)
+
+
+def test_lifecycle_where_rename_exchange_is_refused(tmp_path, sleeper):
+    """Where the exchange is refused, every state write is a plain rename: create, state,
+    start, kill and delete work as ever and leave no temp file."""
+    rt = NoExchangeRuntime(tmp_path / "noexchange")
+    cid = rt.new_id("nx")
+    try:
+        r = rt("create", "--bundle", sleeper, cid)
+        assert r.returncode == 0, r.stderr
+        assert not [n for n in os.listdir(os.path.join(rt.root, cid)) if ".tmp-" in n]
+        assert rt.state(cid)["status"] == "created"
+        assert rt("start", cid).returncode == 0
+        assert rt.state(cid)["status"] == "running"
+        assert rt("kill", cid, "KILL").returncode == 0
+        assert wait_for(lambda: rt.state(cid)["status"] == "stopped")
+        r = rt("delete", cid)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(os.path.join(rt.root, cid))
+    finally:
+        rt.cleanup()

@@ -179,6 +179,13 @@ def syscall_missing(nr):
     return lib.mr_syscall_missing(nr) == 1
 
 
+def rename_exchange(a, b):
+    """Swap the existing paths ``a`` and ``b`` in one step; 0, or the errno (nothing
+    changed) where the kernel or the filesystem has no RENAME_EXCHANGE or ``b`` is missing."""
+    _, lib = _lib()
+    return -lib.mr_rename_exchange(os.fsencode(a), os.fsencode(b))
+
+
 def set_dumpable(flag):
     _, lib = _lib()
     _check(lib.mr_set_dumpable(1 if flag else 0), "prctl(PR_SET_DUMPABLE)")

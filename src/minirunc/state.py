@@ -21,6 +21,7 @@ written after state.json.
 
 import fcntl
 import os
+from stat import S_ISREG
 
 from . import jsontext
 from .errors import HostError, StateError
@@ -476,13 +477,35 @@ def write_atomic(path, blob, what, mode=0o600, tmp=None):
             os.write(fd, blob)
         finally:
             os.close(fd)
-        os.rename(tmp, path)
+        _replace(tmp, path)
     except OSError as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise HostError(what, path, e.errno) from None
+
+
+def _replace(tmp, path):
+    """rename(tmp, path), but over an existing regular file the two are swapped
+    (RENAME_EXCHANGE) and the old one unlinked: ext4 starts writeback of a file renamed
+    over another (auto_da_alloc), ~0.2 ms per state write on an ext4 /run, and not of one
+    exchanged with it (~0.02 ms).  Readers see the old file or the new one either way.  No
+    file there yet, something else there (damage: a directory stays an error), or the
+    exchange refused (a kernel or filesystem without it, a seccomp filter): a rename."""
+    try:
+        regular = S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        regular = False
+    if regular:
+        from . import native
+        if native.rename_exchange(tmp, path) == 0:
+            try:
+                os.unlink(tmp)   # now the old file
+            except OSError:
+                pass             # a stale temp file, removed with the directory
+            return
+    os.rename(tmp, path)
 
 
 def _remove_tree(path):
