@@ -28,7 +28,7 @@ $(STAMP)/venv: requirements.txt | $(STAMP)/apt
 deps: $(STAMP)/apt $(STAMP)/venv
 
 NATIVE_SRC := $(wildcard native/*.c native/*.h native/*.py)
-$(STAMP)/native: $(NATIVE_SRC) $(STAMP)/venv
+$(STAMP)/native: $(NATIVE_SRC) $(STAMP)/venv $(STAMP)/build-tools
 	$(PY) native/build_native.py
 	touch $@
 

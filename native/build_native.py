@@ -2,7 +2,10 @@
 
 Usage (from the repository root): ``<python> native/build_native.py``
 
-1. ``native/init.c`` (+ ``resolve.c``) -> ``build/native/minirunc-init`` (gcc -static, libseccomp.a, stripped).
+1. ``native/init.c`` (+ ``resolve.c``, ``musl_shims.c``) -> ``build/native/minirunc-init``:
+   static, stripped, with musl by ``zig cc`` (the ziglang of build/requirements.txt) and
+   Debian's libseccomp.a.  ~210 KB where glibc's static libc made it ~850 KB: the runtime
+   copies it into a memfd and execs it at every create, run and exec.
 2. ``minirunc._native`` (cffi API mode): the init's bytes are embedded with ``.incbin``, plus
    small helpers for spawning and SOCK_SEQPACKET sockets, and the cgroup v2 device filter
    (an eBPF program built, loaded and attached with raw bpf(2); see CDEF below).
@@ -21,7 +24,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "native")
 INIT_SRC = os.path.join(ROOT, "native", "init.c")
-INIT_PARTS = [os.path.join(ROOT, "native", "resolve.c")]   # the init's other C files
+INIT_PARTS = [os.path.join(ROOT, "native", n) for n in ("resolve.c", "musl_shims.c")]
+INIT_TARGET = "x86_64-linux-musl"
+SECCOMP_HEADERS = ["seccomp.h", "seccomp-syscalls.h"]   # libseccomp-dev's, in /usr/include
+ZIG_CACHE = os.path.join(ROOT, "build", "binary", "zig-cache")   # shared with build/binary.py
 INIT_BIN = os.path.join(BUILD, "minirunc-init")
 PKG = os.path.join(ROOT, "src", "minirunc")
 
@@ -66,16 +72,25 @@ def find_libseccomp():
 
 
 def build_init():
-    if shutil.which("gcc") is None:
-        die("gcc not found on PATH (install gcc)")
-    if not os.path.exists("/usr/include/seccomp.h"):
+    """The init, static with musl.  zig brings musl and its kernel headers; of /usr/include
+    only libseccomp's two headers are used (a copy: the rest is glibc's)."""
+    if not all(os.path.exists("/usr/include/" + h) for h in SECCOMP_HEADERS):
         die("seccomp.h not found (install libseccomp-dev)")
+    try:
+        import ziglang  # noqa: F401  (build/requirements.txt)
+    except ImportError:
+        die("zig not found: install build/requirements.txt (make does)")
     libseccomp = find_libseccomp()
-    os.makedirs(BUILD, exist_ok=True)
-    cmd = ["gcc", "-static", "-O2", "-s", "-Wall", "-Wextra", "-o", INIT_BIN, INIT_SRC] + \
+    include = os.path.join(BUILD, "seccomp-include")
+    os.makedirs(include, exist_ok=True)
+    for h in SECCOMP_HEADERS:
+        shutil.copy2("/usr/include/" + h, include)
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", INIT_TARGET, "-static", "-O2", "-s",
+           "-Wall", "-Wextra", "-isystem", include, "-o", INIT_BIN, INIT_SRC] + \
         INIT_PARTS + [libseccomp]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
+    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=ZIG_CACHE, ZIG_LOCAL_CACHE_DIR=ZIG_CACHE)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0 or result.stderr.strip():
         sys.stderr.write(result.stderr)
         die("compiling %s failed: %s" % (INIT_SRC, " ".join(cmd)))
 

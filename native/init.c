@@ -6,8 +6,9 @@
  * the sync socket, waits for `S` on the start socket and execs the container process.
  * Every failure is sent as `E<errno>\0<step>\0<detail>` and ends the process.
  *
- * Linked statically (glibc + libseccomp).  After the clone only syscalls and the
- * string helpers below are used: no stdio, no locale, no threads.
+ * Linked statically (musl, by zig cc, + Debian's libseccomp.a: native/build_native.py).
+ * After the clone only syscalls and the string helpers below are used: no stdio, no
+ * locale, no threads.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -28,6 +29,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#ifndef MOUNT_ATTR_IDMAP   /* musl's <sys/mount.h> lacks the new mount API (glibc 2.36 has it) */
+#include <linux/mount.h>
+#endif
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -963,19 +967,28 @@ static void copy_entry(int from, int to, const char *name, const char *dest, int
         copy_fail(errno, dest, "set the times of");
 }
 
+/* getdents64(2)'s record (musl declares neither the call nor struct dirent64) */
+struct linux_dirent64 {
+    unsigned long long d_ino;
+    long long d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
 static void copy_tree(int from, int to, const char *dest, int depth)
 {
-    char buf[4096];
+    char buf[4096] __attribute__((aligned(8)));
     if (depth > 128)
         copy_fail(ELOOP, dest, "directories nested too deep (over 128) at");
     for (;;) {
-        ssize_t n = getdents64(from, buf, sizeof buf);
+        ssize_t n = syscall(SYS_getdents64, from, buf, sizeof buf);
         if (n < 0)
             copy_fail(errno, dest, "read the directory");
         if (n == 0)
             return;
         for (ssize_t off = 0; off < n;) {
-            struct dirent64 *e = (struct dirent64 *)(buf + off);
+            struct linux_dirent64 *e = (struct linux_dirent64 *)(buf + off);
             off += e->d_reclen;
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                 continue;

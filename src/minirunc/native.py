@@ -111,7 +111,7 @@ def _mapped_file(address, size):
 def init_memfd():
     """A sealed, close-on-exec memfd holding the init helper binary.  The kernel copies the
     init's bytes from the file that holds them (the binary, or the extension module), so
-    its ~850 KB never become resident in the runtime; where it cannot, they are written."""
+    its ~210 KB never become resident in the runtime; where it cannot, they are written."""
     ffi, lib = _lib()
     address, size = int(ffi.cast("uintptr_t", lib.mr_init_data())), lib.mr_init_size()
     blob = ffi.buffer(lib.mr_init_data(), size)
