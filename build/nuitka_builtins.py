@@ -417,7 +417,7 @@ class MiniruncBuiltins(NuitkaPluginBase):
         frozen = []
         for name in self.config.get("deepfreeze", ()):
             if name in modules:
-                start, data, end = items[modules[name]]
+                _, data, end = items[modules[name]]
                 frozen.append((name, offsets[modules[name]], blob[data:end]))
         deep = deepfreeze_source(self.config["deepfreeze_tools"], frozen)
         # Nuitka writes the plugins' C files (and makes this directory) only after this hook.

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import OLDKERNEL, SRC, Runtime, runtime_env, wait_for
+from conftest import OLDKERNEL, Runtime, runtime_env, wait_for
 
 
 def start_time(pid):
@@ -676,17 +676,15 @@ def test_a_state_file_is_replaced_by_exchange(tmp_path):
 def test_replacing_keeps_rename_semantics(tmp_path):
     """A directory where state.json belongs (damage) stays an error naming the file; a
     symlink there is replaced itself, its target untouched (as rename does)."""
-    sys.path.insert(0, SRC)
-    from minirunc.errors import HostError
-    from minirunc.state import write_atomic
+    state = _state_module()
     (tmp_path / "dir").mkdir()
-    with pytest.raises(HostError) as e:
-        write_atomic(str(tmp_path / "dir"), b"x", "write state file")
+    with pytest.raises(state.HostError) as e:
+        state.write_atomic(str(tmp_path / "dir"), b"x", "write state file")
     assert "write state file" in str(e.value) and str(tmp_path / "dir") in str(e.value)
     assert (tmp_path / "dir").is_dir() and sorted(os.listdir(tmp_path)) == ["dir"]
     (tmp_path / "target").write_bytes(b"kept")
     os.symlink("target", tmp_path / "link")
-    write_atomic(str(tmp_path / "link"), b"new", "write")
+    state.write_atomic(str(tmp_path / "link"), b"new", "write")
     assert not os.path.islink(tmp_path / "link") and (tmp_path / "link").read_bytes() == b"new"
     assert (tmp_path / "target").read_bytes() == b"kept"
 
