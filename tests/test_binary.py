@@ -348,6 +348,23 @@ def build_dir(binary):
     return os.path.join(REPO, "build", "binary", target)
 
 
+def built_bytecode(binary):
+    """What the build of `binary` left in Nuitka's build directory: the plugins' C files'
+    directory, the laid-out constants blob, and {module: (index, size)} from __loader.c with
+    the offset table of the bytecode index (nuitka_builtins.bytecode_index_source)."""
+    plugin = plugin_module()
+    build = os.path.join(build_dir(binary), "nuitka", "minirunc_main.build")
+    plugins = os.path.join(build, "plugins")
+    with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
+        blob = f.read()
+    with open(os.path.join(build, "__loader.c")) as f:
+        sizes = {name: (int(i), int(n)) for name, i, n in plugin.LOADER_BYTECODE_ENTRY.findall(f.read())}
+    with open(os.path.join(plugins, "plugin.minirunc-builtins.bytecode_index.c")) as f:
+        table = [int(n) for n in re.search(r"offsets\[\d+\] = \{([^}]*)\}", f.read()).group(1).split(",")
+                 if n.strip()]
+    return plugin, plugins, blob, sizes, table
+
+
 def test_each_module_finds_its_own_bytecode(binary):
     """The table the loader uses instead of walking the blob (nuitka_builtins.
     bytecode_index_source) was made from the very blob inside the binary, and each module's
@@ -355,27 +372,15 @@ def test_each_module_finds_its_own_bytecode(binary):
     run path first, so a wrong entry would run another module); the run path's modules lie
     at the front, one after the other."""
     import marshal
-    plugin = plugin_module()
-    build = os.path.join(build_dir(binary), "nuitka", "minirunc_main.build")
-    index = os.path.join(build, "plugins", "plugin.minirunc-builtins.bytecode_index.c")
-    with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
-        blob = f.read()
-    with open(os.path.join(build, "__loader.c")) as f:
-        loader = f.read()
+    plugin, plugins, blob, sizes, table = built_bytecode(binary)
     size, items = plugin.bytecode_items(blob)
-    with open(index) as f:
-        table = [int(n) for n in re.search(r"offsets\[\d+\] = \{([^}]*)\}", f.read()).group(1).split(",")
-                 if n.strip()]
     assert len(table) == len(items) > 100
-    sizes = {}
-    for name, i, n in plugin.LOADER_BYTECODE_ENTRY.findall(loader):
-        sizes[name] = (int(i), int(n))
     assert len(sizes) == len(items)
     for name, (i, n) in sizes.items():
         code = marshal.loads(blob[table[i]:table[i] + n])
         path = name.replace(".", "/")
         assert code.co_filename.endswith((path + ".py", path + "/__init__.py")), (name, code.co_filename)
-    with open(index) as f:
+    with open(os.path.join(plugins, "plugin.minirunc-builtins.bytecode_index.c")) as f:
         assert f.read() == plugin.bytecode_index_source(size, table, True)
     from_front = sorted((table[sizes[m][0]], m) for m in sizes)
     first = [m for _, m in from_front[:12]]
@@ -394,25 +399,14 @@ def test_the_run_path_is_deep_frozen_from_its_own_bytecode(binary):
     ships as bytecode has a static code object, keyed by where its bytecode lies in the
     laid-out blob and its size, and the C the binary was built from is what CPython's
     deepfreeze.py makes of exactly those bytes."""
-    plugin = plugin_module()
-    build = os.path.join(build_dir(binary), "nuitka", "minirunc_main.build")
-    plugins = os.path.join(build, "plugins")
-    with open(os.path.join(build, "blobs", "__constant.bin"), "rb") as f:
-        blob = f.read()
-    with open(os.path.join(build, "__loader.c")) as f:
-        loader = f.read()
-    with open(os.path.join(plugins, "plugin.minirunc-builtins.bytecode_index.c")) as f:
-        table = [int(n) for n in re.search(r"offsets\[\d+\] = \{([^}]*)\}", f.read()).group(1).split(",")
-                 if n.strip()]
-    sizes = {name: (int(i), int(n)) for name, i, n in plugin.LOADER_BYTECODE_ENTRY.findall(loader)}
+    plugin, plugins, blob, sizes, table = built_bytecode(binary)
     listed = [m for m in build_constant("RUN_PATH_MODULES") if m in sizes]
     assert "minirunc.container" in listed and "encodings" in listed
     with open(os.path.join(plugins, "plugin.minirunc-builtins.deepfreeze.c")) as f:
         source = f.read()
-    rows = [(int(o), int(n)) for o, n in FROZEN_ROW.findall(source)]
-    assert rows == [(table[sizes[m][0]], sizes[m][1]) for m in listed]
-    frozen = [(m, table[sizes[m][0]], blob[table[sizes[m][0]]:table[sizes[m][0]] + sizes[m][1]])
-              for m in listed]
+    where = [(table[sizes[m][0]], sizes[m][1]) for m in listed]
+    assert [(int(o), int(n)) for o, n in FROZEN_ROW.findall(source)] == where
+    frozen = [(m, at, blob[at:at + n]) for m, (at, n) in zip(listed, where)]
     tools = os.path.join(REPO, "build", "binary", "sources", "Python-3.11.2", "Tools", "scripts")
     assert plugin.deepfreeze_source(tools, frozen) == source
 
